@@ -1,0 +1,32 @@
+# Thin entry points; the work is in scripts/. Every target installs what is missing first.
+#   make up        build, start a hub + local agent, print the dashboard URL and admin token path
+#   make test      the whole suite: debug build, fuzzers, ASan+UBSan build (what CI runs)
+#   make bench     benchmarks side by side with peers (not tests)
+#   make images    local Docker images for container terminals
+#   make fuzz SECONDS=N   run each fuzzer N seconds
+#   make clean
+SHELL := /bin/bash
+SECONDS ?= 60
+
+.PHONY: deps up test bench images fuzz clean
+
+deps:
+	@scripts/install-deps.sh
+
+up: deps
+	@scripts/up.sh
+
+test: deps
+	@scripts/test.sh
+
+bench: deps
+	@scripts/bench.sh
+
+images: deps
+	@scripts/build-images.sh
+
+fuzz: deps
+	@scripts/fuzz.sh $(SECONDS)
+
+clean:
+	rm -rf build

@@ -1,0 +1,292 @@
+// protocol/codec.cpp: every frame type round-trips; every malformed input gets its own clear error.
+#include "protocol/codec.h"
+
+#include <gtest/gtest.h>
+#include <msgpack.hpp>
+
+#include <random>
+
+#include "protocol/limits.h"
+
+namespace rexec::protocol {
+namespace {
+
+// Raw msgpack written by hand (through msgpack-c's packer), for frames our encoder would never make.
+struct Raw {
+  std::vector<uint8_t> bytes;
+  struct Sink {
+    std::vector<uint8_t>& out;
+    void write(const char* p, size_t n) { out.insert(out.end(), p, p + n); }
+  } sink{bytes};
+  msgpack::packer<Sink> pk{sink};
+  Raw& array(uint32_t n) { pk.pack_array(n); return *this; }
+  Raw& map(uint32_t n) { pk.pack_map(n); return *this; }
+  Raw& u(uint64_t v) { pk.pack_uint64(v); return *this; }
+  Raw& i(int64_t v) { pk.pack_int64(v); return *this; }
+  Raw& str(std::string_view s) { pk.pack_str(uint32_t(s.size())); pk.pack_str_body(s.data(), uint32_t(s.size())); return *this; }
+  Raw& bin(size_t n, uint8_t fill = 'x') {
+    std::string b(n, char(fill));
+    pk.pack_bin(uint32_t(n)); pk.pack_bin_body(b.data(), uint32_t(n));
+    return *this;
+  }
+  Raw& nil() { pk.pack_nil(); return *this; }
+  Raw& f64(double d) { pk.pack_double(d); return *this; }
+};
+
+Error decode_error(std::span<const uint8_t> bytes) {
+  auto r = decode(bytes);
+  EXPECT_FALSE(r.ok()) << "expected an error, decoded type " << (r.ok() ? frame_type(*r) : 0);
+  return r.ok() ? Error{} : r.error();
+}
+
+std::vector<Frame> one_of_each() {
+  HostInfo host{"box", "Debian GNU/Linux 12 (bookworm)", "6.1.0", "x86_64", 8, 1ull << 34,
+                {{0, "GPU-1", "NVIDIA A100", 80ull << 30}, {1, "GPU-2", "NVIDIA A100", 80ull << 30}}};
+  std::vector<uint8_t> all_bytes(256);
+  for (int i = 0; i < 256; ++i) all_bytes[size_t(i)] = uint8_t(i);
+  return {
+      Hello{0, 1, 2, "0.1.0", {"pty", "exec"}, host, {{1, 10}, {UINT32_MAX, UINT64_MAX}}},
+      Welcome{0, 1, "0.1.0", "ag_1", std::string("rxa_secret"), {{1, Stream::kOutput, 5}, {2, Stream::kStderr, 0}}},
+      Welcome{0, 1, "0.1.0", "ag_1", std::nullopt, {}},
+      Open{7, ChannelKind::kPty, {}, {{"A", "1"}, {"B", ""}}, 80, 24, kDefaultWindow},
+      Open{8, ChannelKind::kExec, {"/bin/echo", "hi"}, {}, 65535, 65535, kMaxWindow},
+      Opened{7, 4242},
+      Data{7, Stream::kOutput, 0, all_bytes},
+      Data{7, Stream::kInput, UINT64_MAX - 256, all_bytes},
+      Data{7, Stream::kStderr, 1, std::vector<uint8_t>(kMaxChunk, 0xab)},
+      Ack{7, Stream::kOutput, 1ull << 40},
+      Resize{7, 1, 65535},
+      Signal{7, "INT"},
+      Exit{7, 3, ""},
+      Exit{7, INT32_MIN, ""},
+      Exit{7, 137, "KILL"},
+      Close{7, "bye"},
+      Stats{0, 1000, 1, 2, {{0, 100, 3, 4}}},
+      ErrorFrame{7, "unknown_channel", "channel 7 is not open"},
+  };
+}
+
+TEST(Codec, EveryFrameTypeRoundTrips) {
+  std::set<uint32_t> types;
+  for (const auto& frame : one_of_each()) {
+    auto bytes = encode(frame);
+    ASSERT_LE(bytes.size(), kMaxFrameBytes);
+    auto back = decode(bytes);
+    ASSERT_TRUE(back.ok()) << frame_type_name(frame_type(frame)) << ": " << back.error().message;
+    EXPECT_EQ(*back, frame) << frame_type_name(frame_type(frame));
+    EXPECT_EQ(encode(*back), bytes);
+    types.insert(frame_type(frame));
+  }
+  EXPECT_EQ(types.size(), 12u) << "a frame type has no round-trip case";
+}
+
+TEST(Codec, DataHasTheExactBytesOfTheSpec) {
+  // [5, 1, 1, 0, bin "hi"]: fixarray(5), fixints, bin8.
+  auto bytes = encode(Data{1, Stream::kOutput, 0, {'h', 'i'}});
+  EXPECT_EQ(bytes, (std::vector<uint8_t>{0x95, 0x05, 0x01, 0x01, 0x00, 0xc4, 0x02, 'h', 'i'}));
+}
+
+TEST(Codec, EncodeDataMatchesEncodeAndKeepsHeadroom) {
+  std::vector<uint8_t> payload(5000, 'z');
+  auto a = encode(Data{3, Stream::kOutput, 123456789, payload}, 16);
+  auto b = encode_data(3, Stream::kOutput, 123456789, payload, 16);
+  EXPECT_EQ(a, b);
+  ASSERT_GT(a.size(), 16u);
+  for (size_t i = 0; i < 16; ++i) EXPECT_EQ(a[i], 0);
+  auto back = decode(std::span(a).subspan(16));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(std::get<Data>(*back).bytes, payload);
+}
+
+TEST(Codec, UnknownTypeDecodesToUnknownAndIsIgnorable) {
+  auto raw = Raw().array(4).u(99).u(3).str("from the future").u(1).bytes;
+  auto r = decode(raw);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(std::holds_alternative<Unknown>(*r));
+  EXPECT_EQ(std::get<Unknown>(*r), (Unknown{99, 3}));
+  EXPECT_EQ(frame_type_name(99), "UNKNOWN");
+}
+
+TEST(Codec, ExtraTrailingFieldsAreIgnored) {
+  auto raw = Raw().array(6).u(6).u(1).u(1).u(10).str("appended later").nil().bytes;
+  auto r = decode(raw);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(std::get<Ack>(*r), (Ack{1, Stream::kOutput, 10}));
+}
+
+TEST(Codec, UnknownMapKeysAreIgnored) {
+  auto raw = Raw().array(3).u(11).u(0).map(2).str("cpu").u(5).str("future_key").str("x").bytes;
+  auto r = decode(raw);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(std::get<Stats>(*r).cpu_permille, 5u);
+}
+
+// ---- malformed input: one test each ------------------------------------------------------------
+
+TEST(CodecMalformed, EmptyMessage) { EXPECT_EQ(decode_error({}).code, "empty_frame"); }
+
+TEST(CodecMalformed, TruncatedFrame) {
+  auto bytes = encode(Data{1, Stream::kOutput, 0, std::vector<uint8_t>(100, 'a')});
+  for (size_t cut : {size_t(1), size_t(4), bytes.size() - 1}) {
+    auto e = decode_error(std::span(bytes).first(cut));
+    EXPECT_EQ(e.code, "truncated") << "cut at " << cut << ": " << e.message;
+  }
+}
+
+TEST(CodecMalformed, WrongElementTypes) {
+  auto e = decode_error(Raw().array(5).u(5).u(1).u(1).str("zero").bin(1).bytes);
+  EXPECT_EQ(e.code, "bad_type");
+  EXPECT_EQ(e.message, "DATA.offset: expected unsigned integer, got string");
+  // PTY bytes as str instead of bin are refused, not reinterpreted.
+  e = decode_error(Raw().array(5).u(5).u(1).u(1).u(0).str("hi").bytes);
+  EXPECT_EQ(e.code, "bad_type");
+  EXPECT_EQ(e.message, "DATA.bytes: expected bin, got string");
+  e = decode_error(Raw().array(4).u(7).u(1).f64(80.5).u(24).bytes);
+  EXPECT_EQ(e.message, "RESIZE.cols: expected unsigned integer, got float");
+  e = decode_error(Raw().array(2).str("DATA").u(1).bytes);
+  EXPECT_EQ(e.message, "frame.type: expected unsigned integer, got string");
+}
+
+TEST(CodecMalformed, OversizedBin) {
+  auto e = decode_error(Raw().array(5).u(5).u(1).u(1).u(0).bin(kMaxChunk + 1).bytes);
+  EXPECT_EQ(e.code, "too_large");
+  EXPECT_NE(e.message.find("65536"), std::string::npos) << e.message;
+}
+
+TEST(CodecMalformed, FrameOverTheCapIsRefusedBeforeDecoding) {
+  // Not even valid msgpack: the cap must be checked before any parsing happens.
+  std::vector<uint8_t> bytes(kMaxFrameBytes + 1, 0xc1);
+  EXPECT_EQ(decode_error(bytes).code, "frame_too_large");
+}
+
+TEST(CodecMalformed, IntegerOverflow) {
+  // channel beyond u32
+  auto e = decode_error(Raw().array(3).u(4).u(1ull << 32).u(1).bytes);
+  EXPECT_EQ(e.code, "out_of_range");
+  EXPECT_EQ(e.message, "frame.channel: 4294967296 is over the maximum 4294967295");
+  // cols beyond u16
+  e = decode_error(Raw().array(4).u(7).u(1).u(70000).u(24).bytes);
+  EXPECT_EQ(e.code, "out_of_range");
+  // negative offset
+  e = decode_error(Raw().array(4).u(6).u(1).u(1).i(-5).bytes);
+  EXPECT_EQ(e.code, "out_of_range");
+  EXPECT_EQ(e.message, "ACK.offset: -5 is negative; must be 0..18446744073709551615");
+  // offset + length past 2^64
+  e = decode_error(Raw().array(5).u(5).u(1).u(1).u(UINT64_MAX - 1).bin(2).bytes);
+  EXPECT_EQ(e.code, "out_of_range");
+  // exit code beyond i32
+  e = decode_error(Raw().array(4).u(9).u(1).u(1ull << 31).str("").bytes);
+  EXPECT_EQ(e.code, "out_of_range");
+}
+
+TEST(CodecMalformed, DeepNesting) {
+  Raw r;
+  r.array(3).u(11).u(0);
+  for (int i = 0; i < 100; ++i) r.array(1);
+  r.u(1);
+  EXPECT_EQ(decode_error(r.bytes).code, "too_deep");
+}
+
+TEST(CodecMalformed, EmptyArray) {
+  auto e = decode_error(Raw().array(0).bytes);
+  EXPECT_EQ(e.code, "missing_field");
+  EXPECT_EQ(e.message, "frame must be an array of at least [type, channel], got 0 elements");
+}
+
+TEST(CodecMalformed, TrailingGarbage) {
+  auto bytes = encode(Ack{1, Stream::kOutput, 5});
+  bytes.push_back(0x00);
+  bytes.push_back(0xff);
+  auto e = decode_error(bytes);
+  EXPECT_EQ(e.code, "trailing_bytes");
+  EXPECT_EQ(e.message, "2 bytes follow the frame");
+}
+
+TEST(CodecMalformed, MissingFieldNamesTheField) {
+  auto e = decode_error(Raw().array(4).u(5).u(1).u(1).u(0).bytes);
+  EXPECT_EQ(e.code, "missing_field");
+  EXPECT_EQ(e.message, "DATA: expected 5 elements, got 4 (missing bytes)");
+}
+
+TEST(CodecMalformed, NotMsgpack) {
+  std::vector<uint8_t> bytes{0xc1};  // the one byte msgpack never uses
+  EXPECT_EQ(decode_error(bytes).code, "not_msgpack");
+}
+
+TEST(CodecMalformed, NotAnArray) {
+  auto e = decode_error(Raw().map(0).bytes);
+  EXPECT_EQ(e.code, "not_an_array");
+  EXPECT_EQ(e.message, "frame must be a msgpack array, got map");
+}
+
+TEST(CodecMalformed, BadValues) {
+  EXPECT_EQ(decode_error(Raw().array(4).u(7).u(1).u(0).u(24).bytes).message, "RESIZE.cols: must be at least 1");
+  Hello hello;
+  hello.channel = 3;
+  hello.proto_min = hello.proto_max = 1;
+  EXPECT_EQ(decode_error(encode(hello)).message, "HELLO.channel: must be 0 (the link itself), got 3");
+  hello.channel = 0;
+  hello.proto_min = 2;
+  EXPECT_EQ(decode_error(encode(hello)).code, "bad_value");
+  EXPECT_EQ(decode_error(encode(Signal{1, "int; rm -rf /"})).code, "bad_value");
+  EXPECT_EQ(decode_error(encode(Open{1, ChannelKind::kExec, {}, {}, 80, 24, kDefaultWindow})).code, "bad_value");
+  EXPECT_EQ(decode_error(encode(Open{1, ChannelKind::kPty, {}, {}, 80, 24, 1})).code, "out_of_range");
+  auto kind = Raw().array(8).u(3).u(1).str("telnet").array(0).map(0).u(80).u(24).u(kDefaultWindow).bytes;
+  EXPECT_EQ(decode_error(kind).message, "OPEN.kind: \"telnet\" is not \"pty\" or \"exec\"");
+  EXPECT_EQ(decode_error(Raw().array(4).u(6).u(1).u(3).u(0).bytes).code, "out_of_range");  // stream 3
+}
+
+TEST(CodecMalformed, ExtValuesAreRefused) {
+  std::vector<uint8_t> bytes{0x93, 0x06, 0x01, 0xd4, 0x01, 0x00};  // [6, 1, fixext1]
+  EXPECT_EQ(decode_error(bytes).code, "bad_type");
+}
+
+TEST(CodecMalformed, HugeDeclaredSizesDoNotAllocate) {
+  // array32 / map32 headers claiming 4 billion elements: refused at the header, before msgpack-c
+  // allocates their element table.
+  for (std::vector<uint8_t> bytes : {std::vector<uint8_t>{0xdd, 0xff, 0xff, 0xff, 0xff},
+                                     std::vector<uint8_t>{0x92, 0x05, 0xdf, 0xff, 0xff, 0xff, 0xff}}) {
+    EXPECT_EQ(decode_error(bytes).code, "too_large");
+  }
+  // bin32 / str32 claiming 4 GiB in a 10-byte message: the body is missing, so the frame is
+  // truncated; nothing is allocated for it since str/bin are referenced in place.
+  for (std::vector<uint8_t> bytes : {std::vector<uint8_t>{0x95, 0x05, 0x01, 0x01, 0x00, 0xc6, 0xff, 0xff, 0xff, 0xff},
+                                     std::vector<uint8_t>{0x93, 0x0a, 0x01, 0xdb, 0xff, 0xff, 0xff, 0xff}}) {
+    EXPECT_EQ(decode_error(bytes).code, "truncated");
+  }
+}
+
+TEST(CodecMalformed, RandomBytesNeverCrash) {
+  std::mt19937_64 rng(20261125);
+  size_t errors = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::vector<uint8_t> bytes(rng() % 64);
+    for (auto& b : bytes) b = uint8_t(rng());
+    if (!bytes.empty() && rng() % 2) bytes[0] = uint8_t(0x90 | (rng() % 9));  // often an array
+    auto r = decode(bytes);
+    if (!r.ok()) {
+      ++errors;
+      EXPECT_FALSE(r.error().code.empty());
+      EXPECT_FALSE(r.error().message.empty());
+    }
+  }
+  EXPECT_GT(errors, 10000u);
+}
+
+TEST(CodecMalformed, MutatedValidFramesDecodeOrFailCleanly) {
+  std::mt19937_64 rng(7);
+  for (const auto& frame : one_of_each()) {
+    auto good = encode(frame);
+    for (int i = 0; i < 300; ++i) {
+      auto bytes = good;
+      bytes[rng() % bytes.size()] = uint8_t(rng());
+      auto r = decode(bytes);
+      if (r.ok()) {
+        EXPECT_TRUE(decode(encode(*r)).ok());  // anything accepted re-encodes validly
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace rexec::protocol
