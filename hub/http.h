@@ -1,0 +1,54 @@
+// HTTP requests and responses as plain values, independent of libwebsockets: the server fills a
+// Request, a handler returns a Response. Every error the API gives is JSON
+// {"error": "human readable", "code": "machine_code"}: error_response() is the one place that
+// maps an Error code to its HTTP status.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/error.h"
+
+namespace rexec::hub {
+
+struct Request {
+  std::string method{};  // "GET", "POST", "DELETE", ...
+  std::string path{};    // decoded path, no query
+  std::map<std::string, std::string> query{};
+  std::map<std::string, std::string> headers{};  // lower-case names
+  std::string body{};
+  std::string peer{};                            // client IP address
+  std::map<std::string, std::string> params{};   // filled by the router: {id} -> value
+
+  std::optional<std::string> header(const std::string& lower_name) const;
+  // The token of "Authorization: Bearer <token>", if any.
+  std::optional<std::string> bearer() const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers, e.g. Retry-After
+};
+
+Response json_response(int status, const nlohmann::json& body);
+// Maps the error's code to its status (http_status) and writes the JSON error body.
+Response error_response(const Error& error);
+int http_status(std::string_view error_code);
+
+// Parses "a=1&b=x%20y" (percent-decoding, '+' as space). Errors: bad_request on bad escapes.
+Result<std::map<std::string, std::string>> parse_query(std::string_view query);
+// Percent-decodes a path; refuses encoded NUL and "/" so ids cannot smuggle separators.
+Result<std::string> decode_path(std::string_view path);
+
+// Parses a JSON object body. Errors: bad_json (with the parser's position), or bad_request when
+// the top level is not an object.
+Result<nlohmann::json> parse_json_object(std::string_view body);
+
+}  // namespace rexec::hub

@@ -1,0 +1,354 @@
+#include "hub/sqlite_store.h"
+
+#include <ctime>
+
+#include "hub/tokens.h"
+
+namespace rexec::hub {
+namespace {
+
+// Append-only: never edit a migration that has shipped; add the next one.
+constexpr const char* kMigrations[] = {
+    // 1: the relay core
+    R"sql(
+    CREATE TABLE users (
+      id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, admin INTEGER NOT NULL DEFAULT 0,
+      created_at INTEGER NOT NULL);
+    CREATE TABLE tokens (
+      id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+      name TEXT NOT NULL, scopes TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+      created_at INTEGER NOT NULL, expires_at INTEGER, last_used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE enrollments (
+      hash TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+      expires_at INTEGER NOT NULL, uses_left INTEGER NOT NULL, created_at INTEGER NOT NULL);
+    CREATE TABLE agents (
+      id TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+      name TEXT NOT NULL, credential_hash TEXT NOT NULL UNIQUE, host_json TEXT NOT NULL DEFAULT '{}',
+      created_at INTEGER NOT NULL, last_seen_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0,
+      next_channel INTEGER NOT NULL DEFAULT 1);
+    CREATE TABLE terminals (
+      id TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+      kind TEXT NOT NULL, agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+      channel INTEGER NOT NULL, name TEXT NOT NULL, cols INTEGER NOT NULL, rows INTEGER NOT NULL,
+      status TEXT NOT NULL, exit_code INTEGER, created_at INTEGER NOT NULL,
+      UNIQUE (agent_id, channel));
+    CREATE TABLE audit (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL,
+      action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+    )sql",
+};
+constexpr int kSchemaVersion = int(std::size(kMigrations));
+
+int64_t now() { return int64_t(std::time(nullptr)); }
+
+// Wraps a multi-statement operation in BEGIN IMMEDIATE ... COMMIT; rolls back unless committed.
+class Transaction {
+ public:
+  explicit Transaction(Db& db) : db_(db) { began_ = db_.exec("BEGIN IMMEDIATE").ok(); }
+  ~Transaction() {
+    if (began_ && !done_) (void)db_.exec("ROLLBACK");
+  }
+  bool began() const { return began_; }
+  Status commit() {
+    done_ = true;
+    return db_.exec("COMMIT");
+  }
+
+ private:
+  Db& db_;
+  bool began_ = false;
+  bool done_ = false;
+};
+
+#define TRY(expr)                         \
+  do {                                    \
+    auto _r = (expr);                     \
+    if (!_r) return _r.error();           \
+  } while (0)
+
+AgentRecord agent_from(const Stmt& s) {
+  return AgentRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4), s.opt_int64(5), s.int64(6) != 0};
+}
+constexpr const char* kAgentCols = "id, owner_id, name, host_json, created_at, last_seen_at, revoked";
+
+TerminalRecord terminal_from(const Stmt& s) {
+  TerminalRecord t;
+  t.id = s.text(0);
+  t.owner_id = s.text(1);
+  t.kind = s.text(2);
+  t.agent_id = s.text(3);
+  t.channel = uint32_t(s.int64(4));
+  t.name = s.text(5);
+  t.cols = int(s.int64(6));
+  t.rows = int(s.int64(7));
+  t.status = s.text(8);
+  if (auto e = s.opt_int64(9)) t.exit_code = int(*e);
+  t.created_at = s.int64(10);
+  return t;
+}
+constexpr const char* kTerminalCols = "id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at";
+
+TokenRecord token_from(const Stmt& s) {
+  return TokenRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4), s.opt_int64(5), s.opt_int64(6),
+                     s.int64(7) != 0};
+}
+constexpr const char* kTokenCols = "id, user_id, name, scopes, created_at, expires_at, last_used_at, revoked";
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
+  auto db = Db::open(path);
+  if (!db) return db.error();
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db).value()));
+  TRY(store->migrate());
+  return store;
+}
+
+int SqliteStore::schema_version() {
+  auto s = db_.prepare("PRAGMA user_version");
+  if (!s || !s->step().ok()) return -1;
+  return int(s->int64(0));
+}
+
+Status SqliteStore::migrate() {
+  int have = schema_version();
+  if (have < 0) return make_error("store_error", "cannot read the schema version");
+  if (have > kSchemaVersion)
+    return make_error("store_too_new", "the store has schema version " + std::to_string(have) +
+                                           "; this hub knows up to " + std::to_string(kSchemaVersion) +
+                                           " (downgrades are not supported)");
+  for (int v = have; v < kSchemaVersion; ++v) {
+    Transaction tx(db_);
+    if (!tx.began()) return make_error("store_busy", "cannot start the migration transaction");
+    TRY(db_.exec(kMigrations[v]));
+    TRY(db_.exec("PRAGMA user_version = " + std::to_string(v + 1)));
+    TRY(tx.commit());
+  }
+  return Ok{};
+}
+
+Result<User> SqliteStore::create_user(const std::string& name, bool admin) {
+  User u{new_id("u_"), name, admin};
+  auto s = db_.prepare("INSERT INTO users (id, name, admin, created_at) VALUES (?, ?, ?, ?)");
+  if (!s) return s.error();
+  auto r = s->bind(1, u.id).bind(2, name).bind(3, int64_t(admin)).bind(4, now()).run();
+  if (!r) {
+    if (r.error().message.find("UNIQUE") != std::string::npos)
+      return make_error("conflict", "a user named \"" + name + "\" already exists");
+    return r.error();
+  }
+  return u;
+}
+
+Result<std::optional<User>> SqliteStore::user_by_id(const std::string& id) {
+  auto s = db_.prepare("SELECT id, name, admin FROM users WHERE id = ?");
+  if (!s) return s.error();
+  s->bind(1, id);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<User>();
+  return std::optional<User>(User{s->text(0), s->text(1), s->int64(2) != 0});
+}
+
+Result<std::optional<User>> SqliteStore::user_by_name(const std::string& name) {
+  auto s = db_.prepare("SELECT id, name, admin FROM users WHERE name = ?");
+  if (!s) return s.error();
+  s->bind(1, name);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<User>();
+  return std::optional<User>(User{s->text(0), s->text(1), s->int64(2) != 0});
+}
+
+Result<TokenRecord> SqliteStore::create_token(const std::string& user_id, const std::string& name,
+                                              const std::string& scopes, const std::string& hash,
+                                              std::optional<int64_t> expires_at) {
+  TokenRecord t{new_id("tk_"), user_id, name, scopes, now(), expires_at, std::nullopt, false};
+  auto s = db_.prepare(
+      "INSERT INTO tokens (id, user_id, name, scopes, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  TRY(s->bind(1, t.id).bind(2, user_id).bind(3, name).bind(4, scopes).bind(5, hash).bind(6, t.created_at)
+          .bind(7, expires_at).run());
+  return t;
+}
+
+Result<std::optional<TokenRecord>> SqliteStore::token_by_hash(const std::string& hash) {
+  auto s = db_.prepare(std::string("SELECT ") + kTokenCols + " FROM tokens WHERE hash = ?");
+  if (!s) return s.error();
+  s->bind(1, hash);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<TokenRecord>();
+  return std::optional<TokenRecord>(token_from(*s));
+}
+
+Status SqliteStore::touch_token(const std::string& id, int64_t at) {
+  auto s = db_.prepare("UPDATE tokens SET last_used_at = ? WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, at).bind(2, id).run();
+}
+
+Status SqliteStore::create_enrollment(const std::string& owner_id, const std::string& hash, int64_t expires_at,
+                                      int uses) {
+  auto s = db_.prepare("INSERT INTO enrollments (hash, owner_id, expires_at, uses_left, created_at) VALUES (?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  return s->bind(1, hash).bind(2, owner_id).bind(3, expires_at).bind(4, int64_t(uses)).bind(5, now()).run();
+}
+
+Result<std::string> SqliteStore::consume_enrollment(const std::string& hash, int64_t at) {
+  Transaction tx(db_);
+  if (!tx.began()) return make_error("store_busy", "cannot start a transaction");
+  auto s = db_.prepare("SELECT owner_id, expires_at, uses_left FROM enrollments WHERE hash = ?");
+  if (!s) return s.error();
+  s->bind(1, hash);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return make_error("enrollment_invalid", "unknown enrollment token");
+  std::string owner = s->text(0);
+  if (s->int64(1) <= at) return make_error("enrollment_expired", "the enrollment token has expired");
+  if (s->int64(2) <= 0) return make_error("enrollment_used", "the enrollment token was already used");
+  auto u = db_.prepare("UPDATE enrollments SET uses_left = uses_left - 1 WHERE hash = ?");
+  if (!u) return u.error();
+  TRY(u->bind(1, hash).run());
+  TRY(tx.commit());
+  return owner;
+}
+
+Result<AgentRecord> SqliteStore::create_agent(const std::string& owner_id, const std::string& name,
+                                              const std::string& credential_hash) {
+  AgentRecord a{new_id("ag_"), owner_id, name, "{}", now(), std::nullopt, false};
+  auto s = db_.prepare(
+      "INSERT INTO agents (id, owner_id, name, credential_hash, created_at) VALUES (?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  TRY(s->bind(1, a.id).bind(2, owner_id).bind(3, name).bind(4, credential_hash).bind(5, a.created_at).run());
+  return a;
+}
+
+Result<std::optional<AgentRecord>> SqliteStore::agent_by_credential(const std::string& hash) {
+  auto s = db_.prepare(std::string("SELECT ") + kAgentCols + " FROM agents WHERE credential_hash = ?");
+  if (!s) return s.error();
+  s->bind(1, hash);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<AgentRecord>();
+  return std::optional<AgentRecord>(agent_from(*s));
+}
+
+Result<std::optional<AgentRecord>> SqliteStore::agent_by_id(const std::string& id) {
+  auto s = db_.prepare(std::string("SELECT ") + kAgentCols + " FROM agents WHERE id = ?");
+  if (!s) return s.error();
+  s->bind(1, id);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<AgentRecord>();
+  return std::optional<AgentRecord>(agent_from(*s));
+}
+
+Result<std::vector<AgentRecord>> SqliteStore::list_agents() {
+  auto s = db_.prepare(std::string("SELECT ") + kAgentCols + " FROM agents ORDER BY created_at, id");
+  if (!s) return s.error();
+  std::vector<AgentRecord> out;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return out;
+    out.push_back(agent_from(*s));
+  }
+}
+
+Status SqliteStore::update_agent_seen(const std::string& id, const std::string& host_json, int64_t at) {
+  auto s = db_.prepare("UPDATE agents SET host_json = ?, last_seen_at = ? WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, host_json).bind(2, at).bind(3, id).run();
+}
+
+Status SqliteStore::revoke_agent(const std::string& id) {
+  auto s = db_.prepare("UPDATE agents SET revoked = 1 WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, id).run();
+}
+
+Result<uint32_t> SqliteStore::next_channel(const std::string& agent_id) {
+  auto s = db_.prepare("UPDATE agents SET next_channel = next_channel + 1 WHERE id = ? RETURNING next_channel - 1");
+  if (!s) return s.error();
+  s->bind(1, agent_id);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return make_error("not_found", "unknown agent " + agent_id);
+  auto channel = uint32_t(s->int64(0));
+  TRY(s->run());  // finish the statement so the update is complete before we return
+  return channel;
+}
+
+Status SqliteStore::create_terminal(const TerminalRecord& t) {
+  auto s = db_.prepare(
+      "INSERT INTO terminals (id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  return s->bind(1, t.id).bind(2, t.owner_id).bind(3, t.kind).bind(4, t.agent_id).bind(5, int64_t(t.channel))
+      .bind(6, t.name).bind(7, int64_t(t.cols)).bind(8, int64_t(t.rows)).bind(9, t.status)
+      .bind(10, t.exit_code ? std::optional<int64_t>(*t.exit_code) : std::nullopt).bind(11, t.created_at).run();
+}
+
+Result<std::optional<TerminalRecord>> SqliteStore::terminal_by_id(const std::string& id) {
+  auto s = db_.prepare(std::string("SELECT ") + kTerminalCols + " FROM terminals WHERE id = ?");
+  if (!s) return s.error();
+  s->bind(1, id);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<TerminalRecord>();
+  return std::optional<TerminalRecord>(terminal_from(*s));
+}
+
+Result<std::vector<TerminalRecord>> SqliteStore::list_terminals() {
+  auto s = db_.prepare(std::string("SELECT ") + kTerminalCols + " FROM terminals ORDER BY created_at, id");
+  if (!s) return s.error();
+  std::vector<TerminalRecord> out;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return out;
+    out.push_back(terminal_from(*s));
+  }
+}
+
+Status SqliteStore::update_terminal_status(const std::string& id, const std::string& status,
+                                           std::optional<int> exit_code) {
+  auto s = db_.prepare("UPDATE terminals SET status = ?, exit_code = COALESCE(?, exit_code) WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, status).bind(2, exit_code ? std::optional<int64_t>(*exit_code) : std::nullopt).bind(3, id).run();
+}
+
+Status SqliteStore::update_terminal_size(const std::string& id, int cols, int rows) {
+  auto s = db_.prepare("UPDATE terminals SET cols = ?, rows = ? WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, int64_t(cols)).bind(2, int64_t(rows)).bind(3, id).run();
+}
+
+Status SqliteStore::delete_terminal(const std::string& id) {
+  auto s = db_.prepare("DELETE FROM terminals WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, id).run();
+}
+
+Status SqliteStore::audit(const std::string& actor, const std::string& action, const std::string& target,
+                          const std::string& detail) {
+  auto s = db_.prepare("INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  return s->bind(1, now()).bind(2, actor).bind(3, action).bind(4, target).bind(5, detail).run();
+}
+
+Result<std::vector<AuditRecord>> SqliteStore::list_audit(int64_t since_id, int limit) {
+  auto s = db_.prepare("SELECT id, at, actor, action, target, detail FROM audit WHERE id > ? ORDER BY id LIMIT ?");
+  if (!s) return s.error();
+  s->bind(1, since_id).bind(2, int64_t(limit));
+  std::vector<AuditRecord> out;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return out;
+    out.push_back(AuditRecord{s->int64(0), s->int64(1), s->text(2), s->text(3), s->text(4), s->text(5)});
+  }
+}
+
+}  // namespace rexec::hub

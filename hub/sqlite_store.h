@@ -1,0 +1,56 @@
+// SqliteStore: the embedded Store, one SQLite file (WAL, foreign keys, busy timeout) in the hub's
+// data directory. The schema is a list of numbered migrations applied in order inside one
+// transaction each, recorded in PRAGMA user_version; a newer file than this build refuses to open.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "hub/sqlite.h"
+#include "hub/store.h"
+
+namespace rexec::hub {
+
+class SqliteStore final : public Store {
+ public:
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path);
+  int schema_version();
+
+  Result<User> create_user(const std::string& name, bool admin) override;
+  Result<std::optional<User>> user_by_id(const std::string& id) override;
+  Result<std::optional<User>> user_by_name(const std::string& name) override;
+  Result<TokenRecord> create_token(const std::string& user_id, const std::string& name, const std::string& scopes,
+                                   const std::string& hash, std::optional<int64_t> expires_at) override;
+  Result<std::optional<TokenRecord>> token_by_hash(const std::string& hash) override;
+  Status touch_token(const std::string& id, int64_t now) override;
+
+  Status create_enrollment(const std::string& owner_id, const std::string& hash, int64_t expires_at, int uses) override;
+  Result<std::string> consume_enrollment(const std::string& hash, int64_t now) override;
+
+  Result<AgentRecord> create_agent(const std::string& owner_id, const std::string& name,
+                                   const std::string& credential_hash) override;
+  Result<std::optional<AgentRecord>> agent_by_credential(const std::string& hash) override;
+  Result<std::optional<AgentRecord>> agent_by_id(const std::string& id) override;
+  Result<std::vector<AgentRecord>> list_agents() override;
+  Status update_agent_seen(const std::string& id, const std::string& host_json, int64_t now) override;
+  Status revoke_agent(const std::string& id) override;
+
+  Result<uint32_t> next_channel(const std::string& agent_id) override;
+  Status create_terminal(const TerminalRecord& t) override;
+  Result<std::optional<TerminalRecord>> terminal_by_id(const std::string& id) override;
+  Result<std::vector<TerminalRecord>> list_terminals() override;
+  Status update_terminal_status(const std::string& id, const std::string& status, std::optional<int> exit_code) override;
+  Status update_terminal_size(const std::string& id, int cols, int rows) override;
+  Status delete_terminal(const std::string& id) override;
+
+  Status audit(const std::string& actor, const std::string& action, const std::string& target,
+               const std::string& detail) override;
+  Result<std::vector<AuditRecord>> list_audit(int64_t since_id, int limit) override;
+
+ private:
+  explicit SqliteStore(Db db) : db_(std::move(db)) {}
+  Status migrate();
+  Db db_;
+};
+
+}  // namespace rexec::hub

@@ -1,0 +1,111 @@
+// Store: everything the hub must remember across restarts — users, tokens, agents, enrollments,
+// terminals, audit. Handlers see only this interface, so a PostgreSQL store can be added later
+// without touching them; SqliteStore (sqlite_store.h) is the embedded one. Secrets are never
+// stored: only their SHA-256 (hub/tokens.h). Times are unix seconds.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/error.h"
+
+namespace rexec::hub {
+
+struct User {
+  std::string id;
+  std::string name;
+  bool admin = false;
+};
+
+struct TokenRecord {
+  std::string id;
+  std::string user_id;
+  std::string name;
+  std::string scopes;  // space separated: "read write admin"
+  int64_t created_at = 0;
+  std::optional<int64_t> expires_at;
+  std::optional<int64_t> last_used_at;
+  bool revoked = false;
+};
+
+struct AgentRecord {
+  std::string id;
+  std::string owner_id;
+  std::string name;
+  std::string host_json;  // last HELLO's host info, as JSON
+  int64_t created_at = 0;
+  std::optional<int64_t> last_seen_at;
+  bool revoked = false;
+};
+
+struct TerminalRecord {
+  std::string id;
+  std::string owner_id;
+  std::string kind;  // "agent" | "container"
+  std::string agent_id;
+  uint32_t channel = 0;
+  std::string name;
+  int cols = 80;
+  int rows = 24;
+  std::string status;  // starting, running, offline, exited, lost
+  std::optional<int> exit_code;
+  int64_t created_at = 0;
+};
+
+struct AuditRecord {
+  int64_t id = 0;
+  int64_t at = 0;
+  std::string actor;   // user id, "agent:<id>", or "anonymous"
+  std::string action;  // e.g. "terminal.create"
+  std::string target;
+  std::string detail;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Users and API tokens.
+  virtual Result<User> create_user(const std::string& name, bool admin) = 0;
+  virtual Result<std::optional<User>> user_by_id(const std::string& id) = 0;
+  virtual Result<std::optional<User>> user_by_name(const std::string& name) = 0;
+  virtual Result<TokenRecord> create_token(const std::string& user_id, const std::string& name, const std::string& scopes,
+                                           const std::string& hash, std::optional<int64_t> expires_at) = 0;
+  virtual Result<std::optional<TokenRecord>> token_by_hash(const std::string& hash) = 0;
+  virtual Status touch_token(const std::string& id, int64_t now) = 0;
+
+  // Enrollment tokens: single- or few-use, short-lived. consume() is atomic: two agents racing
+  // with the same token cannot both succeed. Errors: enrollment_invalid, enrollment_expired,
+  // enrollment_used.
+  virtual Status create_enrollment(const std::string& owner_id, const std::string& hash, int64_t expires_at,
+                                   int uses) = 0;
+  virtual Result<std::string> consume_enrollment(const std::string& hash, int64_t now) = 0;  // -> owner id
+
+  // Agents.
+  virtual Result<AgentRecord> create_agent(const std::string& owner_id, const std::string& name,
+                                           const std::string& credential_hash) = 0;
+  virtual Result<std::optional<AgentRecord>> agent_by_credential(const std::string& hash) = 0;
+  virtual Result<std::optional<AgentRecord>> agent_by_id(const std::string& id) = 0;
+  virtual Result<std::vector<AgentRecord>> list_agents() = 0;
+  virtual Status update_agent_seen(const std::string& id, const std::string& host_json, int64_t now) = 0;
+  virtual Status revoke_agent(const std::string& id) = 0;
+
+  // Terminals. next_channel() hands out a channel number never used before on that agent.
+  virtual Result<uint32_t> next_channel(const std::string& agent_id) = 0;
+  virtual Status create_terminal(const TerminalRecord& t) = 0;
+  virtual Result<std::optional<TerminalRecord>> terminal_by_id(const std::string& id) = 0;
+  virtual Result<std::vector<TerminalRecord>> list_terminals() = 0;
+  virtual Status update_terminal_status(const std::string& id, const std::string& status,
+                                        std::optional<int> exit_code) = 0;
+  virtual Status update_terminal_size(const std::string& id, int cols, int rows) = 0;
+  virtual Status delete_terminal(const std::string& id) = 0;
+
+  // Audit log.
+  virtual Status audit(const std::string& actor, const std::string& action, const std::string& target,
+                       const std::string& detail) = 0;
+  virtual Result<std::vector<AuditRecord>> list_audit(int64_t since_id, int limit) = 0;
+};
+
+}  // namespace rexec::hub

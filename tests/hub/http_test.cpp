@@ -1,0 +1,93 @@
+// hub/http.cpp and hub/router.h: request parsing helpers, the error contract, route matching.
+#include "hub/http.h"
+
+#include <gtest/gtest.h>
+
+#include "hub/router.h"
+
+namespace rexec::hub {
+namespace {
+
+TEST(Http, BearerToken) {
+  Request r;
+  EXPECT_FALSE(r.bearer());
+  r.headers["authorization"] = "Bearer rxk_abc";
+  EXPECT_EQ(r.bearer(), "rxk_abc");
+  r.headers["authorization"] = "bearer rxk_abc  ";
+  EXPECT_EQ(r.bearer(), "rxk_abc");
+  r.headers["authorization"] = "Basic Zm9vOmJhcg==";
+  EXPECT_FALSE(r.bearer());
+}
+
+TEST(Http, ErrorResponsesAreJsonWithTheRightStatus) {
+  for (auto [code, status] : std::vector<std::pair<std::string, int>>{
+           {"bad_json", 400}, {"unauthorized", 401}, {"forbidden", 403}, {"not_found", 404},
+           {"method_not_allowed", 405}, {"conflict", 409}, {"body_too_large", 413}, {"rate_limited", 429},
+           {"docker_unavailable", 503}, {"something_new", 500}}) {
+    auto r = error_response(make_error(code, "why"));
+    EXPECT_EQ(r.status, status) << code;
+    EXPECT_EQ(r.content_type, "application/json");
+    auto j = nlohmann::json::parse(r.body);
+    EXPECT_EQ(j, (nlohmann::json{{"error", "why"}, {"code", code}}));
+  }
+}
+
+TEST(Http, ParseQuery) {
+  auto q = parse_query("since=42&name=a%20b+c&flag&=x");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ((*q)["since"], "42");
+  EXPECT_EQ((*q)["name"], "a b c");
+  EXPECT_EQ((*q)["flag"], "");
+  EXPECT_EQ(parse_query("a=%zz").error().code, "bad_request");
+  EXPECT_EQ(parse_query("a=%4").error().code, "bad_request");
+  EXPECT_EQ(parse_query("a=%").error().code, "bad_request");
+}
+
+TEST(Http, DecodePathRefusesSmuggledSeparators) {
+  EXPECT_EQ(*decode_path("/api/v1/terminals/t%5Fx"), "/api/v1/terminals/t_x");
+  EXPECT_EQ(decode_path("/api/v1/terminals/..%2F..%2Fetc").error().code, "bad_request");
+  EXPECT_EQ(decode_path("/a%00b").error().code, "bad_request");
+}
+
+TEST(Http, JsonBodies) {
+  EXPECT_TRUE(parse_json_object(R"({"kind":"agent"})").ok());
+  EXPECT_EQ(parse_json_object("{").error().code, "bad_json");
+  EXPECT_EQ(parse_json_object("").error().code, "bad_json");
+  EXPECT_EQ(parse_json_object("[1]").error().code, "bad_request");
+}
+
+TEST(Router, MatchesParamsMethodsAndMisses) {
+  Router<int> router;
+  router.add("GET", "/api/v1/terminals", 1);
+  router.add("POST", "/api/v1/terminals", 2);
+  router.add("GET", "/api/v1/terminals/{id}", 3);
+  router.add("DELETE", "/api/v1/terminals/{id}", 4);
+  router.add("GET", "/api/v1/terminals/{id}/attach", 5);
+
+  Request r{.method = "GET", .path = "/api/v1/terminals/t_1/attach"};
+  auto m = router.match(r);
+  ASSERT_TRUE(m.handler);
+  EXPECT_EQ(*m.handler, 5);
+  EXPECT_EQ(r.params["id"], "t_1");
+
+  r = Request{.method = "DELETE", .path = "/api/v1/terminals/t_2"};
+  m = router.match(r);
+  ASSERT_TRUE(m.handler);
+  EXPECT_EQ(*m.handler, 4);
+
+  r = Request{.method = "PUT", .path = "/api/v1/terminals/t_2"};
+  m = router.match(r);
+  EXPECT_FALSE(m.handler);
+  EXPECT_EQ(m.error.code, "method_not_allowed");
+  EXPECT_EQ(m.allow, "GET, DELETE");
+
+  for (const char* path : {"/api/v1/terminals/", "/api/v1/terminals/t_1/attach/x", "/api/v1", "/"}) {
+    r = Request{.method = "GET", .path = path};
+    m = router.match(r);
+    EXPECT_FALSE(m.handler) << path;
+    EXPECT_EQ(m.error.code, "not_found") << path;
+  }
+}
+
+}  // namespace
+}  // namespace rexec::hub

@@ -1,0 +1,183 @@
+// hub/sqlite_store.cpp against real SQLite files in a temporary directory.
+#include "hub/sqlite_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "hub/tokens.h"
+
+namespace rexec::hub {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SqliteStoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("rexec-store-" + new_id(""));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path() const { return (dir_ / "hub.db").string(); }
+  std::unique_ptr<SqliteStore> open() {
+    auto s = SqliteStore::open(path());
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+  fs::path dir_;
+};
+
+TEST_F(SqliteStoreTest, MigratesAFreshFileAndReopens) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->schema_version(), 1);
+  ASSERT_TRUE(s->create_user("alice", true).ok());
+  s.reset();
+  auto again = open();
+  ASSERT_TRUE(again);
+  auto u = again->user_by_name("alice");
+  ASSERT_TRUE(u.ok() && u->has_value());
+  EXPECT_TRUE((*u)->admin);
+}
+
+TEST_F(SqliteStoreTest, RefusesAStoreFromANewerHub) {
+  { ASSERT_TRUE(open()); }
+  {
+    auto db = Db::open(path());
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->exec("PRAGMA user_version = 99").ok());
+  }
+  auto s = SqliteStore::open(path());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "store_too_new");
+}
+
+TEST_F(SqliteStoreTest, UsesWalAndForeignKeys) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  auto db = Db::open(path());
+  auto mode = db->prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(mode.ok() && *mode->step());
+  EXPECT_EQ(mode->text(0), "wal");
+  // A token for a user that does not exist violates the foreign key.
+  EXPECT_FALSE(s->create_token("u_nobody", "t", "read", "hash", std::nullopt).ok());
+}
+
+TEST_F(SqliteStoreTest, DuplicateUserIsAConflict) {
+  auto s = open();
+  ASSERT_TRUE(s->create_user("bob", false).ok());
+  auto dup = s->create_user("bob", false);
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code, "conflict");
+}
+
+TEST_F(SqliteStoreTest, TokensAreFoundByHashOnly) {
+  auto s = open();
+  auto u = s->create_user("carol", false);
+  auto secret = new_token(TokenKind::kApi);
+  auto t = s->create_token(u->id, "laptop", "read write", token_hash(secret), std::nullopt);
+  ASSERT_TRUE(t.ok());
+  auto found = s->token_by_hash(token_hash(secret));
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->user_id, u->id);
+  EXPECT_EQ((*found)->scopes, "read write");
+  auto missing = s->token_by_hash(token_hash(new_token(TokenKind::kApi)));
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  // The secret itself is nowhere in the file.
+  s.reset();
+  std::ifstream in(path(), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ifstream wal(path() + "-wal", std::ios::binary);
+  bytes.append((std::istreambuf_iterator<char>(wal)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(bytes.find(secret), std::string::npos);
+  EXPECT_NE(bytes.find(token_hash(secret)), std::string::npos);
+}
+
+TEST_F(SqliteStoreTest, EnrollmentIsSingleUseAndExpires) {
+  auto s = open();
+  auto u = s->create_user("dave", false);
+  ASSERT_TRUE(s->create_enrollment(u->id, "h1", 1000, 1).ok());
+  EXPECT_EQ(s->consume_enrollment("nope", 10).error().code, "enrollment_invalid");
+  EXPECT_EQ(s->consume_enrollment("h1", 1000).error().code, "enrollment_expired");
+  auto owner = s->consume_enrollment("h1", 999);
+  ASSERT_TRUE(owner.ok());
+  EXPECT_EQ(*owner, u->id);
+  EXPECT_EQ(s->consume_enrollment("h1", 999).error().code, "enrollment_used");
+}
+
+TEST_F(SqliteStoreTest, EnrollmentRaceHasOneWinner) {
+  {
+    auto s = open();
+    auto u = s->create_user("erin", false);
+    ASSERT_TRUE(s->create_enrollment(u->id, "race", INT64_MAX, 1).ok());
+  }
+  // Two connections (as two hub threads or processes would have) race for the one use.
+  std::atomic<int> wins{0}, used{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      auto s = SqliteStore::open(path());
+      ASSERT_TRUE(s.ok());
+      auto r = (*s)->consume_enrollment("race", 1);
+      if (r.ok()) ++wins;
+      else if (r.error().code == "enrollment_used") ++used;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wins.load(), 1);
+  EXPECT_EQ(used.load(), 7);
+}
+
+TEST_F(SqliteStoreTest, AgentsAndChannelsAndTerminals) {
+  auto s = open();
+  auto u = s->create_user("frank", false);
+  auto a = s->create_agent(u->id, "gpu-box", "credhash");
+  ASSERT_TRUE(a.ok());
+  auto by_cred = s->agent_by_credential("credhash");
+  ASSERT_TRUE(by_cred.ok() && by_cred->has_value());
+  EXPECT_EQ((*by_cred)->id, a->id);
+  EXPECT_EQ(*s->next_channel(a->id), 1u);
+  EXPECT_EQ(*s->next_channel(a->id), 2u);
+  EXPECT_EQ(s->next_channel("ag_missing").error().code, "not_found");
+
+  TerminalRecord t;
+  t.id = new_id("t_");
+  t.owner_id = u->id;
+  t.kind = "agent";
+  t.agent_id = a->id;
+  t.channel = 2;
+  t.name = "shell";
+  t.status = "starting";
+  t.created_at = 5;
+  ASSERT_TRUE(s->create_terminal(t).ok());
+  EXPECT_FALSE(s->create_terminal(t).ok());  // same id
+  ASSERT_TRUE(s->update_terminal_status(t.id, "exited", 3).ok());
+  ASSERT_TRUE(s->update_terminal_status(t.id, "exited", std::nullopt).ok());  // keeps the code
+  auto back = s->terminal_by_id(t.id);
+  ASSERT_TRUE(back.ok() && back->has_value());
+  EXPECT_EQ((*back)->status, "exited");
+  EXPECT_EQ((*back)->exit_code, 3);
+  ASSERT_TRUE(s->revoke_agent(a->id).ok());
+  EXPECT_TRUE((*s->agent_by_id(a->id))->revoked);
+  ASSERT_TRUE(s->delete_terminal(t.id).ok());
+  EXPECT_FALSE(s->terminal_by_id(t.id)->has_value());
+}
+
+TEST_F(SqliteStoreTest, AuditIsOrderedAndPaged) {
+  auto s = open();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(s->audit("u_1", "terminal.create", "t_" + std::to_string(i), "").ok());
+  auto first = s->list_audit(0, 3);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 3u);
+  auto rest = s->list_audit(first->back().id, 10);
+  ASSERT_EQ(rest->size(), 2u);
+  EXPECT_EQ(rest->back().target, "t_4");
+}
+
+}  // namespace
+}  // namespace rexec::hub
