@@ -10,9 +10,9 @@
 
 #include "protocol/error.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 
 std::string base64_encode(std::span<const uint8_t> bytes);
 Result<std::vector<uint8_t>> base64_decode(std::string_view text);
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

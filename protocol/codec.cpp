@@ -2,13 +2,15 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
+#include <array>
 #include <limits>
 #include <new>
 #include <string>
 
 #include "protocol/limits.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
@@ -249,23 +251,25 @@ uint16_t get_dimension(const msgpack::object& o, const std::string& field) {
 }
 
 // Positional fields of one frame: the frame name prefixes every error ("DATA.offset: ...").
+// The names are copied in: an initializer_list's array would not outlive the constructor call.
 class Fields {
  public:
   Fields(const msgpack::object_array& a, std::string_view name, std::initializer_list<const char*> names)
-      : a_(a), name_(name), names_(names) {
-    if (a_.size < 2 + names_.size())
-      fail("missing_field", std::string(name_) + ": expected " + std::to_string(2 + names_.size()) +
-                                " elements, got " + std::to_string(a_.size) + " (missing " +
-                                names_.begin()[a_.size - 2] + ")");
+      : a_(a), name_(name), count_(names.size()) {
+    std::copy(names.begin(), names.end(), names_.begin());
+    if (a_.size < 2 + count_)
+      fail("missing_field", std::string(name_) + ": expected " + std::to_string(2 + count_) + " elements, got " +
+                                std::to_string(a_.size) + " (missing " + names_[a_.size - 2] + ")");
   }
   // Field i (0 = first after type and channel) and its name for messages.
   const msgpack::object& at(size_t i) const { return a_.ptr[2 + i]; }
-  std::string name(size_t i) const { return std::string(name_) + "." + names_.begin()[i]; }
+  std::string name(size_t i) const { return std::string(name_) + "." + names_[i]; }
 
  private:
   const msgpack::object_array& a_;
   std::string_view name_;
-  std::initializer_list<const char*> names_;
+  size_t count_;
+  std::array<const char*, 8> names_{};  // the longest frame has 6 fields
 };
 
 HostInfo get_host(const msgpack::object& o, const std::string& field) {
@@ -541,4 +545,4 @@ Result<Frame> decode(std::span<const uint8_t> bytes) {
   }
 }
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

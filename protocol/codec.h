@@ -12,7 +12,7 @@
 #include "protocol/error.h"
 #include "protocol/frame.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 
 // Encodes `frame` after `headroom` zero bytes (libwebsockets wants LWS_PRE bytes before a payload).
 std::vector<uint8_t> encode(const Frame& frame, size_t headroom = 0);
@@ -24,4 +24,4 @@ std::vector<uint8_t> encode_data(uint32_t channel, Stream stream, uint64_t offse
 // Decodes exactly one frame; the whole of `bytes` must be that frame.
 Result<Frame> decode(std::span<const uint8_t> bytes);
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

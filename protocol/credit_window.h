@@ -11,7 +11,7 @@
 
 #include "protocol/error.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 
 class CreditWindow {
  public:
@@ -21,7 +21,8 @@ class CreditWindow {
   uint64_t sent() const { return sent_; }    // offset of the next byte to send
   uint64_t acked() const { return acked_; }  // every byte below was acknowledged
   size_t in_flight() const { return static_cast<size_t>(sent_ - acked_); }
-  size_t available() const { return window_ - in_flight(); }  // may send this many now
+  // May send this many now; 0 while a shrunk window is still over-full.
+  size_t available() const { return in_flight() >= window_ ? 0 : window_ - in_flight(); }
 
   // Records n more bytes sent. Error "window_exceeded" (and no change) when n > available().
   Status on_sent(size_t n);
@@ -78,4 +79,4 @@ class ReceiveCursor {
   uint64_t acked_;
 };
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

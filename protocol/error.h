@@ -1,4 +1,4 @@
-// rexec::Error and Result<T>: the one error type of the project. A machine code (snake_case, stable,
+// rx::Error and Result<T>: the one error type of the project. A machine code (snake_case, stable,
 // documented in protocol/SPEC.md and docs/api.md) plus a human sentence. It is mapped once to HTTP
 // statuses (hub) and once to ERROR frames / close reasons (agent link). No exceptions cross module
 // boundaries: fallible functions return Result<T>.
@@ -8,7 +8,7 @@
 #include <utility>
 #include <variant>
 
-namespace rexec {
+namespace rx {
 
 struct Error {
   std::string code;     // machine readable, e.g. "truncated", "unknown_channel"
@@ -43,4 +43,4 @@ inline Error make_error(std::string code, std::string message) {
   return Error{std::move(code), std::move(message)};
 }
 
-}  // namespace rexec
+}  // namespace rx

@@ -1,6 +1,6 @@
 #include "protocol/frame.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 
 std::string_view frame_type_name(uint32_t type) {
   switch (static_cast<FrameType>(type)) {
@@ -40,4 +40,4 @@ std::string_view channel_kind_name(ChannelKind kind) {
   return kind == ChannelKind::kExec ? "exec" : "pty";
 }
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

@@ -12,7 +12,7 @@
 #include <variant>
 #include <vector>
 
-namespace rexec::protocol {
+namespace rx::protocol {
 
 enum class FrameType : uint32_t {
   kHello = 1,
@@ -213,4 +213,4 @@ uint32_t frame_channel(const Frame& frame);
 
 std::string_view channel_kind_name(ChannelKind kind);  // "pty" | "exec"
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

@@ -2,7 +2,7 @@
 
 #include "protocol/base64.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 namespace {
 
 using nlohmann::json;
@@ -168,4 +168,4 @@ Result<Frame> frame_from_json(const json& j) {
   }
 }
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

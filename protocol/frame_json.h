@@ -8,11 +8,11 @@
 #include "protocol/error.h"
 #include "protocol/frame.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 
 nlohmann::json frame_to_json(const Frame& frame);
 
 // Errors: "bad_json" with the reason (wrong type of a field, unknown type name, bad base64).
 Result<Frame> frame_from_json(const nlohmann::json& json);
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

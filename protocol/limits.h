@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace rexec::protocol {
+namespace rx::protocol {
 
 // Versions of the agent link this build speaks (HELLO carries the agent's range, WELCOME the pick).
 inline constexpr uint32_t kProtocolVersionMin = 1;
@@ -34,4 +34,4 @@ inline constexpr size_t kReplayBytes = 2 * 1024 * 1024;
 // Viewer protocol: largest message a client may send (input is cut by the client).
 inline constexpr size_t kMaxViewerMessage = 64 * 1024;
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

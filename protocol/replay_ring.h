@@ -12,7 +12,7 @@
 
 #include "protocol/error.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 
 class ReplayRing {
  public:
@@ -56,4 +56,4 @@ class ReplayRing {
   void grow(size_t needed);
 };
 
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

@@ -11,7 +11,7 @@
 
 #include "protocol/error.h"
 
-namespace rexec::protocol::viewer {
+namespace rx::protocol::viewer {
 
 enum Opcode : uint8_t {
   kInput = 0x01,   // client -> hub: raw bytes
@@ -45,4 +45,4 @@ std::vector<uint8_t> encode_event(std::string_view json, size_t headroom = 0);
 // True when `text` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
 bool valid_utf8(std::string_view text);
 
-}  // namespace rexec::protocol::viewer
+}  // namespace rx::protocol::viewer

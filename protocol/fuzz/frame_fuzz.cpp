@@ -5,13 +5,13 @@
 #include "protocol/codec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto frame = rexec::protocol::decode(std::span(data, size));
+  auto frame = rx::protocol::decode(std::span(data, size));
   if (!frame.ok()) {
     if (frame.error().code.empty() || frame.error().message.empty()) std::abort();
     return 0;
   }
-  auto bytes = rexec::protocol::encode(*frame);
-  auto again = rexec::protocol::decode(bytes);
+  auto bytes = rx::protocol::encode(*frame);
+  auto again = rx::protocol::decode(bytes);
   if (!again.ok() || !(*again == *frame)) std::abort();
   return 0;
 }

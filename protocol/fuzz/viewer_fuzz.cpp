@@ -4,7 +4,7 @@
 
 #include "protocol/viewer.h"
 
-namespace viewer = rexec::protocol::viewer;
+namespace viewer = rx::protocol::viewer;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> in(data, size);

@@ -24,12 +24,12 @@ int main(int argc, char** argv) {
       std::cerr << entry.path() << ": not valid JSON\n";
       return 1;
     }
-    auto frame = rexec::protocol::frame_from_json(json);
+    auto frame = rx::protocol::frame_from_json(json);
     if (!frame) {
       std::cerr << entry.path() << ": " << frame.error().message << "\n";
       return 1;
     }
-    auto bytes = rexec::protocol::encode(*frame);
+    auto bytes = rx::protocol::encode(*frame);
     auto out_path = entry.path();
     out_path.replace_extension(".msgpack");
     std::ofstream out(out_path, std::ios::binary | std::ios::trunc);

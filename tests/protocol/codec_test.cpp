@@ -8,7 +8,7 @@
 
 #include "protocol/limits.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 namespace {
 
 // Raw msgpack written by hand (through msgpack-c's packer), for frames our encoder would never make.
@@ -289,4 +289,4 @@ TEST(CodecMalformed, MutatedValidFramesDecodeOrFailCleanly) {
 }
 
 }  // namespace
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

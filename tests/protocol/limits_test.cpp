@@ -7,7 +7,7 @@
 #include <fstream>
 #include <iterator>
 
-namespace rexec::protocol {
+namespace rx::protocol {
 namespace {
 
 std::string spec() {
@@ -42,4 +42,4 @@ TEST(Limits, SpecStatesTheLimitsOfTheCode) {
 }
 
 }  // namespace
-}  // namespace rexec::protocol
+}  // namespace rx::protocol

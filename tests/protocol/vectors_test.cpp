@@ -9,7 +9,7 @@
 #include "protocol/codec.h"
 #include "protocol/frame_json.h"
 
-namespace rexec::protocol {
+namespace rx::protocol {
 namespace {
 
 namespace fs = std::filesystem;
@@ -71,4 +71,4 @@ TEST(FrameJson, RefusesBadJson) {
 }
 
 }  // namespace
-}  // namespace rexec::protocol
+}  // namespace rx::protocol
