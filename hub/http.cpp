@@ -1,6 +1,6 @@
 #include "hub/http.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 
 std::optional<std::string> Request::header(const std::string& lower_name) const {
   auto it = headers.find(lower_name);
@@ -112,4 +112,4 @@ Result<nlohmann::json> parse_json_object(std::string_view body) {
   return j;
 }
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

@@ -14,7 +14,7 @@
 
 #include "protocol/error.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 
 struct Request {
   std::string method{};  // "GET", "POST", "DELETE", ...
@@ -51,4 +51,4 @@ Result<std::string> decode_path(std::string_view path);
 // the top level is not an object.
 Result<nlohmann::json> parse_json_object(std::string_view body);
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

@@ -10,7 +10,7 @@
 
 #include "hub/http.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 
 template <typename Handler>
 class Router {
@@ -72,4 +72,4 @@ class Router {
   std::vector<Route> routes_;
 };
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

@@ -1,6 +1,6 @@
 #include "hub/sqlite.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 
 Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
   std::string code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? "store_busy" : "store_error";
@@ -92,4 +92,4 @@ Status Db::exec(const std::string& sql) {
   return Ok{};
 }
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

@@ -1,5 +1,5 @@
 // A thin RAII layer over the SQLite C API: Db owns a connection, Stmt a prepared statement.
-// Errors come back as rexec::Error (code "store_error", or "store_busy" when the database stayed
+// Errors come back as rx::Error (code "store_error", or "store_busy" when the database stayed
 // locked past the busy timeout), never as exceptions.
 #pragma once
 
@@ -12,7 +12,7 @@
 
 #include "protocol/error.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 
 class Stmt {
  public:
@@ -69,4 +69,4 @@ class Db {
 
 Error sqlite_error(sqlite3* db, int rc, std::string_view what);
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

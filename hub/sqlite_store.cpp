@@ -4,7 +4,7 @@
 
 #include "hub/tokens.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 namespace {
 
 // Append-only: never edit a migration that has shipped; add the next one.
@@ -351,4 +351,4 @@ Result<std::vector<AuditRecord>> SqliteStore::list_audit(int64_t since_id, int l
   }
 }
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

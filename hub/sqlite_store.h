@@ -9,7 +9,7 @@
 #include "hub/sqlite.h"
 #include "hub/store.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 
 class SqliteStore final : public Store {
  public:
@@ -53,4 +53,4 @@ class SqliteStore final : public Store {
   Db db_;
 };
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

@@ -11,7 +11,7 @@
 
 #include "protocol/error.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 
 struct User {
   std::string id;
@@ -108,4 +108,4 @@ class Store {
   virtual Result<std::vector<AuditRecord>> list_audit(int64_t since_id, int limit) = 0;
 };
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

@@ -7,7 +7,7 @@
 #include <array>
 #include <cstdlib>
 
-namespace rexec::hub {
+namespace rx::hub {
 namespace {
 
 constexpr std::string_view kBase64Url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -77,4 +77,4 @@ std::string new_id(std::string_view prefix) {
   return out;
 }
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

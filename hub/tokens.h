@@ -9,7 +9,7 @@
 
 #include "protocol/error.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 
 enum class TokenKind { kApi, kEnrollment, kAgentCredential, kShare, kSession };
 
@@ -32,4 +32,4 @@ bool looks_like(TokenKind kind, std::string_view token);
 // A short random id for resources ("t_" + 12 base32 chars): not secret, only unique.
 std::string new_id(std::string_view prefix);
 
-}  // namespace rexec::hub
+}  // namespace rx::hub

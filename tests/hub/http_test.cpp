@@ -5,7 +5,7 @@
 
 #include "hub/router.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 namespace {
 
 TEST(Http, BearerToken) {
@@ -90,4 +90,4 @@ TEST(Router, MatchesParamsMethodsAndMisses) {
 }
 
 }  // namespace
-}  // namespace rexec::hub
+}  // namespace rx::hub

@@ -10,7 +10,7 @@
 
 #include "hub/tokens.h"
 
-namespace rexec::hub {
+namespace rx::hub {
 namespace {
 
 namespace fs = std::filesystem;
@@ -180,4 +180,4 @@ TEST_F(SqliteStoreTest, AuditIsOrderedAndPaged) {
 }
 
 }  // namespace
-}  // namespace rexec::hub
+}  // namespace rx::hub

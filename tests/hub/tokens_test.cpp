@@ -5,7 +5,7 @@
 
 #include <set>
 
-namespace rexec::hub {
+namespace rx::hub {
 namespace {
 
 TEST(Tokens, HaveTheirKindsPrefixAnd192RandomBits) {
@@ -57,4 +57,4 @@ TEST(Ids, AreShortUniqueAndPrefixed) {
 }
 
 }  // namespace
-}  // namespace rexec::hub
+}  // namespace rx::hub

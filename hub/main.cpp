@@ -1,0 +1,185 @@
+// rexec-hub: the hub's command line.
+//   rexec-hub serve --listen HOST:PORT --data-dir DIR [--tls-cert F --tls-key F]
+//   rexec-hub token create --data-dir DIR --name NAME     (prints a new admin API token)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "hub/api.h"
+#include "hub/log.h"
+#include "hub/relay.h"
+#include "hub/server.h"
+#include "hub/sqlite_store.h"
+#include "hub/tokens.h"
+
+namespace {
+
+using namespace rx;
+using namespace rx::hub;
+
+int usage() {
+  std::fputs(
+      "usage: rexec-hub serve --listen HOST:PORT --data-dir DIR [--tls-cert FILE --tls-key FILE]\n"
+      "       rexec-hub token create --data-dir DIR --name NAME\n",
+      stderr);
+  return 2;
+}
+
+// --flag value pairs after the subcommand words.
+std::optional<std::map<std::string, std::string>> parse_flags(int argc, char** argv, int first,
+                                                              std::initializer_list<const char*> known) {
+  std::map<std::string, std::string> out;
+  for (int i = first; i < argc; i += 2) {
+    std::string flag = argv[i];
+    bool ok = false;
+    for (const char* k : known) ok = ok || flag == k;
+    if (!ok || i + 1 >= argc) {
+      std::fprintf(stderr, "rexec-hub: unknown or incomplete flag %s\n", flag.c_str());
+      return std::nullopt;
+    }
+    out[flag] = argv[i + 1];
+  }
+  return out;
+}
+
+// Writes a secret to a new file readable only by its owner (never rewrites an existing one).
+Status write_secret_file(const std::string& path, const std::string& secret) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return make_error("io_error", "cannot create " + path + ": " + std::strerror(errno));
+  std::string line = secret + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return make_error("io_error", "cannot write " + path);
+  return Ok{};
+}
+
+Result<std::unique_ptr<SqliteStore>> open_store(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return make_error("io_error", "cannot create " + data_dir + ": " + ec.message());
+  ::chmod(data_dir.c_str(), 0700);  // the store and admin.token live here
+  return SqliteStore::open(data_dir + "/hub.db");
+}
+
+// First start: an admin user and its token in DIR/admin.token (0600).
+Status bootstrap_admin(Store& store, const std::string& data_dir) {
+  auto existing = store.user_by_name("admin");
+  if (!existing) return existing.error();
+  if (*existing) return Ok{};
+  auto user = store.create_user("admin", true);
+  if (!user) return user.error();
+  std::string token = new_token(TokenKind::kApi);
+  auto t = store.create_token(user->id, "admin (first start)", "read write admin", token_hash(token), std::nullopt);
+  if (!t) return t.error();
+  auto path = data_dir + "/admin.token";
+  if (auto s = write_secret_file(path, token); !s) return s;
+  log("info", "hub.admin_created", {{"user", user->id}, {"token_file", path}});
+  return Ok{};
+}
+
+int token_create(const std::map<std::string, std::string>& flags) {
+  if (!flags.count("--data-dir") || !flags.count("--name")) return usage();
+  auto store = open_store(flags.at("--data-dir"));
+  if (!store) return std::fprintf(stderr, "rexec-hub: %s\n", store.error().message.c_str()), 1;
+  if (auto s = bootstrap_admin(**store, flags.at("--data-dir")); !s)
+    return std::fprintf(stderr, "rexec-hub: %s\n", s.error().message.c_str()), 1;
+  auto admin = (*store)->user_by_name("admin");
+  std::string token = new_token(TokenKind::kApi);
+  auto t = (*store)->create_token((**admin).id, flags.at("--name"), "read write admin", token_hash(token), std::nullopt);
+  if (!t) return std::fprintf(stderr, "rexec-hub: %s\n", t.error().message.c_str()), 1;
+  (void)(*store)->audit((**admin).id, "token.create", t->id, "name=" + flags.at("--name"));
+  std::printf("%s\n", token.c_str());  // shown once; only its hash is kept
+  return 0;
+}
+
+struct SignalWatch {
+  uv_signal_t handle;
+  std::function<void()> on_signal;
+};
+
+int serve(const std::map<std::string, std::string>& flags) {
+  if (!flags.count("--data-dir")) return usage();
+  std::string listen = flags.count("--listen") ? flags.at("--listen") : "127.0.0.1:8080";
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return usage();
+  ServerOptions options;
+  options.host = listen.substr(0, colon);
+  if (options.host.size() > 2 && options.host.front() == '[') options.host = options.host.substr(1, options.host.size() - 2);
+  options.port = std::atoi(listen.c_str() + colon + 1);
+  if (flags.count("--tls-cert")) options.tls_cert = flags.at("--tls-cert");
+  if (flags.count("--tls-key")) options.tls_key = flags.at("--tls-key");
+
+  std::string data_dir = flags.at("--data-dir");
+  auto store = open_store(data_dir);
+  if (!store) return log("error", "hub.store_failed", {{"reason", store.error().message}}), 1;
+  if (auto s = bootstrap_admin(**store, data_dir); !s) return log("error", "hub.bootstrap_failed", {{"reason", s.error().message}}), 1;
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int rc = 0;
+  {
+    Relay relay(**store, &loop);
+    if (auto s = relay.load(); !s) return log("error", "hub.load_failed", {{"reason", s.error().message}}), 1;
+    Api api(**store, relay);
+    lws_set_log_level(std::getenv("REXEC_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO) : LLL_ERR, [](int level, const char* line) {
+      std::string l(line);
+      while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
+      log(level == LLL_ERR ? "error" : "warn", "lws", {{"message", l}});
+    });
+    auto server = Server::start(&loop, options, api);
+    if (!server) {
+      log("error", "hub.listen_failed", {{"reason", server.error().message}});
+      rc = 1;
+    } else {
+      log("info", "hub.listening", {{"host", options.host}, {"port", std::to_string((*server)->port())},
+                                    {"data_dir", data_dir}});
+      sd_notify(0, "READY=1");
+      SignalWatch signals[2];
+      int numbers[2] = {SIGTERM, SIGINT};
+      for (int i = 0; i < 2; ++i) {
+        uv_signal_init(&loop, &signals[i].handle);
+        signals[i].handle.data = &signals[i];
+        signals[i].on_signal = [&] {
+          log("info", "hub.stopping");
+          sd_notify(0, "STOPPING=1");
+          (*server)->stop();
+          for (auto& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s.handle), nullptr);
+        };
+        uv_signal_start(&signals[i].handle, [](uv_signal_t* h, int) { static_cast<SignalWatch*>(h->data)->on_signal(); },
+                        numbers[i]);
+      }
+      uv_run(&loop, UV_RUN_DEFAULT);
+      server->reset();  // second half of lws's foreign-loop teardown, after the loop drained
+    }
+  }
+  // Let closing handles (timers freed by the relay) finish before closing the loop.
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  log("info", "hub.stopped");
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) {
+    auto flags = parse_flags(argc, argv, 2, {"--listen", "--data-dir", "--tls-cert", "--tls-key"});
+    return flags ? serve(*flags) : usage();
+  }
+  if (argc >= 3 && std::strcmp(argv[1], "token") == 0 && std::strcmp(argv[2], "create") == 0) {
+    auto flags = parse_flags(argc, argv, 3, {"--data-dir", "--name"});
+    return flags ? token_create(*flags) : usage();
+  }
+  return usage();
+}

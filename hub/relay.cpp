@@ -1,0 +1,345 @@
+#include "hub/relay.h"
+
+#include <ctime>
+#include <set>
+
+#include "hub/log.h"
+#include "hub/server.h"
+#include "hub/timer.h"
+#include "hub/tokens.h"
+#include "protocol/base64.h"
+#include "protocol/limits.h"
+#include "protocol/viewer.h"
+
+namespace rx::hub {
+
+using namespace protocol;
+
+namespace {
+constexpr size_t kExecOutputCap = 1024 * 1024;  // per stream; the rest is counted, not kept
+int64_t now() { return int64_t(std::time(nullptr)); }
+
+nlohmann::json host_json(const HostInfo& h) {
+  nlohmann::json gpus = nlohmann::json::array();
+  for (const auto& g : h.gpus)
+    gpus.push_back({{"index", g.index}, {"uuid", g.uuid}, {"model", g.model}, {"memory_total", g.memory_total}});
+  return {{"hostname", h.hostname}, {"os", h.os}, {"kernel", h.kernel}, {"arch", h.arch},
+          {"cpus", h.cpus}, {"memory_total", h.memory_total}, {"gpus", gpus}};
+}
+
+// Exec output as JSON: text when it is UTF-8, else base64 (the response says which).
+void put_output(nlohmann::json& out, const std::string& name, const std::string& bytes, uint64_t total) {
+  if (viewer::valid_utf8(bytes)) {
+    out[name] = bytes;
+  } else {
+    out[name] = base64_encode(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+    out[name + "_encoding"] = "base64";
+  }
+  if (total > bytes.size()) out[name + "_truncated"] = total - bytes.size();
+}
+}  // namespace
+
+struct Relay::ExecTarget {
+  ExecRun* run = nullptr;
+  std::string target;
+  std::string agent_id;
+  uint32_t channel = 0;
+  std::string out, err;
+  uint64_t out_total = 0, err_total = 0;
+  ReceiveCursor out_cursor{kDefaultWindow}, err_cursor{kDefaultWindow};
+  std::optional<int32_t> exit_code;
+  std::string signal;
+  std::optional<Error> error;
+  bool done = false;
+};
+
+struct Relay::ExecRun {
+  std::shared_ptr<HttpExchange> exchange;
+  std::vector<std::unique_ptr<ExecTarget>> targets;
+  std::unique_ptr<Timer> timeout;
+  bool replied = false;
+};
+
+Relay::Relay(Store& store, uv_loop_t* loop) : store_(store), loop_(loop) {}
+Relay::~Relay() = default;
+
+Status Relay::load() {
+  auto rows = store_.list_terminals();
+  if (!rows) return rows.error();
+  for (const auto& t : *rows) {
+    if (t.status != "running" && t.status != "starting") continue;
+    terminals_[t.id] = std::make_unique<Terminal>(t.id, t.agent_id, t.channel, kDefaultWindow);
+    by_channel_[{t.agent_id, t.channel}] = t.id;
+  }
+  return Ok{};
+}
+
+// ---- agent links ----------------------------------------------------------------------------
+
+Welcome Relay::agent_hello(AgentLink& link, const Hello& hello, const std::optional<std::string>& new_credential) {
+  const AgentRecord& agent = link.agent();
+  if (auto it = online_.find(agent.id); it != online_.end() && it->second != &link) {
+    AgentLink* old = it->second;
+    agent_gone(*old);
+    old->close(1008, "replaced by a newer connection of the same agent");
+  }
+  online_[agent.id] = &link;
+  (void)store_.update_agent_seen(agent.id, host_json(hello.host).dump(), now());
+  log("info", "agent.online", {{"agent", agent.id}, {"name", agent.name}, {"version", hello.agent_version}});
+
+  Welcome w;
+  w.proto = std::min(hello.proto_max, kProtocolVersionMax);
+  w.hub_version = "0.1.0";
+  w.agent_id = agent.id;
+  w.credential = new_credential;
+  for (const auto& c : hello.channels) {
+    auto it = by_channel_.find({agent.id, c.channel});
+    if (it == by_channel_.end()) continue;
+    w.resume.push_back({c.channel, Stream::kOutput, terminals_[it->second]->output_received()});
+  }
+  return w;
+}
+
+void Relay::agent_ready(AgentLink& link, const Hello& hello) {
+  const std::string& agent_id = link.agent().id;
+  std::set<uint32_t> alive;
+  for (const auto& c : hello.channels) {
+    alive.insert(c.channel);
+    auto it = by_channel_.find({agent_id, c.channel});
+    if (it == by_channel_.end()) {
+      link.send(Close{c.channel, "the hub no longer has this terminal"});
+      continue;
+    }
+    terminals_[it->second]->attach_agent(&link, c.input_received);
+  }
+  // Terminals the hub expected on this agent that it no longer has: the agent restarted.
+  for (auto& [id, t] : terminals_) {
+    if (t->agent_id() != agent_id || alive.count(t->channel()) || t->status() == "exited" || t->status() == "lost")
+      continue;
+    t->set_status("lost");
+    (void)store_.update_terminal_status(id, "lost", std::nullopt);
+    log("warn", "terminal.lost", {{"terminal", id}, {"agent", agent_id}, {"reason", "agent no longer has the channel"}});
+  }
+}
+
+void Relay::agent_gone(AgentLink& link) {
+  const std::string& agent_id = link.agent().id;
+  auto it = online_.find(agent_id);
+  if (it == online_.end() || it->second != &link) return;
+  online_.erase(it);
+  for (auto& [id, t] : terminals_)
+    if (t->agent_id() == agent_id) t->detach_agent();
+  // Exec runs on this agent cannot finish now.
+  for (auto& [key, target] : exec_targets_) {
+    if (key.first != agent_id || target->done) continue;
+    target->error = make_error("agent_offline", "the agent disconnected before the command finished");
+  }
+  std::vector<ExecTarget*> failed;
+  for (auto& [key, target] : exec_targets_)
+    if (key.first == agent_id && target->error) failed.push_back(target);
+  for (auto* t : failed) finish_exec_target(*t);
+  log("info", "agent.offline", {{"agent", agent_id}});
+}
+
+std::optional<Stats> Relay::latest_stats(const std::string& agent_id) const {
+  auto it = stats_.find(agent_id);
+  if (it == stats_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Relay::revoke_agent(const std::string& agent_id) {
+  auto it = online_.find(agent_id);
+  if (it == online_.end()) return;
+  AgentLink* link = it->second;
+  agent_gone(*link);
+  link->close(1008, "revoked");
+}
+
+void Relay::agent_frame(AgentLink& link, const Frame& frame) {
+  uint32_t ch = frame_channel(frame);
+  if (auto* s = std::get_if<Stats>(&frame)) {
+    if (ch == 0) stats_[link.agent().id] = *s;
+    return;
+  }
+  if (std::holds_alternative<Unknown>(frame)) return;  // a newer agent's frame: ignore
+  if (auto it = by_channel_.find({link.agent().id, ch}); it != by_channel_.end()) {
+    on_terminal_frame(link, *terminals_[it->second], frame);
+    return;
+  }
+  if (auto it = exec_targets_.find({link.agent().id, ch}); it != exec_targets_.end()) {
+    on_exec_frame(link, *it->second, frame);
+    return;
+  }
+  if (std::holds_alternative<Close>(frame) || std::holds_alternative<ErrorFrame>(frame)) return;  // after a delete
+  link.send(ErrorFrame{ch, "unknown_channel", "channel " + std::to_string(ch) + " is not open"});
+}
+
+void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) {
+  if (auto* d = std::get_if<Data>(&frame)) {
+    if (d->stream == Stream::kOutput) t.on_data(d->offset, d->bytes);
+  } else if (auto* a = std::get_if<Ack>(&frame)) {
+    if (a->stream == Stream::kInput) t.on_input_ack(a->offset);
+  } else if (std::holds_alternative<Opened>(frame)) {
+    t.attach_agent(&link, 0);
+    (void)store_.update_terminal_status(t.id(), "running", std::nullopt);
+  } else if (auto* e = std::get_if<Exit>(&frame)) {
+    t.on_exit(e->code, e->signal);
+    (void)store_.update_terminal_status(t.id(), "exited", e->code);
+    (void)store_.audit("agent:" + link.agent().id, "terminal.exit", t.id(), "code=" + std::to_string(e->code));
+  } else if (auto* err = std::get_if<ErrorFrame>(&frame)) {
+    log("warn", "terminal.error", {{"terminal", t.id()}, {"code", err->code}, {"message", err->message}});
+    if (err->code == "spawn_failed") {
+      t.set_status("lost");
+      (void)store_.update_terminal_status(t.id(), "lost", std::nullopt);
+    }
+  }
+  // CLOSE from the agent: the channel is gone there; the terminal keeps its output for viewers.
+}
+
+// ---- terminals ------------------------------------------------------------------------------
+
+Result<TerminalRecord> Relay::create_terminal(const User& owner, const AgentRecord& agent, const std::string& name,
+                                              uint16_t cols, uint16_t rows,
+                                              const std::map<std::string, std::string>& env) {
+  auto link = online_.find(agent.id);
+  if (link == online_.end()) return make_error("agent_offline", "agent " + agent.name + " is not connected");
+  auto channel = store_.next_channel(agent.id);
+  if (!channel) return channel.error();
+  TerminalRecord t;
+  t.id = new_id("t_");
+  t.owner_id = owner.id;
+  t.kind = "agent";
+  t.agent_id = agent.id;
+  t.channel = *channel;
+  t.name = name.empty() ? agent.name : name;
+  t.cols = cols;
+  t.rows = rows;
+  t.status = "starting";
+  t.created_at = now();
+  if (auto s = store_.create_terminal(t); !s) return s.error();
+  auto term = std::make_unique<Terminal>(t.id, agent.id, t.channel, kDefaultWindow);
+  term->set_status("starting");
+  by_channel_[{agent.id, t.channel}] = t.id;
+  terminals_[t.id] = std::move(term);
+  link->second->send(Open{t.channel, ChannelKind::kPty, {}, env, cols, rows, kDefaultWindow});
+  return t;
+}
+
+Terminal* Relay::terminal(const std::string& id) {
+  auto it = terminals_.find(id);
+  return it == terminals_.end() ? nullptr : it->second.get();
+}
+
+Status Relay::delete_terminal(const std::string& id) {
+  auto rec = store_.terminal_by_id(id);
+  if (!rec) return rec.error();
+  if (!*rec) return make_error("not_found", "no terminal " + id);
+  if (auto link = online_.find((*rec)->agent_id); link != online_.end())
+    link->second->send(Close{(*rec)->channel, "terminal deleted"});
+  by_channel_.erase({(*rec)->agent_id, (*rec)->channel});
+  terminals_.erase(id);  // viewers are told by the Terminal's destructor
+  return store_.delete_terminal(id);
+}
+
+std::string Relay::status_of(const TerminalRecord& record) const {
+  if (auto it = terminals_.find(record.id); it != terminals_.end()) return it->second->status();
+  return record.status;
+}
+
+// ---- exec -----------------------------------------------------------------------------------
+
+void Relay::exec(const User& user, std::vector<AgentRecord> targets, const ExecRequest& request,
+                 std::shared_ptr<HttpExchange> exchange) {
+  std::erase_if(exec_runs_, [](const auto& r) { return r->replied; });
+  auto run = std::make_unique<ExecRun>();
+  run->exchange = std::move(exchange);
+  ExecRun* r = run.get();
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto target = std::make_unique<ExecTarget>();
+    target->run = r;
+    target->target = request.targets[i];
+    target->agent_id = targets[i].id;
+    auto link = online_.find(targets[i].id);
+    if (link == online_.end()) {
+      target->error = make_error("agent_offline", "agent " + targets[i].name + " is not connected");
+      target->done = true;
+    } else if (auto ch = store_.next_channel(targets[i].id); !ch) {
+      target->error = ch.error();
+      target->done = true;
+    } else {
+      target->channel = *ch;
+      exec_targets_[{targets[i].id, *ch}] = target.get();
+      link->second->send(Open{*ch, ChannelKind::kExec, request.argv, request.env, 80, 24, kDefaultWindow});
+      link->second->send(Data{*ch, Stream::kInput, 0, {}});  // no stdin: close it at once
+    }
+    (void)store_.audit(user.id, "exec", targets[i].id, request.argv.empty() ? "" : request.argv[0]);
+    run->targets.push_back(std::move(target));
+  }
+  run->timeout = std::make_unique<Timer>(loop_, [this, r] {
+    for (auto& t : r->targets) {
+      if (t->done) continue;
+      t->error = make_error("timeout", "the command did not finish within the timeout");
+      if (auto link = online_.find(t->agent_id); link != online_.end()) {
+        link->second->send(Signal{t->channel, "KILL"});
+        link->second->send(Close{t->channel, "exec timed out"});
+      }
+      finish_exec_target(*t);
+    }
+  });
+  run->timeout->start(uint64_t(request.timeout_s) * 1000);
+  exec_runs_.push_back(std::move(run));
+  maybe_reply(*r);
+}
+
+void Relay::on_exec_frame(AgentLink& link, ExecTarget& t, const Frame& frame) {
+  if (auto* d = std::get_if<Data>(&frame)) {
+    bool is_err = d->stream == Stream::kStderr;
+    auto& cursor = is_err ? t.err_cursor : t.out_cursor;
+    auto& buf = is_err ? t.err : t.out;
+    auto& total = is_err ? t.err_total : t.out_total;
+    auto accept = cursor.on_data(d->offset, d->bytes.size());
+    if (accept.skip < d->bytes.size()) {
+      size_t n = d->bytes.size() - accept.skip;
+      total += n;
+      size_t keep = std::min(n, kExecOutputCap - std::min(kExecOutputCap, buf.size()));
+      buf.append(reinterpret_cast<const char*>(d->bytes.data() + accept.skip), keep);
+    }
+    cursor.on_consumed(cursor.received());
+    if (auto ack = cursor.take_ack()) link.send(Ack{t.channel, d->stream, *ack});
+  } else if (auto* e = std::get_if<Exit>(&frame)) {
+    t.exit_code = e->code;
+    t.signal = e->signal;
+  } else if (auto* err = std::get_if<ErrorFrame>(&frame)) {
+    t.error = make_error(err->code, err->message);
+  } else if (std::holds_alternative<Close>(frame)) {
+    finish_exec_target(t);  // CLOSE follows the last DATA and EXIT: the run is complete
+  }
+}
+
+void Relay::finish_exec_target(ExecTarget& t) {
+  if (t.done) return;
+  t.done = true;
+  exec_targets_.erase({t.agent_id, t.channel});
+  maybe_reply(*t.run);
+}
+
+void Relay::maybe_reply(ExecRun& run) {
+  if (run.replied) return;
+  for (const auto& t : run.targets)
+    if (!t->done) return;
+  run.replied = true;
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& t : run.targets) {
+    nlohmann::json r{{"target", t->target}, {"agent", t->agent_id}};
+    r["exit_code"] = t->exit_code ? nlohmann::json(*t->exit_code) : nlohmann::json(nullptr);
+    if (!t->signal.empty()) r["signal"] = t->signal;
+    put_output(r, "stdout", t->out, t->out_total);
+    put_output(r, "stderr", t->err, t->err_total);
+    if (t->error) r["error"] = {{"code", t->error->code}, {"error", t->error->message}};
+    results.push_back(std::move(r));
+  }
+  run.exchange->reply(json_response(200, {{"results", results}}));
+  run.timeout->stop();  // the run itself is freed by the next exec() (never from its own callbacks)
+}
+
+}  // namespace rx::hub

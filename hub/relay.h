@@ -1,0 +1,90 @@
+// Relay: the hub's live core. It knows which agents are online (one AgentSession each), the live
+// Terminal of every terminal, and the exec runs in flight; it turns agent-link frames into
+// terminal state and API calls into frames. Everything runs on the hub's one loop thread.
+// Dependency order: AgentSession -> Relay -> Terminal -> viewers.
+#pragma once
+
+#include <uv.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hub/store.h"
+#include "hub/terminal.h"
+#include "protocol/frame.h"
+
+namespace rx::hub {
+
+class HttpExchange;
+
+// An agent's live link, as the relay sees it (AgentSession implements it).
+class AgentLink : public AgentPort {
+ public:
+  virtual const AgentRecord& agent() const = 0;
+  virtual void close(uint16_t code, const std::string& reason) = 0;
+};
+
+struct ExecRequest {
+  std::vector<std::string> targets;
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;
+  int timeout_s = 30;
+};
+
+class Relay {
+ public:
+  Relay(Store& store, uv_loop_t* loop);
+  ~Relay();
+
+  // Terminals the store remembers come back as offline, waiting for their agents.
+  Status load();
+
+  // --- agent links ---
+  // After a valid HELLO: what to answer. Replaces an older link of the same agent.
+  protocol::Welcome agent_hello(AgentLink& link, const protocol::Hello& hello,
+                                const std::optional<std::string>& new_credential);
+  // After WELCOME went out: reattach the channels the agent still has, close the rest.
+  void agent_ready(AgentLink& link, const protocol::Hello& hello);
+  void agent_frame(AgentLink& link, const protocol::Frame& frame);
+  void agent_gone(AgentLink& link);
+  bool online(const std::string& agent_id) const { return online_.count(agent_id) > 0; }
+  std::optional<protocol::Stats> latest_stats(const std::string& agent_id) const;
+  void revoke_agent(const std::string& agent_id);
+
+  // --- terminals ---
+  Result<TerminalRecord> create_terminal(const User& owner, const AgentRecord& agent, const std::string& name,
+                                         uint16_t cols, uint16_t rows, const std::map<std::string, std::string>& env);
+  Terminal* terminal(const std::string& id);
+  Status delete_terminal(const std::string& id);
+  // The status to show: the store's, or "offline" while the agent is away.
+  std::string status_of(const TerminalRecord& record) const;
+
+  // --- exec fan-out ---
+  // Replies on `exchange` when every target finished or the timeout passed.
+  void exec(const User& user, std::vector<AgentRecord> targets, const ExecRequest& request,
+            std::shared_ptr<HttpExchange> exchange);
+
+ private:
+  struct ExecTarget;
+  struct ExecRun;
+  void on_terminal_frame(AgentLink& link, Terminal& t, const protocol::Frame& frame);
+  void on_exec_frame(AgentLink& link, ExecTarget& target, const protocol::Frame& frame);
+  void finish_exec_target(ExecTarget& target);
+  void maybe_reply(ExecRun& run);
+
+  Store& store_;
+  uv_loop_t* loop_;
+  std::map<std::string, AgentLink*> online_;
+  std::map<std::string, protocol::Stats> stats_;
+  std::map<std::string, std::unique_ptr<Terminal>> terminals_;
+  std::map<std::pair<std::string, uint32_t>, std::string> by_channel_;  // (agent, channel) -> terminal id
+  std::map<std::pair<std::string, uint32_t>, ExecTarget*> exec_targets_;
+  std::vector<std::unique_ptr<ExecRun>> exec_runs_;
+};
+
+}  // namespace rx::hub

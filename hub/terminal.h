@@ -1,0 +1,104 @@
+// Terminal: the hub's live state of one terminal (a pty channel on an agent link), in the order
+// data flows: output from the agent -> ReplayRing -> viewers; input from viewers -> input ring
+// -> agent. Knows nothing of lws: it talks to its agent through AgentPort and to its viewers
+// through the Viewer interface, so it can be tested with plain objects.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <map>
+#include <span>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/credit_window.h"
+#include "protocol/error.h"
+#include "protocol/frame.h"
+#include "protocol/replay_ring.h"
+
+namespace rx::hub {
+
+// What a Terminal needs from the agent link it lives on.
+class AgentPort {
+ public:
+  virtual ~AgentPort() = default;
+  virtual void send(const protocol::Frame& frame) = 0;
+  virtual void send_data(uint32_t channel, protocol::Stream stream, uint64_t offset, std::span<const uint8_t> bytes) = 0;
+};
+
+// What a Terminal needs from an attached viewer.
+class Viewer {
+ public:
+  virtual ~Viewer() = default;
+  virtual void wake() = 0;  // there is output or an event to send
+  virtual void queue_event(const nlohmann::json& event) = 0;
+  // The terminal was deleted: the viewer must drop its pointer to it and close.
+  virtual void terminal_gone(const std::string& reason) = 0;
+};
+
+class Terminal {
+ public:
+  Terminal(std::string id, std::string agent_id, uint32_t channel, uint32_t window);
+  ~Terminal();
+  Terminal(const Terminal&) = delete;
+  Terminal& operator=(const Terminal&) = delete;
+
+  const std::string& id() const { return id_; }
+  const std::string& agent_id() const { return agent_id_; }
+  uint32_t channel() const { return channel_; }
+  const std::string& status() const { return status_; }
+  std::optional<int32_t> exit_code() const { return exit_code_; }
+  const protocol::ReplayRing& output() const { return output_; }
+
+  // --- the agent side ---
+  // The agent link came up (or came back) and the channel is alive there: resend unacknowledged
+  // input from what the agent has, and start flowing again.
+  void attach_agent(AgentPort* port, uint64_t agent_input_received);
+  // The link went down: keep everything, mark offline.
+  void detach_agent();
+  // Where the hub wants the agent to resume output from (WELCOME's resume entry).
+  uint64_t output_received() const { return out_cursor_.received(); }
+  void on_data(uint64_t offset, std::span<const uint8_t> bytes);
+  void on_input_ack(uint64_t offset);
+  void on_exit(int32_t code, const std::string& signal);
+  void set_status(const std::string& status);  // tells viewers
+
+  // --- the viewer side ---
+  // Attaches a viewer that wants output from `since` (nullopt: all the ring holds).
+  void add_viewer(Viewer* v, std::optional<uint64_t> since);
+  void remove_viewer(Viewer* v);
+  size_t viewer_count() const { return viewers_.size(); }
+  // The next viewer-protocol output message for `v` (at most max_bytes of output), with
+  // `headroom` bytes in front; empty when `v` is up to date. Queues a gap event first when the
+  // viewer's offset fell out of the ring. Taking output may return credit to the agent.
+  std::vector<uint8_t> next_output(Viewer* v, size_t max_bytes, size_t headroom);
+  // Errors: input_dropped when the agent is gone and the input buffer is full.
+  Status send_input(std::span<const uint8_t> bytes);
+  void resize(uint16_t cols, uint16_t rows);
+  void send_signal(const std::string& name);
+
+  static constexpr size_t kInputBuffer = 64 * 1024;
+
+ private:
+  void pump_input();
+  void maybe_ack();
+  void broadcast(const nlohmann::json& event);
+
+  std::string id_;
+  std::string agent_id_;
+  uint32_t channel_;
+  std::string status_ = "offline";
+  std::optional<int32_t> exit_code_;
+  std::string exit_signal_;
+  AgentPort* agent_ = nullptr;
+
+  protocol::ReplayRing output_;
+  protocol::ReceiveCursor out_cursor_;
+  protocol::ReplayRing input_;  // typed input not yet acknowledged by the agent
+  protocol::CreditWindow in_window_;
+
+  std::map<Viewer*, uint64_t> viewers_;  // viewer -> offset of the next byte it gets
+};
+
+}  // namespace rx::hub

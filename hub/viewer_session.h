@@ -1,0 +1,46 @@
+// ViewerSession: one viewer's WebSocket (rexec.term.v1) on a terminal. Output is pulled from the
+// Terminal's ring only when lws says the socket is writable, so a slow viewer never makes the
+// hub buffer: it just holds back the terminal's credit. Input from a read-only viewer is dropped
+// here, on the hub, and answered with a read_only error event.
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hub/relay.h"
+#include "hub/server.h"
+#include "hub/terminal.h"
+
+namespace rx::hub {
+
+class ViewerSession final : public WsSession, public Viewer {
+ public:
+  // The terminal is looked up when the socket opens: it may have been deleted since the upgrade.
+  ViewerSession(Relay& relay, std::string terminal_id, bool read_only, std::optional<uint64_t> since, std::string who);
+  ~ViewerSession() override;
+
+  void on_open(WsConn& conn) override;
+  void on_message(WsConn& conn, std::span<const uint8_t> message, bool binary) override;
+  void on_writable(WsConn& conn) override;
+  void on_close() override;
+  size_t max_message() const override;
+  bool pending() const override { return !events_.empty(); }
+
+  void wake() override;
+  void queue_event(const nlohmann::json& event) override;
+  void terminal_gone(const std::string& reason) override;
+
+ private:
+  Relay& relay_;
+  std::string terminal_id_;
+  Terminal* terminal_ = nullptr;
+  bool read_only_;
+  std::optional<uint64_t> since_;
+  std::string who_;
+  WsConn* conn_ = nullptr;
+  std::deque<std::vector<uint8_t>> events_;
+};
+
+}  // namespace rx::hub

@@ -1,0 +1,141 @@
+#include "tests/support/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace rx::test {
+
+Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env, std::string log_path,
+                 std::optional<std::string> stdin_text)
+    : log_path_(std::move(log_path)) {
+  int in_pipe[2] = {-1, -1};
+  if (stdin_text && ::pipe2(in_pipe, O_CLOEXEC) != 0) return;
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> cargv, cenv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  for (auto& e : env_strings) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    if (stdin_text) ::dup2(in_pipe[0], 0);
+    else {
+      int devnull = ::open("/dev/null", O_RDONLY);
+      ::dup2(devnull, 0);
+    }
+    ::setpgid(0, 0);  // its own process group: signals to the test do not reach it
+    ::execve(cargv[0], cargv.data(), cenv.data());
+    std::fprintf(stderr, "exec %s: %s\n", cargv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  if (stdin_text) {
+    ::close(in_pipe[0]);
+    (void)!::write(in_pipe[1], stdin_text->data(), stdin_text->size());
+    ::close(in_pipe[1]);
+  }
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !status_) kill_and_wait();
+}
+
+Process::Process(Process&& o) noexcept : pid_(o.pid_), log_path_(std::move(o.log_path_)), status_(o.status_) {
+  o.pid_ = -1;
+}
+
+Process& Process::operator=(Process&& o) noexcept {
+  if (this != &o) {
+    if (pid_ > 0 && !status_) kill_and_wait();
+    pid_ = o.pid_;
+    log_path_ = std::move(o.log_path_);
+    status_ = o.status_;
+    o.pid_ = -1;
+  }
+  return *this;
+}
+
+bool Process::running() {
+  if (pid_ <= 0 || status_) return false;
+  int st = 0;
+  if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+    status_ = st;
+    return false;
+  }
+  return true;
+}
+
+void Process::signal(int sig) {
+  if (pid_ > 0 && !status_) ::kill(pid_, sig);
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
+  if (status_) return status_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!running()) return status_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
+}
+
+void Process::kill_and_wait() {
+  if (pid_ <= 0 || status_) return;
+  ::kill(pid_, SIGKILL);
+  int st = 0;
+  ::waitpid(pid_, &st, 0);
+  status_ = st;
+}
+
+std::string Process::log() const { return read_file(log_path_); }
+
+std::optional<std::string> Process::wait_for_log(const std::string& needle, std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    std::istringstream in(log());
+    for (std::string line; std::getline(in, line);)
+      if (line.find(needle) != std::string::npos) return line;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return std::nullopt;
+}
+
+TempDir::TempDir(const std::string& prefix) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  path_ = ::mkdtemp(tmpl.data()) ? tmpl : "";
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string binary(const std::string& rel) { return std::string(REXEC_BINARY_DIR) + "/" + rel; }
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return pred();
+}
+
+}  // namespace rx::test

@@ -1,0 +1,255 @@
+#include "tests/support/ws_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+namespace rx::test {
+namespace {
+
+int dial(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+bool write_all(int fd, const void* p, size_t n) {
+  const auto* c = static_cast<const uint8_t*>(p);
+  while (n > 0) {
+    ssize_t w = ::send(fd, c, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    c += w;
+    n -= size_t(w);
+  }
+  return true;
+}
+
+// Reads an HTTP head (up to the blank line); anything after it goes to `rest`.
+bool read_head(int fd, std::string& head, std::vector<uint8_t>& rest, int timeout_ms) {
+  char buf[4096];
+  while (head.find("\r\n\r\n") == std::string::npos) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0) return false;
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return false;
+    head.append(buf, size_t(n));
+  }
+  auto end = head.find("\r\n\r\n") + 4;
+  rest.assign(head.begin() + long(end), head.end());
+  head.resize(end);
+  return true;
+}
+
+HttpResult parse_head(const std::string& head) {
+  HttpResult r;
+  auto sp = head.find(' ');
+  r.status = sp == std::string::npos ? 0 : std::atoi(head.c_str() + sp + 1);
+  size_t pos = head.find("\r\n") + 2;
+  while (pos < head.size()) {
+    auto eol = head.find("\r\n", pos);
+    if (eol == std::string::npos || eol == pos) break;
+    auto line = head.substr(pos, eol - pos);
+    auto colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string k = line.substr(0, colon);
+      for (auto& c : k) c = char(std::tolower(static_cast<unsigned char>(c)));
+      std::string v = line.substr(colon + 1);
+      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+      r.headers[k] = v;
+    }
+    pos = eol + 2;
+  }
+  return r;
+}
+
+void read_body(int fd, HttpResult& r, std::vector<uint8_t>& rest) {
+  r.body.assign(rest.begin(), rest.end());
+  size_t want = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : SIZE_MAX;
+  char buf[16384];
+  while (r.body.size() < want) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10000) <= 0) break;
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    r.body.append(buf, size_t(n));
+  }
+}
+
+}  // namespace
+
+HttpResult http(int port, const std::string& method, const std::string& path, const std::string& token,
+                const std::string& body, const std::map<std::string, std::string>& headers) {
+  HttpResult r;
+  int fd = dial(port);
+  if (fd < 0) return r;
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
+  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
+  std::string head;
+  std::vector<uint8_t> rest;
+  if (write_all(fd, req.data(), req.size()) && read_head(fd, head, rest, 30000)) {
+    r = parse_head(head);
+    read_body(fd, r, rest);
+  }
+  ::close(fd);
+  return r;
+}
+
+WsClient::~WsClient() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+WsClient::WsClient(WsClient&& o) noexcept
+    : fd_(o.fd_), buffered_(std::move(o.buffered_)), close_code_(o.close_code_), close_reason_(std::move(o.close_reason_)) {
+  o.fd_ = -1;
+}
+
+bool WsClient::connect(int port, const std::string& path, const std::string& protocol,
+                       const std::map<std::string, std::string>& headers, HttpResult* refusal) {
+  fd_ = dial(port);
+  if (fd_ < 0) return false;
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+  if (!protocol.empty()) req += "Sec-WebSocket-Protocol: " + protocol + "\r\n";
+  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
+  req += "\r\n";
+  std::string head;
+  if (!write_all(fd_, req.data(), req.size()) || !read_head(fd_, head, buffered_, 10000)) {
+    cut();
+    return false;
+  }
+  auto r = parse_head(head);
+  if (r.status != 101) {
+    if (refusal) {
+      *refusal = r;
+      read_body(fd_, *refusal, buffered_);
+    }
+    cut();
+    return false;
+  }
+  return true;
+}
+
+bool WsClient::send_raw(const std::vector<uint8_t>& bytes) { return fd_ >= 0 && write_all(fd_, bytes.data(), bytes.size()); }
+
+bool WsClient::send_frame(uint8_t opcode, const std::vector<uint8_t>& payload, bool fin) {
+  if (fd_ < 0) return false;
+  std::vector<uint8_t> f;
+  f.reserve(payload.size() + 14);
+  f.push_back(uint8_t((fin ? 0x80 : 0) | opcode));
+  size_t n = payload.size();
+  if (n < 126) {
+    f.push_back(uint8_t(0x80 | n));
+  } else if (n < 65536) {
+    f.push_back(0x80 | 126);
+    f.push_back(uint8_t(n >> 8));
+    f.push_back(uint8_t(n));
+  } else {
+    f.push_back(0x80 | 127);
+    for (int s = 56; s >= 0; s -= 8) f.push_back(uint8_t(uint64_t(n) >> s));
+  }
+  static thread_local std::mt19937 rng(std::random_device{}());
+  uint8_t mask[4];
+  for (auto& m : mask) m = uint8_t(rng());
+  f.insert(f.end(), mask, mask + 4);
+  size_t base = f.size();
+  f.resize(base + n);
+  for (size_t i = 0; i < n; ++i) f[base + i] = payload[i] ^ mask[i & 3];
+  return write_all(fd_, f.data(), f.size());
+}
+
+bool WsClient::read_exact(uint8_t* p, size_t n, std::chrono::steady_clock::time_point deadline) {
+  size_t got = std::min(n, buffered_.size());
+  if (got > 0) std::memcpy(p, buffered_.data(), got);
+  buffered_.erase(buffered_.begin(), buffered_.begin() + long(got));
+  while (got < n) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd pf{fd_, POLLIN, 0};
+    if (::poll(&pf, 1, int(left.count())) <= 0) return false;
+    ssize_t r = ::recv(fd_, p + got, n - got, 0);
+    if (r <= 0) return false;
+    got += size_t(r);
+  }
+  return true;
+}
+
+std::optional<WsClient::Message> WsClient::receive(std::chrono::milliseconds timeout) {
+  if (fd_ < 0) return std::nullopt;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  Message msg;
+  bool in_message = false;
+  for (;;) {
+    uint8_t h[2];
+    if (!read_exact(h, 2, deadline)) return std::nullopt;
+    uint8_t opcode = h[0] & 0x0f;
+    bool fin = h[0] & 0x80;
+    uint64_t len = h[1] & 0x7f;
+    if (len == 126) {
+      uint8_t e[2];
+      if (!read_exact(e, 2, deadline)) return std::nullopt;
+      len = (uint64_t(e[0]) << 8) | e[1];
+    } else if (len == 127) {
+      uint8_t e[8];
+      if (!read_exact(e, 8, deadline)) return std::nullopt;
+      len = 0;
+      for (uint8_t b : e) len = (len << 8) | b;
+    }
+    std::vector<uint8_t> payload(len);
+    if (len && !read_exact(payload.data(), len, deadline)) return std::nullopt;
+    if (opcode == 0x9) {  // ping: answer, keep reading
+      send_frame(0xA, payload, true);
+      continue;
+    }
+    if (opcode == 0xA) continue;
+    if (opcode == 0x8) {
+      if (payload.size() >= 2) {
+        close_code_ = uint16_t((payload[0] << 8) | payload[1]);
+        close_reason_.assign(payload.begin() + 2, payload.end());
+      } else {
+        close_code_ = 1005;
+      }
+      send_frame(0x8, std::vector<uint8_t>(payload.begin(), payload.begin() + std::min<size_t>(2, payload.size())), true);
+      cut();
+      return std::nullopt;
+    }
+    if (!in_message) {
+      msg.binary = opcode == 0x2;
+      in_message = true;
+    }
+    msg.data.insert(msg.data.end(), payload.begin(), payload.end());
+    if (fin) return msg;
+  }
+}
+
+void WsClient::close() {
+  if (fd_ < 0) return;
+  send_frame(0x8, {0x03, 0xe8}, true);
+  cut();
+}
+
+void WsClient::cut() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+}  // namespace rx::test

@@ -1,0 +1,65 @@
+// Test and benchmark clients for the hub, over plain blocking sockets (RFC 6455 framing by hand):
+// a test must be able to do what no polite client does — send malformed or oversized frames,
+// stop reading, cut the connection — and a benchmark client must never be the bottleneck.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rx::test {
+
+struct HttpResult {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+};
+
+// One HTTP/1.1 request on a fresh connection (Connection: close).
+HttpResult http(int port, const std::string& method, const std::string& path, const std::string& token = "",
+                const std::string& body = "", const std::map<std::string, std::string>& headers = {});
+
+class WsClient {
+ public:
+  struct Message {
+    bool binary = true;
+    std::vector<uint8_t> data;
+  };
+
+  WsClient() = default;
+  ~WsClient();
+  WsClient(WsClient&& o) noexcept;
+  WsClient& operator=(WsClient&&) = delete;
+
+  // Connects and upgrades. On a refused upgrade, returns false and fills `refusal` with the
+  // HTTP status and body the hub sent.
+  bool connect(int port, const std::string& path, const std::string& protocol,
+               const std::map<std::string, std::string>& headers, HttpResult* refusal = nullptr);
+  bool connected() const { return fd_ >= 0; }
+
+  bool send_binary(const std::vector<uint8_t>& data) { return send_frame(0x2, data, true); }
+  bool send_text(const std::string& text) { return send_frame(0x1, {text.begin(), text.end()}, true); }
+  bool send_frame(uint8_t opcode, const std::vector<uint8_t>& payload, bool fin);
+  bool send_raw(const std::vector<uint8_t>& bytes);
+
+  // The next data message (pings are answered on the way). nullopt on timeout or close.
+  std::optional<Message> receive(std::chrono::milliseconds timeout);
+  // After the peer closed: its close code and reason.
+  std::optional<uint16_t> close_code() const { return close_code_; }
+  const std::string& close_reason() const { return close_reason_; }
+  void close();        // polite close frame, then shut
+  void cut();          // RST-like: close the socket without a close frame
+  int fd() const { return fd_; }
+
+ private:
+  bool read_exact(uint8_t* p, size_t n, std::chrono::steady_clock::time_point deadline);
+  int fd_ = -1;
+  std::vector<uint8_t> buffered_;  // bytes read past the handshake
+  std::optional<uint16_t> close_code_;
+  std::string close_reason_;
+};
+
+}  // namespace rx::test
