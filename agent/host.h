@@ -1,0 +1,62 @@
+// What the agent tells the hub about its machine: HostInfo once per connection (HELLO) and Stats
+// every 5 s. CPU load is the busy share of all CPUs between two samples of /proc/stat (not the
+// load average, which counts waiting processes, not CPU time). NVIDIA GPUs come from the driver's
+// /proc files and, when present, nvidia-smi. Every path is relative to a root that tests point
+// at fixture files; the parsers are exposed so tests can feed them text directly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/frame.h"
+
+namespace rx::agent {
+
+struct HostPaths {
+  std::string proc = "/proc";
+  std::string etc = "/etc";
+  std::string nvidia_smi;  // path to nvidia-smi; empty: do not run it
+};
+
+protocol::HostInfo collect_host_info(const HostPaths& paths);
+
+class StatsSampler {
+ public:
+  explicit StatsSampler(HostPaths paths) : paths_(std::move(paths)) {}
+  protocol::Stats sample();
+
+ private:
+  HostPaths paths_;
+  std::optional<std::pair<uint64_t, uint64_t>> last_;  // (busy, total) jiffies
+};
+
+// --- parsers (pure) ---
+std::string parse_os_release(const std::string& text);  // PRETTY_NAME, unquoted
+struct CpuTimes {
+  uint64_t busy = 0;
+  uint64_t total = 0;
+};
+std::optional<CpuTimes> parse_proc_stat(const std::string& text);  // the aggregate "cpu" line
+struct MemInfo {
+  uint64_t total = 0;
+  uint64_t available = 0;
+};
+MemInfo parse_meminfo(const std::string& text);
+// /proc/driver/nvidia/gpus/*/information
+std::optional<protocol::GpuInfo> parse_nvidia_information(const std::string& text);
+// nvidia-smi --query-gpu=index,uuid,name,memory.total,utilization.gpu,memory.used --format=csv,noheader,nounits
+struct SmiRow {
+  uint32_t index = 0;
+  std::string uuid;
+  std::string name;
+  uint64_t memory_total = 0;
+  std::optional<uint32_t> utilization;
+  std::optional<uint64_t> memory_used;
+};
+std::vector<SmiRow> parse_nvidia_smi(const std::string& csv);
+// Runs nvidia-smi (argv, no shell) with a timeout; empty on any failure.
+std::string run_nvidia_smi(const std::string& path, int timeout_ms = 3000);
+
+}  // namespace rx::agent
