@@ -25,7 +25,7 @@ void ReplayRing::grow(size_t needed) {
 
 void ReplayRing::append(std::span<const uint8_t> bytes) {
   end_ += bytes.size();
-  if (capacity_ == 0) return;
+  if (capacity_ == 0 || bytes.empty()) return;  // (an empty span may have a null data())
   if (bytes.size() >= capacity_) {
     // Only the last `capacity` bytes can be held.
     grow(capacity_);
@@ -43,7 +43,7 @@ void ReplayRing::append(std::span<const uint8_t> bytes) {
   size_t tail = (head_ + size_) % cap;
   size_t first = std::min(bytes.size(), cap - tail);
   std::memcpy(buf_.data() + tail, bytes.data(), first);
-  std::memcpy(buf_.data(), bytes.data() + first, bytes.size() - first);
+  if (bytes.size() > first) std::memcpy(buf_.data(), bytes.data() + first, bytes.size() - first);
   size_ += bytes.size();
 }
 
@@ -68,7 +68,7 @@ Result<ReplayRing::View> ReplayRing::view(uint64_t from, size_t max) const {
 Result<size_t> ReplayRing::read(uint64_t from, std::span<uint8_t> out) const {
   auto v = view(from, out.size());
   if (!v) return v.error();
-  std::memcpy(out.data(), v->first.data(), v->first.size());
+  if (!v->first.empty()) std::memcpy(out.data(), v->first.data(), v->first.size());
   if (!v->second.empty()) std::memcpy(out.data() + v->first.size(), v->second.data(), v->second.size());
   return v->size();
 }

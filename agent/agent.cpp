@@ -1,0 +1,512 @@
+#include "agent/agent.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "agent/log.h"
+#include "agent/secrets.h"
+#include "protocol/codec.h"
+#include "protocol/limits.h"
+
+namespace rx::agent {
+
+using namespace protocol;
+
+namespace {
+constexpr const char* kLinkProtocol = "rexec.agent.v1";
+constexpr const char* kFdProtocol = "rexec-fd";
+constexpr const char* kVersion = "0.1.0";
+constexpr lws_usec_t kStatsInterval = 5 * LWS_US_PER_SEC;
+constexpr lws_usec_t kTickInterval = 100 * LWS_USEC_PER_SEC / 1000;
+}  // namespace
+
+Agent::Agent(AgentOptions options) : options_(std::move(options)), sampler_(options_.host) {}
+
+Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options) {
+  std::unique_ptr<Agent> a(new Agent(std::move(options)));
+  // --hub: ws://host[:port], wss://host[:port], or a unix socket path (container agents).
+  std::string hub = a->options_.hub;
+  while (!hub.empty() && hub.back() == '/') hub.pop_back();
+  if (hub.starts_with("unix:")) hub = hub.substr(5);
+  if (hub.starts_with("/")) {
+    a->address_ = "+" + hub;
+    a->host_header_ = "localhost";
+  } else {
+    bool tls = hub.starts_with("wss://");
+    if (!tls && !hub.starts_with("ws://"))
+      return make_error("bad_hub", "--hub must be ws://HOST:PORT, wss://HOST:PORT or a unix socket path");
+    hub = hub.substr(tls ? 6 : 5);
+    a->tls_ = tls;
+    a->port_ = tls ? 443 : 80;
+    auto colon = hub.rfind(':');
+    if (colon != std::string::npos && hub.find(']', colon) == std::string::npos) {
+      a->port_ = std::atoi(hub.c_str() + colon + 1);
+      hub = hub.substr(0, colon);
+    }
+    a->host_header_ = hub;
+    if (hub.size() > 2 && hub.front() == '[') hub = hub.substr(1, hub.size() - 2);
+    a->address_ = hub;
+    if (a->address_.empty() || a->port_ <= 0) return make_error("bad_hub", "cannot parse --hub " + a->options_.hub);
+  }
+
+  a->protocols_ = {{kLinkProtocol, &Agent::callback, 0, kMaxFrameBytes + 1024, 0, nullptr, 0},
+                   {kFdProtocol, &Agent::callback, 0, 0, 0, nullptr, 0},
+                   {nullptr, nullptr, 0, 0, 0, nullptr, 0}};
+  lws_context_creation_info info;
+  std::memset(&info, 0, sizeof(info));
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.protocols = a->protocols_.data();
+  info.user = a.get();
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  if (!a->options_.ca_file.empty()) info.client_ssl_ca_filepath = a->options_.ca_file.c_str();
+  a->context_ = lws_create_context(&info);
+  if (!a->context_) return make_error("lws_failed", "cannot create the libwebsockets context");
+  a->vhost_ = lws_get_vhost_by_name(a->context_, "default");
+  // Heartbeats (SPEC 1.8): ping after 20 s of silence, give the link up after 30 s.
+  a->retry_.secs_since_valid_ping = 20;
+  a->retry_.secs_since_valid_hangup = 30;
+
+  // SIGTERM/SIGINT arrive as a readable signalfd on the loop: no handler, no global flag.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  a->signal_fd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  a->watch(a->signals_.in, 0, Watch::kSignal, a->signal_fd_);
+  ::signal(SIGPIPE, SIG_IGN);
+  return a;
+}
+
+Agent::~Agent() {
+  for (auto& [id, w] : watches_) {
+    unwatch(w.out);
+    unwatch(w.err);
+    unwatch(w.in);
+    unwatch(w.pid);
+  }
+  unwatch(signals_.in);
+  channels_.clear();  // hangs up and reaps every child
+  if (context_) lws_context_destroy(context_);
+  if (signal_fd_ >= 0) ::close(signal_fd_);
+}
+
+void Agent::arm(Timer& t, void (Agent::*fn)(), lws_usec_t us) {
+  t.self = this;
+  timer_fns_[&t] = fn;
+  lws_sul_schedule(context_, 0, &t.sul, [](lws_sorted_usec_list_t* s) {
+    auto* timer = reinterpret_cast<Timer*>(s);
+    (timer->self->*(timer->self->timer_fns_[timer]))();
+  }, us);
+}
+
+int Agent::run() {
+  log("info", "agent.start", {{"version", kVersion}, {"hub", options_.hub}, {"name", options_.name}});
+  status("connecting to " + options_.hub);
+  connect();
+  arm(stats_timer_, &Agent::stats, kStatsInterval);
+  arm(tick_timer_, &Agent::tick, kTickInterval);
+  while (!stopping_) {
+    if (lws_service(context_, 0) < 0) break;
+  }
+  notifier_.send("STOPPING=1");
+  log("info", "agent.stop", {{"code", std::to_string(exit_code_)}});
+  return exit_code_;
+}
+
+// ---- the link ---------------------------------------------------------------------------------
+
+void Agent::connect() {
+  if (stopping_ || link_) return;
+  lws_client_connect_info ci;
+  std::memset(&ci, 0, sizeof(ci));
+  ci.context = context_;
+  ci.address = address_.c_str();
+  ci.port = port_;
+  ci.path = "/api/v1/agent/connect";
+  ci.host = host_header_.c_str();
+  ci.origin = host_header_.c_str();
+  ci.protocol = kLinkProtocol;
+  ci.local_protocol_name = kLinkProtocol;
+  ci.ssl_connection = tls_ ? LCCSCF_USE_SSL : 0;
+  ci.retry_and_idle_policy = &retry_;
+  ci.pwsi = &link_;
+  if (!lws_client_connect_via_info(&ci)) {
+    link_ = nullptr;
+    schedule_reconnect();
+  }
+}
+
+void Agent::schedule_reconnect() {
+  if (stopping_) return;
+  auto delay = backoff_.next();
+  log("info", "link.retry", {{"in_ms", std::to_string(delay.count())}, {"attempt", std::to_string(backoff_.attempt())}});
+  arm(reconnect_timer_, &Agent::connect, lws_usec_t(delay.count()) * 1000);
+}
+
+void Agent::link_down(const std::string& why) {
+  bool was_up = welcomed_;
+  link_ = nullptr;
+  welcomed_ = false;
+  partial_.clear();
+  control_.clear();  // per-link: everything in it is re-derived on the next WELCOME
+  for (auto& [id, ch] : channels_) ch->rewind_input_acks();
+  if (was_up) log("warn", "link.down", {{"reason", why}});
+  status("disconnected: " + why);
+  schedule_reconnect();
+}
+
+int Agent::callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  auto* self = static_cast<Agent*>(lws_context_user(lws_get_context(wsi)));
+  const lws_protocols* p = lws_get_protocol(wsi);
+  if (!self || !p || !p->name) return 0;
+  (void)user;
+  if (std::strcmp(p->name, kFdProtocol) == 0) return self->on_fd(wsi, reason);
+  return self->on_link(wsi, reason, in, len);
+}
+
+int Agent::on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len) {
+  switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+      auto** p = static_cast<unsigned char**>(in);
+      unsigned char* end = *p + len;
+      std::string auth = "Bearer " + options_.token;
+      if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
+                                       reinterpret_cast<const unsigned char*>(auth.c_str()), int(auth.size()), p, end))
+        return -1;
+      if (!options_.name.empty() &&
+          lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>("x-rexec-agent-name:"),
+                                      reinterpret_cast<const unsigned char*>(options_.name.c_str()),
+                                      int(options_.name.size()), p, end))
+        return -1;
+      return 0;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED: {
+      link_ = wsi;
+      Hello h;
+      h.proto_min = kProtocolVersionMin;
+      h.proto_max = kProtocolVersionMax;
+      h.agent_version = kVersion;
+      h.capabilities = {"pty", "exec"};
+      h.host = collect_host_info(options_.host);
+      if (!h.host.gpus.empty()) h.capabilities.push_back("gpu");
+      for (const auto& [id, ch] : channels_) h.channels.push_back({id, ch->input_received()});
+      send_control(h);
+      return 0;
+    }
+    case LWS_CALLBACK_CLIENT_RECEIVE: {
+      const auto* bytes = static_cast<const uint8_t*>(in);
+      if (lws_is_first_fragment(wsi)) partial_.clear();
+      if (partial_.size() + len > kMaxFrameBytes) {
+        log("error", "link.frame_too_large", {{"bytes", std::to_string(partial_.size() + len)}});
+        return -1;
+      }
+      partial_.insert(partial_.end(), bytes, bytes + len);
+      if (!lws_is_final_fragment(wsi)) return 0;
+      auto frame = decode(partial_);
+      partial_.clear();
+      if (!frame) {
+        // A hub bug or an impostor: say why and reconnect.
+        log("error", "link.bad_frame", {{"code", frame.error().code}, {"reason", frame.error().message}});
+        return -1;
+      }
+      on_frame(*frame);
+      return 0;
+    }
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+      if (write_next()) lws_callback_on_writable(wsi);
+      return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+      const auto* b = static_cast<const uint8_t*>(in);
+      uint16_t code = len >= 2 ? uint16_t((b[0] << 8) | b[1]) : 1005;
+      std::string why = len > 2 ? std::string(reinterpret_cast<const char*>(b + 2), len - 2) : "";
+      log(code == 1000 || code == 1012 ? "info" : "warn", "link.closed_by_hub",
+          {{"code", std::to_string(code)}, {"reason", why}});
+      if (code == 1008 && why == "revoked") {
+        log("error", "agent.revoked", {{"hint", "this agent's credential was revoked on the hub; enroll it again"}});
+        exit_code_ = 3;
+        stopping_ = true;
+      }
+      if (code == 1012) backoff_.reset();  // the hub is restarting: come back at once
+      return 0;
+    }
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+      log("warn", "link.connect_failed", {{"hub", options_.hub}, {"reason", in ? static_cast<const char*>(in) : "unknown"}});
+      link_down(in ? static_cast<const char*>(in) : "connect failed");
+      return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+      link_down("closed");
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+void Agent::send_control(const Frame& frame) {
+  control_.push_back(encode(frame, LWS_PRE));
+  want_write();
+}
+
+void Agent::want_write() {
+  if (link_) lws_callback_on_writable(link_);
+}
+
+bool Agent::write_next() {
+  std::vector<uint8_t> frame;
+  if (!control_.empty()) {
+    frame = std::move(control_.front());
+    control_.pop_front();
+  } else if (welcomed_) {
+    // Round-robin over channels, one chunk each: a flooding terminal gets one 64 KiB frame
+    // between another terminal's keystroke echoes, never a queue of them.
+    auto it = channels_.upper_bound(rr_next_);
+    for (size_t i = 0; i < channels_.size() && frame.empty(); ++i, ++it) {
+      if (it == channels_.end()) it = channels_.begin();
+      if (auto d = it->second->next_data(kMaxChunk)) {
+        frame = encode_data(d->channel, d->stream, d->offset, d->bytes, LWS_PRE);
+        rr_next_ = it->first;
+      }
+    }
+  }
+  if (frame.empty()) return false;
+  size_t n = frame.size() - LWS_PRE;
+  if (lws_write(link_, frame.data() + LWS_PRE, n, LWS_WRITE_BINARY) < int(n)) return false;
+  return true;
+}
+
+// ---- frames from the hub ----------------------------------------------------------------------
+
+void Agent::on_frame(const Frame& frame) {
+  if (auto* w = std::get_if<Welcome>(&frame)) return on_welcome(*w);
+  if (!welcomed_) return;
+  if (auto* o = std::get_if<Open>(&frame)) return open_channel(*o);
+  uint32_t id = frame_channel(frame);
+  auto it = channels_.find(id);
+  if (auto* c = std::get_if<Close>(&frame)) {
+    if (it != channels_.end()) close_channel(id);
+    (void)c;
+    return;
+  }
+  if (auto* e = std::get_if<ErrorFrame>(&frame)) {
+    log("warn", "hub.error", {{"channel", std::to_string(id)}, {"code", e->code}, {"message", e->message}});
+    return;
+  }
+  if (std::holds_alternative<Unknown>(frame)) return;  // a newer hub: ignore what we do not know
+  if (it == channels_.end()) {
+    send_control(ErrorFrame{id, "unknown_channel", "channel " + std::to_string(id) + " is not open"});
+    return;
+  }
+  Channel& ch = *it->second;
+  if (auto* d = std::get_if<Data>(&frame)) {
+    if (d->stream == Stream::kInput) ch.on_input(d->offset, d->bytes);
+  } else if (auto* a = std::get_if<Ack>(&frame)) {
+    ch.on_ack(a->stream, a->offset);
+  } else if (auto* r = std::get_if<Resize>(&frame)) {
+    ch.resize(r->cols, r->rows);
+  } else if (auto* s = std::get_if<Signal>(&frame)) {
+    if (auto st = ch.signal(s->name); !st) send_control(ErrorFrame{id, st.error().code, st.error().message});
+  }
+  service(id);
+}
+
+void Agent::on_welcome(const Welcome& w) {
+  if (w.credential) {
+    options_.token = *w.credential;
+    if (auto s = write_secret(options_.credential_file, *w.credential); !s)
+      log("error", "agent.credential_not_saved", {{"file", options_.credential_file}, {"reason", s.error().message}});
+    else
+      log("info", "agent.enrolled", {{"agent", w.agent_id}, {"credential_file", options_.credential_file}});
+  }
+  for (auto& [id, ch] : channels_) {
+    for (Stream s : {Stream::kOutput, Stream::kStderr}) {
+      std::optional<uint64_t> received;
+      for (const auto& r : w.resume)
+        if (r.channel == id && r.stream == s) received = r.received;
+      ch->resume(s, received);
+    }
+  }
+  welcomed_ = true;
+  backoff_.reset();
+  log("info", "link.up", {{"agent", w.agent_id}, {"hub_version", w.hub_version}, {"channels", std::to_string(channels_.size())}});
+  status("connected to " + options_.hub);
+  if (!ready_sent_) {
+    notifier_.send("READY=1");
+    ready_sent_ = true;
+  }
+  for (auto& [id, ch] : channels_) service(id);
+  want_write();
+}
+
+void Agent::open_channel(const Open& o) {
+  if (channels_.count(o.channel)) {
+    send_control(ErrorFrame{o.channel, "channel_exists", "channel " + std::to_string(o.channel) + " is already open"});
+    return;
+  }
+  auto ch = Channel::open(o, options_.channels);
+  if (!ch) {
+    log("warn", "channel.spawn_failed", {{"channel", std::to_string(o.channel)}, {"reason", ch.error().message}});
+    send_control(ErrorFrame{o.channel, ch.error().code, ch.error().message});
+    send_control(Close{o.channel, "could not start"});
+    return;
+  }
+  uint32_t id = o.channel;
+  send_control(Opened{id, uint32_t((*ch)->pid())});
+  log("info", "channel.open", {{"channel", std::to_string(id)}, {"kind", std::string(channel_kind_name(o.kind))},
+                               {"pid", std::to_string((*ch)->pid())}});
+  channels_[id] = std::move(ch).value();
+  service(id);
+}
+
+void Agent::close_channel(uint32_t id) {
+  if (auto w = watches_.find(id); w != watches_.end()) {
+    unwatch(w->second.out);
+    unwatch(w->second.err);
+    unwatch(w->second.in);
+    unwatch(w->second.pid);
+    watches_.erase(w);
+  }
+  channels_.erase(id);  // hangs up and reaps the process
+  log("info", "channel.close", {{"channel", std::to_string(id)}});
+}
+
+void Agent::service(uint32_t id) {
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return;
+  Channel& ch = *it->second;
+  if (welcomed_) {
+    if (auto a = ch.take_input_ack()) send_control(Ack{id, Stream::kInput, *a});
+    if (auto e = ch.take_exit(Channel::Clock::now())) {
+      log("info", "channel.exit", {{"channel", std::to_string(id)}, {"code", std::to_string(e->code)}, {"signal", e->signal}});
+      send_control(*e);
+    }
+    if (ch.finished()) {
+      send_control(Close{id, "exited"});
+      close_channel(id);
+      return;
+    }
+  }
+  update_watches(id);
+  want_write();
+}
+
+// ---- fd watches -------------------------------------------------------------------------------
+
+void Agent::watch(std::unique_ptr<Watch>& slot, uint32_t channel, Watch::Kind kind, int fd) {
+  if (slot || fd < 0) return;
+  int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);  // lws closes its copy when the watch ends
+  if (dup < 0) return;
+  lws_sock_file_fd_type u;
+  u.filefd = dup;
+  auto w = std::make_unique<Watch>(Watch{this, channel, kind, nullptr});
+  lws* wsi = lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, u, kFdProtocol, nullptr);
+  if (!wsi) {
+    ::close(dup);
+    return;
+  }
+  lws_set_opaque_user_data(wsi, w.get());
+  w->wsi = wsi;
+  if (kind == Watch::kInput) {
+    lws_rx_flow_control(wsi, 0);  // this watch is for writability only
+    lws_callback_on_writable(wsi);
+  }
+  slot = std::move(w);
+}
+
+void Agent::unwatch(std::unique_ptr<Watch>& slot) {
+  if (!slot) return;
+  if (slot->wsi) {
+    lws_set_opaque_user_data(slot->wsi, nullptr);
+    lws_set_timeout(slot->wsi, static_cast<pending_timeout>(1), LWS_TO_KILL_ASYNC);
+  }
+  slot.reset();
+}
+
+void Agent::update_watches(uint32_t id) {
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return;
+  Channel& ch = *it->second;
+  Watches& w = watches_[id];
+  // A stream out of credit is not watched at all: its PTY stays unread and the writer blocks.
+  ch.wants_read(Stream::kOutput) ? watch(w.out, id, Watch::kOutput, ch.output_fd(Stream::kOutput)) : unwatch(w.out);
+  ch.wants_read(Stream::kStderr) ? watch(w.err, id, Watch::kStderr, ch.output_fd(Stream::kStderr)) : unwatch(w.err);
+  ch.input_pending() ? watch(w.in, id, Watch::kInput, ch.input_fd()) : unwatch(w.in);
+  watch(w.pid, id, Watch::kPid, ch.pidfd());
+}
+
+int Agent::on_fd(lws* wsi, lws_callback_reasons reason) {
+  auto* w = static_cast<Watch*>(lws_get_opaque_user_data(wsi));
+  if (!w) return reason == LWS_CALLBACK_RAW_RX_FILE ? -1 : 0;  // an unwatched fd still firing: close it now
+  if (w->kind == Watch::kSignal) {
+    if (reason == LWS_CALLBACK_RAW_RX_FILE) {
+      signalfd_siginfo si{};
+      while (::read(signal_fd_, &si, sizeof(si)) == sizeof(si)) {}
+      log("info", "agent.signal", {{"signal", signal_name(int(si.ssi_signo))}});
+      stopping_ = true;
+      lws_cancel_service(context_);
+    }
+    return 0;
+  }
+  uint32_t id = w->channel;
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return 0;
+  Channel& ch = *it->second;
+  switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+      if (w->kind == Watch::kPid) ch.on_child_event();
+      else if (w->kind == Watch::kOutput) ch.read_output(Stream::kOutput);
+      else if (w->kind == Watch::kStderr) ch.read_output(Stream::kStderr);
+      break;
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+      if (w->kind == Watch::kInput && ch.flush_input()) lws_callback_on_writable(wsi);
+      break;
+    case LWS_CALLBACK_RAW_CLOSE_FILE: {
+      // lws gave up on the fd (POLLHUP: the terminal's other side closed). Read what is left
+      // through the channel's own fd before forgetting the watch, so no tail is lost.
+      lws_set_opaque_user_data(wsi, nullptr);  // lws calls back once more while closing
+      w->wsi = nullptr;
+      Watches& ws = watches_[id];
+      if (w->kind == Watch::kOutput) {
+        ch.read_output(Stream::kOutput);
+        ws.out.reset();
+      } else if (w->kind == Watch::kStderr) {
+        ch.read_output(Stream::kStderr);
+        ws.err.reset();
+      } else if (w->kind == Watch::kPid) {
+        ch.on_child_event();
+        ws.pid.reset();
+      } else {
+        ws.in.reset();
+      }
+      break;
+    }
+    default:
+      return 0;
+  }
+  service(id);
+  return 0;
+}
+
+// ---- timers -----------------------------------------------------------------------------------
+
+void Agent::tick() {
+  // EXIT after the grace period, CLOSE after the last ACK: time-based, so looked at regularly.
+  std::vector<uint32_t> ids;
+  for (const auto& [id, ch] : channels_) ids.push_back(id);
+  for (uint32_t id : ids) service(id);
+  if (notifier_.watchdog_usec()) notifier_.send("WATCHDOG=1");  // from the loop: a stuck loop stops it
+  arm(tick_timer_, &Agent::tick, kTickInterval);
+}
+
+void Agent::stats() {
+  auto s = sampler_.sample();  // sampled even offline, so the first interval after a reconnect is right
+  if (welcomed_) send_control(s);
+  arm(stats_timer_, &Agent::stats, kStatsInterval);
+}
+
+void Agent::status(const std::string& text) { notifier_.send("STATUS=" + text); }
+
+}  // namespace rx::agent

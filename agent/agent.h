@@ -1,0 +1,108 @@
+// Agent: the rexec-agent runtime on libwebsockets' own poll loop (the static libwebsockets has no
+// libuv). It keeps one link to the hub, reconnecting forever with full-jitter backoff, and the
+// channels the hub opened, which live on while the link is down. PTY, pipe and pid fds join the
+// loop as adopted raw-file descriptors (dups, so lws may close its copy); a stream out of credit
+// is simply unwatched, and watched again when an ACK returns credit.
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/backoff.h"
+#include "agent/channel.h"
+#include "agent/host.h"
+#include "agent/notify.h"
+
+namespace rx::agent {
+
+struct AgentOptions {
+  std::string hub;              // ws://host:port, wss://host:port, or a unix socket path
+  std::string token;            // credential (rxa_) or enrollment token (rxe_)
+  std::string credential_file;  // where a credential from enrollment is stored
+  std::string name;             // shown on the dashboard; default: hostname
+  std::string ca_file;
+  HostPaths host;
+  ChannelConfig channels;
+};
+
+class Agent {
+ public:
+  static Result<std::unique_ptr<Agent>> create(AgentOptions options);
+  ~Agent();
+  // Runs until SIGTERM/SIGINT or a revoked credential. Returns the process exit code.
+  int run();
+
+ private:
+  struct Timer {
+    lws_sorted_usec_list_t sul;  // first member: the lws callback casts back to Timer
+    Agent* self;
+  };
+  struct Watch {
+    Agent* self;
+    uint32_t channel;
+    enum Kind { kOutput, kStderr, kInput, kPid, kSignal } kind;
+    lws* wsi = nullptr;
+  };
+  struct Watches {
+    std::unique_ptr<Watch> out, err, in, pid;
+  };
+
+  explicit Agent(AgentOptions options);
+  static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+  int on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
+  int on_fd(lws* wsi, lws_callback_reasons reason);
+
+  void connect();
+  void schedule_reconnect();
+  void link_down(const std::string& why);
+  void on_frame(const protocol::Frame& frame);
+  void on_welcome(const protocol::Welcome& w);
+  void open_channel(const protocol::Open& o);
+  void close_channel(uint32_t id);
+  void service(uint32_t id);  // after any event on a channel: ACKs, EXIT, CLOSE, watches
+  void send_control(const protocol::Frame& frame);
+  bool write_next();
+  void want_write();
+  void watch(std::unique_ptr<Watch>& slot, uint32_t channel, Watch::Kind kind, int fd);
+  void unwatch(std::unique_ptr<Watch>& slot);
+  void update_watches(uint32_t id);
+  void tick();
+  void stats();
+  void status(const std::string& text);
+  void arm(Timer& t, void (Agent::*fn)(), lws_usec_t us);
+
+  AgentOptions options_;
+  lws_context* context_ = nullptr;
+  lws_vhost* vhost_ = nullptr;
+  lws* link_ = nullptr;
+  bool welcomed_ = false;
+  bool stopping_ = false;
+  int exit_code_ = 0;
+  std::string address_;
+  int port_ = 0;
+  bool tls_ = false;
+  std::string host_header_;
+  lws_retry_bo_t retry_{};
+  Backoff backoff_;
+  Notifier notifier_;
+  bool ready_sent_ = false;
+  StatsSampler sampler_;
+  std::vector<uint8_t> partial_;
+  std::deque<std::vector<uint8_t>> control_;  // small frames first: ACKs must not wait behind data
+  std::map<uint32_t, std::unique_ptr<Channel>> channels_;
+  std::map<uint32_t, Watches> watches_;
+  uint32_t rr_next_ = 0;  // round-robin position among channels with data
+  Timer reconnect_timer_{}, stats_timer_{}, tick_timer_{};
+  std::map<Timer*, void (Agent::*)()> timer_fns_;
+  Watches signals_;
+  int signal_fd_ = -1;
+  std::vector<lws_protocols> protocols_;
+};
+
+}  // namespace rx::agent

@@ -1,0 +1,105 @@
+// Channel: one terminal (pty) or exec run on the agent, and everything that must survive a lost
+// link: its process, a ReplayRing per output stream (the last 2 MiB, acknowledged or not), the
+// credit each stream has with the hub, and input not yet written. Knows nothing of lws: the
+// Agent tells it when fds are ready and asks it what to send, so it is tested with plain fds.
+//
+// Output flow: read only while the stream has credit (ring.end - acked < window); a stream out
+// of credit is not read, so the kernel blocks the program writing to the terminal. Exit flow:
+// EXIT goes out once the process is reaped and its output is at EOF and sent (or 2 s after the
+// reap, if a background job keeps the terminal open); CLOSE once every byte is acknowledged.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "agent/process.h"
+#include "protocol/credit_window.h"
+#include "protocol/frame.h"
+#include "protocol/replay_ring.h"
+
+namespace rx::agent {
+
+struct ChannelConfig {
+  std::optional<Account> account;
+  std::string shell;
+};
+
+class Channel {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static Result<std::unique_ptr<Channel>> open(const protocol::Open& open, const ChannelConfig& config);
+
+  uint32_t id() const { return id_; }
+  protocol::ChannelKind kind() const { return kind_; }
+  pid_t pid();
+
+  // --- file descriptors the Agent watches (-1 when there is none / no longer) ---
+  int output_fd(protocol::Stream s) const;
+  int input_fd() const;
+  int pidfd();
+
+  // --- output ---
+  // True while the stream is open and has credit to read more.
+  bool wants_read(protocol::Stream s) const;
+  // Reads what credit allows into the ring.
+  void read_output(protocol::Stream s);
+  // The next DATA to send (at most max bytes), across streams; nullopt when nothing is due.
+  std::optional<protocol::Data> next_data(size_t max);
+  void on_ack(protocol::Stream s, uint64_t offset);
+  // After WELCOME: the hub holds everything below `received` (nullopt: the hub named no offset).
+  void resume(protocol::Stream s, std::optional<uint64_t> received);
+
+  // --- input ---
+  // Bytes from the hub at `offset`; duplicates are dropped. An empty DATA on an exec closes stdin.
+  void on_input(uint64_t offset, std::span<const uint8_t> bytes);
+  // Writes buffered input; true if some is still waiting for the fd to be writable.
+  bool flush_input();
+  bool input_pending() const { return !pending_input_.empty(); }
+  std::optional<uint64_t> take_input_ack();
+  uint64_t input_received() const { return input_.received(); }
+  void rewind_input_acks() { input_.rewind_acks(); }
+
+  // --- control ---
+  void resize(uint16_t cols, uint16_t rows);
+  Status signal(const std::string& name);
+
+  // --- lifecycle ---
+  void on_child_event();  // the pidfd is readable: reap
+  // The EXIT frame, once, when it is due.
+  std::optional<protocol::Exit> take_exit(Clock::time_point now);
+  // True once EXIT went out and every output byte is acknowledged: time for CLOSE.
+  bool finished() const;
+
+ private:
+  struct Output {
+    explicit Output(uint32_t window);
+    protocol::ReplayRing ring;
+    protocol::CreditWindow credit;
+    bool eof = false;
+    bool present = false;
+  };
+  Channel(uint32_t id, protocol::ChannelKind kind, uint32_t window);
+  Output& out(protocol::Stream s) { return s == protocol::Stream::kStderr ? err_ : out_; }
+  const Output& out(protocol::Stream s) const { return s == protocol::Stream::kStderr ? err_ : out_; }
+  bool all_output_done() const;
+
+  uint32_t id_;
+  protocol::ChannelKind kind_;
+  std::unique_ptr<PtyProcess> pty_;
+  std::unique_ptr<ExecProcess> exec_;
+  Output out_;
+  Output err_;
+  protocol::ReceiveCursor input_;
+  std::vector<uint8_t> pending_input_;
+  bool close_stdin_after_flush_ = false;
+  std::optional<ExitStatus> exit_;
+  Clock::time_point reaped_at_;
+  bool exit_sent_ = false;
+  protocol::Stream next_stream_ = protocol::Stream::kOutput;  // round-robin between out and err
+};
+
+}  // namespace rx::agent

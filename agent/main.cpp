@@ -1,0 +1,93 @@
+// rexec-agent: dials out to a hub and runs terminals there.
+//   rexec-agent --hub URL [--enroll-token-file F|-] [--credential-file F] [--name N]
+//               [--ca-file F] [--user U] [--shell S] [--proc-root DIR] [--nvidia-smi PATH]
+// Secrets are read from files or stdin, never from the command line (where `ps` shows them).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "agent/agent.h"
+#include "agent/log.h"
+#include "agent/secrets.h"
+
+namespace {
+
+using namespace rx::agent;
+
+int usage(const char* why) {
+  if (why) std::fprintf(stderr, "rexec-agent: %s\n", why);
+  std::fputs(
+      "usage: rexec-agent --hub URL [--enroll-token-file FILE|-] [--credential-file FILE] [--name NAME]\n"
+      "                   [--ca-file FILE] [--user USER] [--shell PATH] [--proc-root DIR] [--nvidia-smi PATH]\n"
+      "  --hub                ws://HOST:PORT, wss://HOST:PORT, or a unix socket path\n"
+      "  --enroll-token-file  first run only: the one-time enrollment token (- reads stdin)\n"
+      "  --credential-file    where the agent keeps its own credential (mode 0600)\n"
+      "                       default /var/lib/rexec-agent/credential\n",
+      stderr);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> flags;
+  static const char* kKnown[] = {"--hub", "--enroll-token-file", "--credential-file", "--name", "--ca-file",
+                                 "--user", "--shell", "--proc-root", "--etc-root", "--nvidia-smi"};
+  for (int i = 1; i < argc; ++i) {
+    std::string f = argv[i];
+    if (f == "--help" || f == "-h") return usage(nullptr);
+    if (f == "--token" || f == "--credential")
+      return usage("secrets are not accepted on the command line; use --enroll-token-file or --credential-file");
+    bool known = false;
+    for (const char* k : kKnown) known = known || f == k;
+    if (!known) return usage(("unknown flag " + f).c_str());
+    if (i + 1 >= argc) return usage(("missing value for " + f).c_str());
+    flags[f] = argv[++i];
+  }
+  if (!flags.count("--hub")) return usage("--hub is required");
+
+  AgentOptions o;
+  o.hub = flags["--hub"];
+  o.credential_file = flags.count("--credential-file") ? flags["--credential-file"] : "/var/lib/rexec-agent/credential";
+  o.name = flags["--name"];
+  o.ca_file = flags["--ca-file"];
+  if (flags.count("--proc-root")) o.host.proc = flags["--proc-root"];
+  if (flags.count("--etc-root")) o.host.etc = flags["--etc-root"];
+  o.host.nvidia_smi = flags.count("--nvidia-smi") ? flags["--nvidia-smi"] : "/usr/bin/nvidia-smi";
+  o.channels.shell = flags["--shell"];
+  if (flags.count("--user")) {
+    auto account = find_account(flags["--user"]);
+    if (!account) return log("error", "agent.bad_user", {{"reason", account.error().message}}), 2;
+    if (::getuid() != 0 && account->uid != ::getuid())
+      return log("error", "agent.bad_user", {{"reason", "--user needs the agent to run as root"}}), 2;
+    o.channels.account = *account;
+  }
+
+  // Our own credential if we have one; otherwise the one-time enrollment token.
+  struct stat st {};
+  if (::stat(o.credential_file.c_str(), &st) == 0) {
+    auto c = read_secret(o.credential_file, true);
+    if (!c) return log("error", "agent.credential_unreadable", {{"reason", c.error().message}}), 2;
+    o.token = *c;
+  } else if (flags.count("--enroll-token-file")) {
+    auto t = read_secret(flags["--enroll-token-file"], false);
+    if (!t) return log("error", "agent.enroll_token_unreadable", {{"reason", t.error().message}}), 2;
+    o.token = *t;
+  } else {
+    return usage(("no credential at " + o.credential_file + " and no --enroll-token-file").c_str());
+  }
+
+  lws_set_log_level(std::getenv("REXEC_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO) : LLL_ERR,
+                    [](int, const char* line) {
+                      std::string l(line);
+                      while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
+                      log("error", "lws", {{"message", l}});
+                    });
+  auto agent = Agent::create(std::move(o));
+  if (!agent) return log("error", "agent.start_failed", {{"reason", agent.error().message}}), 1;
+  return (*agent)->run();
+}

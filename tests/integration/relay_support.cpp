@@ -1,0 +1,120 @@
+#include "tests/integration/relay_support.h"
+
+#include <gtest/gtest.h>
+
+#include "protocol/viewer.h"
+
+namespace rx::test {
+
+using nlohmann::json;
+namespace viewer = protocol::viewer;
+
+namespace {
+std::map<std::string, std::string> agent_env() {
+  std::map<std::string, std::string> env{{"PATH", "/usr/bin:/bin"}};
+  for (const char* pass : {"REXEC_LWS_DEBUG", "ASAN_OPTIONS", "UBSAN_OPTIONS"})
+    if (const char* v = std::getenv(pass)) env[pass] = v;
+  return env;
+}
+}  // namespace
+
+AgentProcess::AgentProcess(HubFixture& hub, const std::string& name, std::vector<std::string> extra)
+    : hub_(hub), name_(name), extra_(std::move(extra)), credential_file_(hub.data_dir() + "/" + name + ".credential") {
+  std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()),
+                                "--enroll-token-file", "-", "--credential-file", credential_file_, "--name", name_};
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  process_ = Process(argv, agent_env(), hub.data_dir() + "/agent-" + name_ + "-0.log", hub.enroll() + "\n");
+  runs_ = 1;
+}
+
+AgentProcess::~AgentProcess() {
+  process_.kill_and_wait();
+  std::string all = log();
+  for (const char* needle : {"ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"})
+    if (all.find(needle) != std::string::npos) ADD_FAILURE() << "rexec-agent reported a sanitizer error:\n" << all;
+}
+
+std::string AgentProcess::log() const {
+  std::string all;
+  for (int i = 0; i < runs_; ++i) all += read_file(hub_.data_dir() + "/agent-" + name_ + "-" + std::to_string(i) + ".log");
+  return all;
+}
+
+void AgentProcess::start() {
+  std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", "ws://127.0.0.1:" + std::to_string(hub_.port()),
+                                "--credential-file", credential_file_, "--name", name_};
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  process_ = Process(argv, agent_env(),
+                     hub_.data_dir() + "/agent-" + name_ + "-" + std::to_string(runs_++) + ".log");
+}
+
+std::string AgentProcess::id() const {
+  auto agents = json::parse(hub_.api("GET", "/api/v1/agents").body)["agents"];
+  for (const auto& a : agents)
+    if (a["name"] == name_) return a["id"];
+  return "";
+}
+
+bool wait_online(HubFixture& hub, const std::string& name, std::chrono::milliseconds timeout) {
+  return eventually([&] {
+    auto j = json::parse(hub.api("GET", "/api/v1/agents").body, nullptr, false);
+    if (!j.is_object()) return false;
+    for (const auto& a : j["agents"])
+      if (a["name"] == name && a["online"] == true) return true;
+    return false;
+  }, timeout);
+}
+
+std::string create_terminal(HubFixture& hub, const std::string& agent) {
+  auto r = hub.api("POST", "/api/v1/terminals", json{{"kind", "agent"}, {"agent", agent}, {"cols", 80}, {"rows", 24}}.dump());
+  if (r.status != 201) return "";
+  return json::parse(r.body)["id"];
+}
+
+bool Viewer::attach(HubFixture& hub, const std::string& terminal, std::optional<uint64_t> since) {
+  std::string path = "/api/v1/terminals/" + terminal + "/attach";
+  if (since) {
+    path += "?since=" + std::to_string(*since);
+    next_offset = *since;
+  }
+  return ws.connect(hub.port(), path, "rexec.term.v1", {{"Authorization", "Bearer " + hub.admin_token()}});
+}
+
+void Viewer::type(const std::string& text) {
+  ws.send_binary(viewer::encode_input(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size())));
+}
+
+void Viewer::resize(uint16_t cols, uint16_t rows) { ws.send_binary(viewer::encode_resize(cols, rows)); }
+
+bool Viewer::until(const std::function<bool(const Viewer&)>& done, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done(*this)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    auto m = ws.receive(left);
+    if (!m) return false;
+    auto d = viewer::decode_server(m->data);
+    if (!d) return false;
+    if (auto* o = std::get_if<viewer::Output>(&*d)) {
+      uint64_t end = o->offset + o->bytes.size();
+      if (o->offset > next_offset) gaps += o->offset - next_offset;
+      size_t skip = o->offset < next_offset ? size_t(std::min(end, next_offset) - o->offset) : 0;
+      duplicates += skip;
+      if (end > next_offset) {
+        output.append(reinterpret_cast<const char*>(o->bytes.data()) + skip, o->bytes.size() - skip);
+        next_offset = end;
+      }
+    } else if (auto* e = std::get_if<viewer::Event>(&*d)) {
+      events.push_back(json::parse(e->json));
+    }
+  }
+  return true;
+}
+
+std::optional<json> Viewer::event(const std::string& type) const {
+  for (auto it = events.rbegin(); it != events.rend(); ++it)
+    if ((*it)["type"] == type) return *it;
+  return std::nullopt;
+}
+
+}  // namespace rx::test

@@ -1,0 +1,56 @@
+// Helpers for whole-system tests: a real agent process enrolled into a HubFixture, and a viewer
+// that collects output by offset and events.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tests/support/hub_fixture.h"
+
+namespace rx::test {
+
+class AgentProcess {
+ public:
+  // Enrolls (the token goes in on stdin) and starts rexec-agent against `hub`.
+  AgentProcess(HubFixture& hub, const std::string& name, std::vector<std::string> extra = {});
+  ~AgentProcess();  // fails the test if a sanitizer reported anything in any run's log
+  std::string log() const;
+  void start();  // again, with the stored credential
+  void kill9() { process_.kill_and_wait(); }
+  Process& process() { return process_; }
+  const std::string& credential_file() const { return credential_file_; }
+  std::string id() const;  // the hub's id of this agent (once online)
+
+ private:
+  HubFixture& hub_;
+  std::string name_;
+  std::vector<std::string> extra_;
+  std::string credential_file_;
+  int runs_ = 0;
+  Process process_;
+};
+
+bool wait_online(HubFixture& hub, const std::string& name, std::chrono::milliseconds timeout);
+
+struct Viewer {
+  WsClient ws;
+  std::string output;
+  uint64_t next_offset = 0;
+  std::vector<nlohmann::json> events;
+  bool attach(HubFixture& hub, const std::string& terminal, std::optional<uint64_t> since = std::nullopt);
+  void type(const std::string& text);
+  void resize(uint16_t cols, uint16_t rows);
+  // Pumps messages until `done` holds; false on timeout or close.
+  bool until(const std::function<bool(const Viewer&)>& done, std::chrono::milliseconds timeout);
+  bool saw(const std::string& text) const { return output.find(text) != std::string::npos; }
+  std::optional<nlohmann::json> event(const std::string& type) const;
+  uint64_t duplicates = 0;  // bytes received twice (must stay 0)
+  uint64_t gaps = 0;        // bytes skipped (must stay 0)
+};
+
+std::string create_terminal(HubFixture& hub, const std::string& agent);
+
+}  // namespace rx::test
