@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it (make test): build and run every test under the debug preset,
-# run each fuzzer for 60 s, then build and run the whole suite again under ASan+UBSan.
+# The whole test suite, as CI runs it (make test): build the static agent, build and run every
+# test under the debug preset, run each fuzzer for 60 s, then build and run the whole suite again
+# under ASan+UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -21,6 +22,11 @@ run_suite() {  # run_suite PRESET [ctest args...]
   summary+=("$preset: $line")
   total_passed=$((total_passed + passed))
 }
+
+echo "=== test: static-agent: the shipped, fully static rexec-agent"
+cmake --preset static-agent >/dev/null
+cmake --build --preset static-agent -j "$jobs"
+export REXEC_REQUIRE_STATIC_AGENT=1  # the static agent's tests may not skip here
 
 run_suite debug
 echo "=== test: fuzz: each fuzzer 60 s"
