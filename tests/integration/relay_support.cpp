@@ -18,9 +18,13 @@ std::map<std::string, std::string> agent_env() {
 }
 }  // namespace
 
-AgentProcess::AgentProcess(HubFixture& hub, const std::string& name, std::vector<std::string> extra)
-    : hub_(hub), name_(name), extra_(std::move(extra)), credential_file_(hub.data_dir() + "/" + name + ".credential") {
-  std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()),
+AgentProcess::AgentProcess(HubFixture& hub, const std::string& name, std::vector<std::string> extra, std::string hub_url)
+    : hub_(hub),
+      name_(name),
+      extra_(std::move(extra)),
+      hub_url_(hub_url.empty() ? "ws://127.0.0.1:" + std::to_string(hub.port()) : hub_url),
+      credential_file_(hub.data_dir() + "/" + name + ".credential") {
+  std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", hub_url_,
                                 "--enroll-token-file", "-", "--credential-file", credential_file_, "--name", name_};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   process_ = Process(argv, agent_env(), hub.data_dir() + "/agent-" + name_ + "-0.log", hub.enroll() + "\n");
@@ -41,8 +45,8 @@ std::string AgentProcess::log() const {
 }
 
 void AgentProcess::start() {
-  std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", "ws://127.0.0.1:" + std::to_string(hub_.port()),
-                                "--credential-file", credential_file_, "--name", name_};
+  std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", hub_url_, "--credential-file", credential_file_,
+                                "--name", name_};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   process_ = Process(argv, agent_env(),
                      hub_.data_dir() + "/agent-" + name_ + "-" + std::to_string(runs_++) + ".log");

@@ -15,7 +15,8 @@ namespace rx::test {
 class AgentProcess {
  public:
   // Enrolls (the token goes in on stdin) and starts rexec-agent against `hub`.
-  AgentProcess(HubFixture& hub, const std::string& name, std::vector<std::string> extra = {});
+  // `hub_url` overrides the hub's address (e.g. a TcpProxy in front of it).
+  AgentProcess(HubFixture& hub, const std::string& name, std::vector<std::string> extra = {}, std::string hub_url = "");
   ~AgentProcess();  // fails the test if a sanitizer reported anything in any run's log
   std::string log() const;
   void start();  // again, with the stored credential
@@ -28,6 +29,7 @@ class AgentProcess {
   HubFixture& hub_;
   std::string name_;
   std::vector<std::string> extra_;
+  std::string hub_url_;
   std::string credential_file_;
   int runs_ = 0;
   Process process_;
