@@ -1,0 +1,90 @@
+// Credit flow control with real processes: a viewer that stops reading pauses only its own
+// terminal (memory stays bounded, other terminals keep echoing), and ^C cuts through a flood.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "tests/integration/relay_support.h"
+
+namespace rx::test {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// Resident memory of a process in KiB (VmRSS).
+long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+// Caps stated by the acceptance test: generous next to the idle footprint, far below
+// what buffering a `yes` flood for 30 s would need (gigabytes).
+constexpr long kHubCapKib = 64 * 1024;
+constexpr long kAgentCapKib = 32 * 1024;
+
+TEST(Flow, StalledViewerKeepsMemoryBoundedAndOtherTerminalsLive) {
+  HubFixture hub;
+  AgentProcess agent(hub, "flood", {"--shell", "/bin/sh"});
+  ASSERT_TRUE(wait_online(hub, "flood", 5s));
+  auto flooded = create_terminal(hub, "flood");
+  auto quiet = create_terminal(hub, "flood");
+  Viewer stalled;
+  ASSERT_TRUE(stalled.attach(hub, flooded));
+  stalled.type("yes\n");
+  // From here on `stalled` never reads again: its socket buffers fill, then its credit runs out.
+  Viewer live;
+  ASSERT_TRUE(live.attach(hub, quiet));
+  long hub_peak = 0, agent_peak = 0;
+  int echoes = 0;
+  auto offset = [&] { return json::parse(hub.api("GET", "/api/v1/terminals/" + flooded).body)["output_offset"].get<uint64_t>(); };
+  auto start = std::chrono::steady_clock::now();
+  std::optional<uint64_t> at10s, at25s;
+  auto end = start + 30s;
+  for (int i = 0; std::chrono::steady_clock::now() < end; ++i) {
+    std::string word = "ping" + std::to_string(i) + "x";
+    live.type("echo " + word + "\n");
+    ASSERT_TRUE(live.until([&](const Viewer& v) { return v.saw(word + "\r\n" ); }, 10s))
+        << "terminal 2 stopped echoing after " << echoes << " echoes";
+    ++echoes;
+    hub_peak = std::max(hub_peak, rss_kib(hub.process().pid()));
+    agent_peak = std::max(agent_peak, rss_kib(agent.process().pid()));
+    ASSERT_LE(hub_peak, kHubCapKib) << "hub RSS grew past the cap";
+    ASSERT_LE(agent_peak, kAgentCapKib) << "agent RSS grew past the cap";
+    auto t = std::chrono::steady_clock::now() - start;
+    if (!at10s && t >= 10s) at10s = offset();
+    if (!at25s && t >= 25s) at25s = offset();
+    std::this_thread::sleep_for(500ms);
+  }
+  std::printf("flow: %d echoes in 30 s beside a stalled flood; peak RSS hub %ld KiB, agent %ld KiB\n", echoes,
+              hub_peak, agent_peak);
+  EXPECT_GE(echoes, 20);
+  // The flood is paused, not dropped: while the stalled viewer is attached its terminal's output
+  // offset stands still. (At 30 s without a pong the hub hangs the viewer up as dead; with no
+  // viewer left the terminal flows into its ring again, so the window measured ends before.)
+  ASSERT_TRUE(at10s && at25s);
+  EXPECT_EQ(*at25s, *at10s) << "output kept flowing to a viewer that reads nothing";
+  EXPECT_LT(*at10s, 64u * 1024 * 1024);
+  std::printf("flow: the flooded terminal paused at offset %llu\n", static_cast<unsigned long long>(*at10s));
+}
+
+TEST(Flow, CtrlCCutsThroughAFlood) {
+  HubFixture hub;
+  AgentProcess agent(hub, "ctrlc", {"--shell", "/bin/sh"});
+  ASSERT_TRUE(wait_online(hub, "ctrlc", 5s));
+  auto id = create_terminal(hub, "ctrlc");
+  Viewer v;
+  ASSERT_TRUE(v.attach(hub, id));
+  v.type("base64 /dev/urandom\n");
+  ASSERT_TRUE(v.until([](const Viewer& v) { return v.output.size() > 2 * 1024 * 1024; }, 30s));
+  v.type("\x03");
+  v.type("echo BACK$((40+2))\n");
+  EXPECT_TRUE(v.until([](const Viewer& v) { return v.saw("BACK42\r\n"); }, 20s))
+      << "the prompt did not come back after ^C; output so far " << v.output.size() << " bytes";
+}
+
+}  // namespace
+}  // namespace rx::test
