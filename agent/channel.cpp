@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "protocol/codec.h"
 #include "protocol/limits.h"
 
 namespace rx::agent {
@@ -78,29 +79,23 @@ void Channel::read_output(Stream s) {
   }
 }
 
-std::optional<protocol::Data> Channel::next_data(size_t max) {
+std::optional<std::vector<uint8_t>> Channel::next_frame(size_t max, size_t headroom) {
   for (int i = 0; i < 2; ++i) {
     Stream s = next_stream_;
     next_stream_ = (s == Stream::kOutput && err_.present) ? Stream::kStderr : Stream::kOutput;
     Output& o = out(s);
     if (!o.present || o.credit.sent() >= o.ring.end() || o.credit.available() == 0) continue;
+    if (o.credit.sent() < o.ring.start()) {
+      // The bytes the hub asked for are gone (it was away longer than the ring holds): skip to
+      // what we still have; the hub sees the jump in the offset.
+      o.credit.rewind(o.ring.start());
+    }
     size_t n = std::min({max, o.credit.available(), size_t(o.ring.end() - o.credit.sent())});
     auto view = o.ring.view(o.credit.sent(), n);
-    if (!view) {
-      // The bytes the hub asked for are gone (it was away longer than the ring holds): skip
-      // to what we still have; the hub sees the jump in the offset.
-      o.credit.rewind(o.ring.start());
-      return next_data(max);
-    }
-    protocol::Data d;
-    d.channel = id_;
-    d.stream = s;
-    d.offset = o.credit.sent();
-    d.bytes.reserve(view->size());
-    d.bytes.insert(d.bytes.end(), view->first.begin(), view->first.end());
-    d.bytes.insert(d.bytes.end(), view->second.begin(), view->second.end());
-    (void)o.credit.on_sent(d.bytes.size());
-    return d;
+    if (!view || view->size() == 0) continue;
+    auto frame = protocol::encode_data(id_, s, o.credit.sent(), view->first, view->second, headroom);
+    (void)o.credit.on_sent(view->size());
+    return frame;
   }
   return std::nullopt;
 }

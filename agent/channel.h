@@ -47,8 +47,10 @@ class Channel {
   bool wants_read(protocol::Stream s) const;
   // Reads what credit allows into the ring.
   void read_output(protocol::Stream s);
-  // The next DATA to send (at most max bytes), across streams; nullopt when nothing is due.
-  std::optional<protocol::Data> next_data(size_t max);
+  // The next output to send (at most max bytes), across streams, as the encoded DATA frame with
+  // `headroom` bytes in front (encoded straight from the ring: no intermediate copy); nullopt
+  // when nothing is due. Counts the bytes as sent.
+  std::optional<std::vector<uint8_t>> next_frame(size_t max, size_t headroom);
   void on_ack(protocol::Stream s, uint64_t offset);
   // After WELCOME: the hub holds everything below `received` (nullopt: the hub named no offset).
   void resume(protocol::Stream s, std::optional<uint64_t> received);

@@ -19,6 +19,12 @@ void AgentSession::on_message(WsConn&, std::span<const uint8_t> message, bool bi
     close(1003, "the agent link carries binary frames only");
     return;
   }
+  if (welcomed_) {
+    if (auto data = peek_data(message)) {  // the hot path: no copy of the payload
+      relay_.agent_data(*this, *data);
+      return;
+    }
+  }
   auto frame = decode(message);
   if (!frame) {
     log("warn", "agent.bad_frame", {{"agent", agent_.id}, {"code", frame.error().code}, {"reason", frame.error().message}});
@@ -66,12 +72,15 @@ void AgentSession::enqueue(std::vector<uint8_t> frame) {
 }
 
 void AgentSession::on_writable(WsConn& conn) {
-  if (out_.empty()) return;
-  if (!conn.send(out_.front())) {
-    close(1011, "write failed");
-    return;
+  // Several frames per callback while the socket takes them (one poll round each is slow).
+  for (int budget = 16; budget > 0 && !out_.empty(); --budget) {
+    if (!conn.send(out_.front())) {
+      close(1011, "write failed");
+      return;
+    }
+    out_.pop_front();
+    if (conn.choked()) break;
   }
-  out_.pop_front();
   if (!out_.empty()) conn.want_write();
 }
 

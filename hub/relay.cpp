@@ -155,7 +155,20 @@ void Relay::revoke_agent(const std::string& agent_id) {
   link->close(1008, "revoked");
 }
 
+void Relay::agent_data(AgentLink& link, const DataView& d) {
+  if (auto it = by_channel_.find({link.agent().id, d.channel}); it != by_channel_.end()) {
+    if (d.stream == Stream::kOutput) terminals_[it->second]->on_data(d.offset, d.bytes);
+    return;
+  }
+  if (auto it = exec_targets_.find({link.agent().id, d.channel}); it != exec_targets_.end()) {
+    on_exec_data(link, *it->second, d);
+    return;
+  }
+  link.send(ErrorFrame{d.channel, "unknown_channel", "channel " + std::to_string(d.channel) + " is not open"});
+}
+
 void Relay::agent_frame(AgentLink& link, const Frame& frame) {
+  if (auto* d = std::get_if<Data>(&frame)) return agent_data(link, DataView{d->channel, d->stream, d->offset, d->bytes});
   uint32_t ch = frame_channel(frame);
   if (auto* s = std::get_if<Stats>(&frame)) {
     if (ch == 0) stats_[link.agent().id] = *s;
@@ -175,9 +188,7 @@ void Relay::agent_frame(AgentLink& link, const Frame& frame) {
 }
 
 void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) {
-  if (auto* d = std::get_if<Data>(&frame)) {
-    if (d->stream == Stream::kOutput) t.on_data(d->offset, d->bytes);
-  } else if (auto* a = std::get_if<Ack>(&frame)) {
+  if (auto* a = std::get_if<Ack>(&frame)) {
     if (a->stream == Stream::kInput) t.on_input_ack(a->offset);
   } else if (std::holds_alternative<Opened>(frame)) {
     t.attach_agent(&link, 0);
@@ -291,22 +302,25 @@ void Relay::exec(const User& user, std::vector<AgentRecord> targets, const ExecR
   maybe_reply(*r);
 }
 
-void Relay::on_exec_frame(AgentLink& link, ExecTarget& t, const Frame& frame) {
-  if (auto* d = std::get_if<Data>(&frame)) {
-    bool is_err = d->stream == Stream::kStderr;
-    auto& cursor = is_err ? t.err_cursor : t.out_cursor;
-    auto& buf = is_err ? t.err : t.out;
-    auto& total = is_err ? t.err_total : t.out_total;
-    auto accept = cursor.on_data(d->offset, d->bytes.size());
-    if (accept.skip < d->bytes.size()) {
-      size_t n = d->bytes.size() - accept.skip;
-      total += n;
-      size_t keep = std::min(n, kExecOutputCap - std::min(kExecOutputCap, buf.size()));
-      buf.append(reinterpret_cast<const char*>(d->bytes.data() + accept.skip), keep);
-    }
-    cursor.on_consumed(cursor.received());
-    if (auto ack = cursor.take_ack()) link.send(Ack{t.channel, d->stream, *ack});
-  } else if (auto* e = std::get_if<Exit>(&frame)) {
+void Relay::on_exec_data(AgentLink& link, ExecTarget& t, const DataView& d) {
+  if (d.stream == Stream::kInput) return;
+  bool is_err = d.stream == Stream::kStderr;
+  auto& cursor = is_err ? t.err_cursor : t.out_cursor;
+  auto& buf = is_err ? t.err : t.out;
+  auto& total = is_err ? t.err_total : t.out_total;
+  auto accept = cursor.on_data(d.offset, d.bytes.size());
+  if (accept.skip < d.bytes.size()) {
+    size_t n = d.bytes.size() - accept.skip;
+    total += n;
+    size_t keep = std::min(n, kExecOutputCap - std::min(kExecOutputCap, buf.size()));
+    buf.append(reinterpret_cast<const char*>(d.bytes.data() + accept.skip), keep);
+  }
+  cursor.on_consumed(cursor.received());
+  if (auto ack = cursor.take_ack(true)) link.send(Ack{t.channel, d.stream, *ack});  // nobody waits on exec output
+}
+
+void Relay::on_exec_frame(AgentLink&, ExecTarget& t, const Frame& frame) {
+  if (auto* e = std::get_if<Exit>(&frame)) {
     t.exit_code = e->code;
     t.signal = e->signal;
   } else if (auto* err = std::get_if<ErrorFrame>(&frame)) {

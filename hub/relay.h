@@ -16,6 +16,7 @@
 
 #include "hub/store.h"
 #include "hub/terminal.h"
+#include "protocol/codec.h"
 #include "protocol/frame.h"
 
 namespace rx::hub {
@@ -51,6 +52,7 @@ class Relay {
   // After WELCOME went out: reattach the channels the agent still has, close the rest.
   void agent_ready(AgentLink& link, const protocol::Hello& hello);
   void agent_frame(AgentLink& link, const protocol::Frame& frame);
+  void agent_data(AgentLink& link, const protocol::DataView& data);
   void agent_gone(AgentLink& link);
   bool online(const std::string& agent_id) const { return online_.count(agent_id) > 0; }
   std::optional<protocol::Stats> latest_stats(const std::string& agent_id) const;
@@ -74,6 +76,7 @@ class Relay {
   struct ExecRun;
   void on_terminal_frame(AgentLink& link, Terminal& t, const protocol::Frame& frame);
   void on_exec_frame(AgentLink& link, ExecTarget& target, const protocol::Frame& frame);
+  void on_exec_data(AgentLink& link, ExecTarget& target, const protocol::DataView& data);
   void finish_exec_target(ExecTarget& target);
   void maybe_reply(ExecRun& run);
 

@@ -70,6 +70,8 @@ void WsConn::want_write() {
   if (wsi_) lws_callback_on_writable(wsi_);
 }
 
+bool WsConn::choked() const { return !wsi_ || lws_send_pipe_choked(wsi_); }
+
 bool WsConn::send(std::vector<uint8_t>& frame) {
   if (!wsi_ || frame.size() < LWS_PRE) return false;
   size_t len = frame.size() - LWS_PRE;
@@ -118,6 +120,9 @@ Result<std::unique_ptr<Server>> Server::start(uv_loop_t* loop, const ServerOptio
   info.port = options.port;
   info.iface = options.host.c_str();
   info.max_http_header_data = 8192;
+  // lws reads sockets into this buffer: the 4 KiB default would cut every 64 KiB frame into 16
+  // reads and 16 callbacks.
+  info.pt_serv_buf_size = 128 * 1024;
   info.retry_and_idle_policy = &s->retry_;
   info.timeout_secs = 30;
   if (options.host.find(':') == std::string::npos) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;

@@ -47,8 +47,10 @@ class WsConn {
   // Asks for on_writable() soon.
   void want_write();
   // Sends one binary message; `frame` must start with LWS_PRE bytes of headroom. Call only
-  // from on_writable(), once per call. Returns false if the connection failed.
+  // from on_writable(); more than once per call only while !choked(). False if the write failed.
   bool send(std::vector<uint8_t>& frame);
+  // True when the socket would not take another message now.
+  bool choked() const;
   // Closes with a WebSocket close code and reason (after on_writable returns).
   void close(uint16_t code, std::string reason);
   // Stops / resumes reading from this peer (its TCP window then fills: backpressure).

@@ -66,6 +66,7 @@ void Terminal::on_exit(int32_t code, const std::string& signal) {
   exit_code_ = code;
   exit_signal_ = signal;
   set_status("exited");
+  maybe_ack();
   broadcast({{"type", "exit"}, {"code", code}, {"signal", signal}});
 }
 
@@ -104,12 +105,8 @@ std::vector<uint8_t> Terminal::next_output(Viewer* v, size_t max_bytes, size_t h
   if (cursor >= output_.end()) return {};
   auto view = output_.view(cursor, max_bytes);
   if (!view.ok() || view->size() == 0) return {};
-  std::vector<uint8_t> joined;
-  joined.reserve(view->size());
-  joined.insert(joined.end(), view->first.begin(), view->first.end());
-  joined.insert(joined.end(), view->second.begin(), view->second.end());
-  auto message = protocol::viewer::encode_output(cursor, joined, headroom);
-  cursor += joined.size();
+  auto message = protocol::viewer::encode_output(cursor, view->first, view->second, headroom);
+  cursor += view->size();
   maybe_ack();
   return message;
 }
@@ -120,7 +117,8 @@ void Terminal::maybe_ack() {
   for (const auto& [v, cursor] : viewers_) consumed = std::min(consumed, std::max(cursor, output_.start()));
   out_cursor_.on_consumed(consumed);
   if (!agent_) return;
-  if (auto ack = out_cursor_.take_ack()) agent_->send(protocol::Ack{channel_, Stream::kOutput, *ack});
+  // After the exit, everything held is ACKed at once: the agent waits for that to send CLOSE.
+  if (auto ack = out_cursor_.take_ack(exit_code_.has_value())) agent_->send(protocol::Ack{channel_, Stream::kOutput, *ack});
 }
 
 Status Terminal::send_input(std::span<const uint8_t> bytes) {

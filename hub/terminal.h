@@ -78,7 +78,9 @@ class Terminal {
   void resize(uint16_t cols, uint16_t rows);
   void send_signal(const std::string& name);
 
-  static constexpr size_t kInputBuffer = 64 * 1024;
+  // Typed input held until the agent ACKs it: a whole window, since the agent ACKs input only
+  // every quarter window.
+  static constexpr size_t kInputBuffer = 256 * 1024;
 
  private:
   void pump_input();

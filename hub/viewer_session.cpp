@@ -52,16 +52,19 @@ void ViewerSession::on_message(WsConn& conn, std::span<const uint8_t> message, b
 }
 
 void ViewerSession::on_writable(WsConn& conn) {
-  if (!events_.empty()) {
-    if (!conn.send(events_.front())) return;
-    events_.pop_front();
-    conn.want_write();
-    return;
+  // Events first, then output; several messages per callback while the socket takes them.
+  for (int budget = 16; budget > 0; --budget) {
+    if (!events_.empty()) {
+      if (!conn.send(events_.front())) return;
+      events_.pop_front();
+    } else {
+      if (!terminal_) return;
+      auto message = terminal_->next_output(this, protocol::kMaxViewerMessage - 16, LWS_PRE);
+      if (message.empty()) return;  // up to date: the terminal wakes us when there is more
+      if (!conn.send(message)) return;
+    }
+    if (conn.choked()) break;
   }
-  if (!terminal_) return;
-  auto message = terminal_->next_output(this, protocol::kMaxViewerMessage - 16, LWS_PRE);
-  if (message.empty()) return;
-  if (!conn.send(message)) return;
   conn.want_write();  // there may be more; the next call finds out
 }
 

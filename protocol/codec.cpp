@@ -482,16 +482,61 @@ std::vector<uint8_t> encode(const Frame& frame, size_t headroom) {
 
 std::vector<uint8_t> encode_data(uint32_t channel, Stream stream, uint64_t offset, std::span<const uint8_t> bytes,
                                  size_t headroom) {
+  return encode_data(channel, stream, offset, bytes, {}, headroom);
+}
+
+std::vector<uint8_t> encode_data(uint32_t channel, Stream stream, uint64_t offset, std::span<const uint8_t> first,
+                                 std::span<const uint8_t> second, size_t headroom) {
+  size_t n = first.size() + second.size();
   std::vector<uint8_t> out;
-  out.reserve(headroom + bytes.size() + 24);  // header is at most 1+1+5+1+9+5 bytes
+  out.reserve(headroom + n + 24);  // header is at most 1+1+5+1+9+5 bytes
   out.resize(headroom);
   ByteSink sink{out};
   Packer pk(sink);
   put_header(pk, 3, FrameType::kData, channel);
   pk.pack_uint8(static_cast<uint8_t>(stream));
   pk.pack_uint64(offset);
-  put_bin(pk, bytes);
+  pk.pack_bin(static_cast<uint32_t>(n));
+  out.insert(out.end(), first.begin(), first.end());
+  out.insert(out.end(), second.begin(), second.end());
   return out;
+}
+
+namespace {
+// Reads a msgpack unsigned integer in the smallest encoding msgpack-c's packer would choose
+// (so only canonical frames take the fast path).
+bool read_uint(std::span<const uint8_t> b, size_t& i, uint64_t& v) {
+  if (i >= b.size()) return false;
+  uint8_t t = b[i++];
+  if (t <= 0x7f) {
+    v = t;
+    return true;
+  }
+  size_t n = t == 0xcc ? 1 : t == 0xcd ? 2 : t == 0xce ? 4 : t == 0xcf ? 8 : 0;
+  if (n == 0 || i + n > b.size()) return false;
+  v = 0;
+  for (size_t k = 0; k < n; ++k) v = (v << 8) | b[i++];
+  uint64_t min = n == 1 ? 0x80 : n == 2 ? 0x100 : n == 4 ? 0x10000 : 0x100000000ull;
+  return v >= min;
+}
+}  // namespace
+
+std::optional<DataView> peek_data(std::span<const uint8_t> b) {
+  if (b.size() < 7 || b.size() > kMaxFrameBytes || b[0] != 0x95 || b[1] != uint8_t(FrameType::kData)) return std::nullopt;
+  size_t i = 2;
+  uint64_t channel = 0, stream = 0, offset = 0;
+  if (!read_uint(b, i, channel) || channel > UINT32_MAX) return std::nullopt;
+  if (!read_uint(b, i, stream) || stream > kMaxStream) return std::nullopt;
+  if (!read_uint(b, i, offset)) return std::nullopt;
+  if (i >= b.size()) return std::nullopt;
+  uint8_t t = b[i++];
+  size_t n = t == 0xc4 ? 1 : t == 0xc5 ? 2 : t == 0xc6 ? 4 : 0;
+  if (n == 0 || i + n > b.size()) return std::nullopt;
+  uint64_t len = 0;
+  for (size_t k = 0; k < n; ++k) len = (len << 8) | b[i++];
+  uint64_t min = n == 1 ? 0 : n == 2 ? 0x100 : 0x10000;
+  if (len < min || len > kMaxChunk || len != b.size() - i || UINT64_MAX - offset < len) return std::nullopt;
+  return DataView{uint32_t(channel), Stream(stream), offset, b.subspan(i)};
 }
 
 Result<Frame> decode(std::span<const uint8_t> bytes) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -21,7 +22,23 @@ std::vector<uint8_t> encode(const Frame& frame, size_t headroom = 0);
 std::vector<uint8_t> encode_data(uint32_t channel, Stream stream, uint64_t offset,
                                  std::span<const uint8_t> bytes, size_t headroom = 0);
 
+// DATA straight from a ReplayRing view (two pieces when the bytes wrap around the ring).
+std::vector<uint8_t> encode_data(uint32_t channel, Stream stream, uint64_t offset, std::span<const uint8_t> first,
+                                 std::span<const uint8_t> second, size_t headroom = 0);
+
 // Decodes exactly one frame; the whole of `bytes` must be that frame.
 Result<Frame> decode(std::span<const uint8_t> bytes);
+
+// The relay's fast path: a DATA frame in its canonical encoding, with `bytes` pointing into the
+// message instead of a copy. nullopt for anything else (another type, extra fields, a
+// non-canonical or malformed encoding): the caller then uses decode(), which has the final word
+// and the error message. The fuzzer checks that the two always agree.
+struct DataView {
+  uint32_t channel = 0;
+  Stream stream = Stream::kOutput;
+  uint64_t offset = 0;
+  std::span<const uint8_t> bytes;
+};
+std::optional<DataView> peek_data(std::span<const uint8_t> bytes);
 
 }  // namespace rx::protocol

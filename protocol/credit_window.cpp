@@ -52,9 +52,9 @@ ReceiveCursor::Accept ReceiveCursor::on_data(uint64_t offset, size_t len) {
 
 void ReceiveCursor::on_consumed(uint64_t offset) { consumed_ = std::max(consumed_, std::min(offset, received_)); }
 
-std::optional<uint64_t> ReceiveCursor::take_ack() {
+std::optional<uint64_t> ReceiveCursor::take_ack(bool force) {
   if (consumed_ <= acked_) return std::nullopt;
-  if (consumed_ - acked_ >= window_ / 4 || consumed_ == received_) {
+  if (consumed_ - acked_ >= window_ / 4 || force) {
     acked_ = consumed_;
     return acked_;
   }

@@ -65,9 +65,11 @@ class ReceiveCursor {
   void on_consumed(uint64_t offset);
 
   // The offset to ACK now, or nothing. An ACK is due once a quarter of the window has been
-  // consumed since the last one, or when everything received is consumed (so a quiet stream
-  // never leaves the sender waiting on credit). Calling it records the ACK as sent.
-  std::optional<uint64_t> take_ack();
+  // consumed since the last one: then the sender always has at least three quarters of its
+  // credit, so it never waits, and a keystroke echo costs no ACK frame at all. `force` ACKs
+  // whatever was consumed (when the stream ends, so the sender can finish). Calling it records
+  // the ACK as sent.
+  std::optional<uint64_t> take_ack(bool force = false);
 
   // A fresh link: nothing acknowledged on it yet, next expected byte unchanged.
   void rewind_acks() { acked_ = consumed_; }

@@ -85,9 +85,15 @@ std::vector<uint8_t> encode_resize(uint16_t cols, uint16_t rows, size_t headroom
 }
 
 std::vector<uint8_t> encode_output(uint64_t offset, std::span<const uint8_t> bytes, size_t headroom) {
-  auto out = with_opcode(kOutput, 8 + bytes.size(), headroom);
+  return encode_output(offset, bytes, {}, headroom);
+}
+
+std::vector<uint8_t> encode_output(uint64_t offset, std::span<const uint8_t> first, std::span<const uint8_t> second,
+                                   size_t headroom) {
+  auto out = with_opcode(kOutput, 8 + first.size() + second.size(), headroom);
   for (int s = 56; s >= 0; s -= 8) out.push_back(uint8_t(offset >> s));
-  out.insert(out.end(), bytes.begin(), bytes.end());
+  out.insert(out.end(), first.begin(), first.end());
+  out.insert(out.end(), second.begin(), second.end());
   return out;
 }
 

@@ -40,6 +40,9 @@ Result<ServerMessage> decode_server(std::span<const uint8_t> message);
 std::vector<uint8_t> encode_input(std::span<const uint8_t> bytes, size_t headroom = 0);
 std::vector<uint8_t> encode_resize(uint16_t cols, uint16_t rows, size_t headroom = 0);
 std::vector<uint8_t> encode_output(uint64_t offset, std::span<const uint8_t> bytes, size_t headroom = 0);
+// Output straight from a ReplayRing view (two pieces when the bytes wrap around the ring).
+std::vector<uint8_t> encode_output(uint64_t offset, std::span<const uint8_t> first, std::span<const uint8_t> second,
+                                   size_t headroom);
 std::vector<uint8_t> encode_event(std::string_view json, size_t headroom = 0);
 
 // True when `text` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).

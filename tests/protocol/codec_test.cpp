@@ -98,6 +98,35 @@ TEST(Codec, EncodeDataMatchesEncodeAndKeepsHeadroom) {
   EXPECT_EQ(std::get<Data>(*back).bytes, payload);
 }
 
+TEST(Codec, PeekDataAgreesWithDecodeWithoutCopying) {
+  std::mt19937_64 rng(5);
+  for (size_t len : {size_t(0), size_t(1), size_t(255), size_t(256), size_t(65535), size_t(65536)}) {
+    for (uint64_t offset : {uint64_t(0), uint64_t(127), uint64_t(128), uint64_t(1) << 40, UINT64_MAX - 65536}) {
+      std::vector<uint8_t> payload(len);
+      for (auto& b : payload) b = uint8_t(rng());
+      auto bytes = encode(Data{70000, Stream::kStderr, offset, payload});
+      auto view = peek_data(bytes);
+      ASSERT_TRUE(view) << "len " << len << " offset " << offset;
+      EXPECT_EQ(view->channel, 70000u);
+      EXPECT_EQ(view->stream, Stream::kStderr);
+      EXPECT_EQ(view->offset, offset);
+      EXPECT_TRUE(std::equal(view->bytes.begin(), view->bytes.end(), payload.begin(), payload.end()));
+      EXPECT_GE(view->bytes.data(), bytes.data());  // a view into the message, not a copy
+      EXPECT_LE(view->bytes.data() + view->bytes.size(), bytes.data() + bytes.size());
+    }
+  }
+  // Declines what is not a canonical DATA frame; decode() decides those.
+  EXPECT_FALSE(peek_data(encode(Ack{1, Stream::kOutput, 5})));
+  EXPECT_FALSE(peek_data(Raw().array(6).u(5).u(1).u(1).u(0).bin(3).nil().bytes));   // extra field
+  EXPECT_FALSE(peek_data(Raw().array(5).u(5).u(1).u(3).u(0).bin(3).bytes));         // stream 3
+  std::vector<uint8_t> wide{0x95, 0x05, 0xcc, 0x01, 0x01, 0x00, 0xc4, 0x00};         // channel 1 as uint8: not canonical
+  EXPECT_FALSE(peek_data(wide));
+  EXPECT_TRUE(decode(wide).ok());  // ... but valid msgpack, so decode() accepts it
+  auto truncated = encode(Data{1, Stream::kOutput, 0, {1, 2, 3}});
+  truncated.pop_back();
+  EXPECT_FALSE(peek_data(truncated));
+}
+
 TEST(Codec, UnknownTypeDecodesToUnknownAndIsIgnorable) {
   auto raw = Raw().array(4).u(99).u(3).str("from the future").u(1).bytes;
   auto r = decode(raw);
