@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -32,6 +33,24 @@ long rss_kib(pid_t pid) {
   for (std::string line; std::getline(in, line);)
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
   return -1;
+}
+
+// CPU seconds (user + system) a process has used so far.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  std::istringstream fields(stat.substr(close + 2));
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; fields >> f; ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) {
+      stime = std::stoull(f);
+      break;
+    }
+  }
+  return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
 }
 
 // A terminal session as the benchmark needs it, for either system.
@@ -112,26 +131,32 @@ struct Result {
   double echo_p50_us = 0, echo_p99_us = 0;
 };
 
-Result measure(Session& s, const std::string& file, long long expected, int echoes) {
-  Result r;
-  r.expected = expected;
-  s.send("stty -echo; echo READY''1\n");
-  s.read_until("READY1", 20s);
+void drain(Session& s) {
   std::this_thread::sleep_for(300ms);
   while (!s.receive(200ms).empty()) {}
-  // Throughput: one stream of the file; the marker's quotes keep the typed line from matching.
+}
+
+void prepare(Session& s) {
+  s.send("stty -echo; echo READY''1\n");
+  s.read_until("READY1", 20s);
+  drain(s);
+}
+
+// One stream of the payload; returns MB/s, and the bytes delivered through `bytes`.
+double throughput(Session& s, const std::string& file, long long expected, long long& bytes) {
   auto t0 = Clock::now();
-  s.send("cat " + file + "; echo BENCH''DONE\n");
-  long long got = s.read_until("BENCHDONE", 120s);
+  s.send("cat " + file + "; echo BENCH''DONE\n");  // the quotes keep the typed line from matching
+  bytes = s.read_until("BENCHDONE", 120s);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  r.bytes = got;
-  r.mb_per_s = double(expected) / 1e6 / secs;
-  // Echo: `cat` in canonical mode with echo on; each keystroke is echoed by the tty at once.
+  drain(s);
+  return double(expected) / 1e6 / secs;
+}
+
+// Keystroke echo latencies (us): `cat` in canonical mode echoes each key at once from the tty.
+void echo(Session& s, int n, std::vector<double>& lat) {
   s.send("stty echo; cat\n");
-  std::this_thread::sleep_for(500ms);
-  while (!s.receive(200ms).empty()) {}
-  std::vector<double> lat;
-  for (int i = 0; i < echoes; ++i) {
+  drain(s);
+  for (int i = 0; i < n; ++i) {
     auto a = Clock::now();
     s.send("a");
     std::string chunk;
@@ -141,13 +166,25 @@ Result measure(Session& s, const std::string& file, long long expected, int echo
       chunk += c;
     }
     lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
-    if (i % 64 == 63) s.send("\n");  // keep the line short; the newline's echo is drained below
-    while (!s.receive(0ms).empty()) {}
+    if (i % 64 == 63) {
+      s.send("\n");  // keep the line short
+      drain(s);
+    }
   }
-  std::sort(lat.begin(), lat.end());
-  r.echo_p50_us = lat[lat.size() / 2];
-  r.echo_p99_us = lat[lat.size() * 99 / 100];
-  return r;
+  s.send("\n\x04");  // end cat
+  drain(s);
+  s.send("stty -echo\n");
+  drain(s);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double percentile(std::vector<double> v, int p) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() * size_t(p) / 100];
 }
 
 }  // namespace
@@ -155,13 +192,15 @@ Result measure(Session& s, const std::string& file, long long expected, int echo
 int main(int argc, char** argv) {
   std::string ttyd, agent_bin = std::string(REXEC_SOURCE_DIR) + "/build/static-agent/agent/rexec-agent";
   long long mb = 100;
-  int echoes = 1000;
+  int echoes = 1200;
+  int rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     if (f == "--ttyd") ttyd = argv[i + 1];
     else if (f == "--agent") agent_bin = argv[i + 1];
     else if (f == "--mb") mb = std::atoll(argv[i + 1]);
     else if (f == "--echoes") echoes = std::atoi(argv[i + 1]);
+    else if (f == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
   }
   if (ttyd.empty()) {
     std::fprintf(stderr, "usage: relay-bench --ttyd PATH [--agent PATH] [--mb N] [--echoes N]\n");
@@ -200,21 +239,49 @@ int main(int argc, char** argv) {
   long hub_idle_kib = rss_kib(hub.process().pid());
   auto created = nlohmann::json::parse(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"bench"})").body);
   RexecSession rs(hub.port(), created["id"], hub.admin_token());
-  Result rex = measure(rs, file, expected, echoes);
 
-  // --- ttyd ---
   int tport = free_port();
   Process tt({ttyd, "-p", std::to_string(tport), "-i", "127.0.0.1", "-W", "/bin/sh"},
              {{"PATH", "/usr/bin:/bin"}, {"HOME", dir.path()}}, dir / "ttyd.log");
   std::this_thread::sleep_for(1s);
   long ttyd_idle_kib = rss_kib(tt.pid());
   TtydSession ts(tport);
-  Result tty = measure(ts, file, expected, echoes);
+  prepare(rs);
+  prepare(ts);
+
+  // Interleaved rounds, medians: the machine is shared and noisy, so neither system gets the
+  // quiet minute alone.
+  std::vector<double> rex_tp, tty_tp, rex_lat, tty_lat;
+  long long rex_bytes = 0, tty_bytes = 0;
+  bool complete = true;
+  double agent_cpu = 0, hub_cpu = 0, ttyd_cpu = 0;
+  for (int round = 0; round < rounds; ++round) {
+    double a0 = cpu_seconds(agent.pid()), h0 = cpu_seconds(hub.process().pid());
+    rex_tp.push_back(throughput(rs, file, expected, rex_bytes));
+    agent_cpu += cpu_seconds(agent.pid()) - a0;
+    hub_cpu += cpu_seconds(hub.process().pid()) - h0;
+    complete = complete && rex_bytes >= expected;
+    double t0 = cpu_seconds(tt.pid());
+    tty_tp.push_back(throughput(ts, file, expected, tty_bytes));
+    ttyd_cpu += cpu_seconds(tt.pid()) - t0;
+    complete = complete && tty_bytes >= expected;
+    echo(rs, echoes / rounds, rex_lat);
+    echo(ts, echoes / rounds, tty_lat);
+  }
+  long agent_busy_kib = rss_kib(agent.pid());
+  Result rex{median(rex_tp), rex_bytes, expected, percentile(rex_lat, 50), percentile(rex_lat, 99)};
+  Result tty{median(tty_tp), tty_bytes, expected, percentile(tty_lat, 50), percentile(tty_lat, 99)};
 
   struct stat as {}, ts_st {};
   ::stat(agent_bin.c_str(), &as);
   ::stat(ttyd.c_str(), &ts_st);
-  std::printf("\nrelay-bench: %lld MB stream, %d keystrokes, loopback, one run side by side\n", mb, echoes);
+  std::printf("\nrelay-bench: %d interleaved rounds of a %lld MB stream and %d keystrokes each, loopback\n", rounds, mb,
+              echoes / rounds);
+  std::printf("throughput per round MB/s: rexec");
+  for (double t : rex_tp) std::printf(" %.1f", t);
+  std::printf(" | ttyd");
+  for (double t : tty_tp) std::printf(" %.1f", t);
+  std::printf("\n");
   std::printf("%-34s %14s %14s %10s\n", "", "rexec", "ttyd", "ratio");
   std::printf("%-34s %14.1f %14.1f %9.2fx\n", "throughput MB/s (higher is better)", rex.mb_per_s, tty.mb_per_s,
               rex.mb_per_s / tty.mb_per_s);
@@ -226,9 +293,11 @@ int main(int argc, char** argv) {
               rex.echo_p99_us - tty.echo_p99_us);
   std::printf("%-34s %14ld %14ld\n", "idle RSS KiB (agent / ttyd)", agent_idle_kib, ttyd_idle_kib);
   std::printf("%-34s %14ld\n", "idle RSS KiB hub", hub_idle_kib);
+  std::printf("%-34s %14ld\n", "agent RSS KiB after the rounds", agent_busy_kib);
   std::printf("%-34s %14lld %14lld\n", "binary bytes (static agent / ttyd)", (long long)as.st_size, (long long)ts_st.st_size);
-  bool complete = rex.bytes >= rex.expected && tty.bytes >= tty.expected;
-  std::printf("every byte delivered: rexec %s, ttyd %s\n", rex.bytes >= rex.expected ? "yes" : "NO",
-              tty.bytes >= tty.expected ? "yes" : "NO");
+  std::printf("CPU s per 100 MB stream: agent %.2f + hub %.2f = %.2f | ttyd %.2f\n", agent_cpu / rounds * 100 / double(mb),
+              hub_cpu / rounds * 100 / double(mb), (agent_cpu + hub_cpu) / rounds * 100 / double(mb),
+              ttyd_cpu / rounds * 100 / double(mb));
+  std::printf("every byte delivered in every round: %s\n", complete ? "yes" : "NO");
   return complete ? 0 : 1;
 }
