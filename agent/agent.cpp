@@ -506,7 +506,14 @@ void Agent::tick() {
   std::vector<uint32_t> ids;
   for (const auto& [id, ch] : channels_) ids.push_back(id);
   for (uint32_t id : ids) service(id);
-  if (notifier_.watchdog_usec()) notifier_.send("WATCHDOG=1");  // from the loop: a stuck loop stops it
+  // From the loop itself, so a stuck loop stops the pings; at half the interval systemd asked for.
+  if (notifier_.watchdog_usec()) {
+    auto now = Channel::Clock::now();
+    if (now - last_watchdog_ >= std::chrono::microseconds(notifier_.watchdog_usec() / 2)) {
+      notifier_.send("WATCHDOG=1");
+      last_watchdog_ = now;
+    }
+  }
   arm(tick_timer_, &Agent::tick, kTickInterval);
 }
 

@@ -92,6 +92,7 @@ class Agent {
   Backoff backoff_;
   Notifier notifier_;
   bool ready_sent_ = false;
+  Channel::Clock::time_point last_watchdog_{};
   StatsSampler sampler_;
   std::vector<uint8_t> partial_;
   std::deque<std::vector<uint8_t>> control_;  // small frames first: ACKs must not wait behind data

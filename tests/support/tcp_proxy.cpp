@@ -42,7 +42,10 @@ void TcpProxy::cut() {
   (void)!::write(wake_[1], "x", 1);
 }
 
-void TcpProxy::heal() { cut_ = false; }
+void TcpProxy::heal() {
+  cut_ = false;
+  blackhole_ = false;
+}
 
 void TcpProxy::run() {
   std::map<int, int> peer;  // fd -> the fd it forwards to
@@ -55,7 +58,8 @@ void TcpProxy::run() {
       peer.clear();
     }
     std::vector<pollfd> fds{{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    for (auto& [fd, other] : peer) fds.push_back({fd, POLLIN, 0});
+    if (!blackhole_)  // in a blackhole, bytes sit unread in the sockets: nothing moves
+      for (auto& [fd, other] : peer) fds.push_back({fd, POLLIN, 0});
     if (::poll(fds.data(), fds.size(), 200) <= 0) continue;
     if (fds[1].revents) {
       char drain[16];
@@ -64,7 +68,7 @@ void TcpProxy::run() {
     if (fds[0].revents & POLLIN) {
       int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c >= 0) {
-        if (cut_) {
+        if (cut_ || blackhole_) {
           ::close(c);  // the network is down
         } else {
           int t = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -17,6 +17,8 @@ class TcpProxy {
   int port() const { return port_; }
   void cut();   // drop all connections; refuse (accept and close) new ones
   void heal();  // forward again
+  // Keep every connection open but forward nothing (a dead route: no FIN, no RST). heal() ends it.
+  void blackhole() { blackhole_ = true; }
   int connections_accepted() const { return accepted_; }
 
  private:
@@ -27,6 +29,7 @@ class TcpProxy {
   int wake_[2] = {-1, -1};
   std::atomic<bool> stop_{false};
   std::atomic<bool> cut_{false};
+  std::atomic<bool> blackhole_{false};
   std::atomic<int> accepted_{0};
   std::atomic<int> generation_{0};
   std::thread thread_;
