@@ -25,6 +25,13 @@ long rss_kib(pid_t pid) {
 // what buffering a `yes` flood for 30 s would need (gigabytes).
 constexpr long kHubCapKib = 64 * 1024;
 constexpr long kAgentCapKib = 32 * 1024;
+// Under AddressSanitizer freed memory sits in a quarantine (256 MB by default), so resident
+// memory says nothing about buffering there: the caps are checked in the plain build only.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCheckRss = false;
+#else
+constexpr bool kCheckRss = true;
+#endif
 
 TEST(Flow, StalledViewerKeepsMemoryBoundedAndOtherTerminalsLive) {
   HubFixture hub;
@@ -52,8 +59,10 @@ TEST(Flow, StalledViewerKeepsMemoryBoundedAndOtherTerminalsLive) {
     ++echoes;
     hub_peak = std::max(hub_peak, rss_kib(hub.process().pid()));
     agent_peak = std::max(agent_peak, rss_kib(agent.process().pid()));
-    ASSERT_LE(hub_peak, kHubCapKib) << "hub RSS grew past the cap";
-    ASSERT_LE(agent_peak, kAgentCapKib) << "agent RSS grew past the cap";
+    if (kCheckRss) {
+      ASSERT_LE(hub_peak, kHubCapKib) << "hub RSS grew past the cap";
+      ASSERT_LE(agent_peak, kAgentCapKib) << "agent RSS grew past the cap";
+    }
     auto t = std::chrono::steady_clock::now() - start;
     if (!at10s && t >= 10s) at10s = offset();
     if (!at25s && t >= 25s) at25s = offset();
