@@ -4,17 +4,21 @@
 #   make bench     benchmarks side by side with peers (not tests)
 #   make images    local Docker images for container terminals
 #   make fuzz SECONDS=N   run each fuzzer N seconds
+#   make down      stop what make up started
 #   make clean
 SHELL := /bin/bash
 SECONDS ?= 60
 
-.PHONY: deps up test bench images fuzz clean
+.PHONY: deps up down test bench images fuzz clean
 
 deps:
 	@scripts/install-deps.sh
 
 up: deps
 	@scripts/up.sh
+
+down:
+	@scripts/down.sh
 
 test: deps
 	@scripts/test.sh

@@ -1,22 +1,63 @@
 #!/usr/bin/env bash
-# make up: build everything, then start a hub (embedded SQLite store in ./data) and a local agent,
-# and print the dashboard URL and where the admin token is. Parts that later work brings are
-# reported as "not yet" rather than failing, so `make up` is always safe to run.
+# make up: build, then start a hub (embedded SQLite store in ./data) and a local agent, and print
+# where things are. Safe to run again: running processes are kept. Stop with `make down`.
+# Environment: REXEC_LISTEN (default 127.0.0.1:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)"
+listen=${REXEC_LISTEN:-127.0.0.1:8080}
+data=$PWD/data
+mkdir -p "$data"
+chmod 700 "$data"
 
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$(nproc)" --target rexec-hub rexec-agent
 hub=build/release/hub/rexec-hub
 agent=build/release/agent/rexec-agent
-echo
-echo "built: protocol library (build/release/protocol/librexec_protocol.a)"
-if [ ! -x "$hub" ]; then
-  echo "not yet: rexec-hub is not part of this build (the relay core is issue #4), so there is"
-  echo "         no hub to start and no dashboard URL or admin token to show."
-  exit 0
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+if alive "$data/hub.pid"; then
+  echo "hub: already running (pid $(cat "$data/hub.pid"))"
+else
+  : > "$data/hub.log"
+  nohup "$hub" serve --listen "$listen" --data-dir "$data" >>"$data/hub.log" 2>&1 &
+  echo $! > "$data/hub.pid"
+  for _ in $(seq 1 100); do grep -q 'event=hub.listening' "$data/hub.log" && break; sleep 0.1; done
+  if ! grep -q 'event=hub.listening' "$data/hub.log"; then
+    echo "up: the hub did not start; its log:" >&2
+    cat "$data/hub.log" >&2
+    exit 1
+  fi
 fi
-if [ ! -x "$agent" ]; then
-  echo "not yet: rexec-agent is not part of this build."
+url="http://$listen"
+
+if alive "$data/agent.pid"; then
+  echo "agent: already running (pid $(cat "$data/agent.pid"))"
+else
+  enroll=()
+  if [ ! -f "$data/agent.credential" ]; then
+    # A one-time enrollment token, handed to the agent on stdin (never on its command line).
+    token=$(curl -fsS -X POST -H "Authorization: Bearer $(cat "$data/admin.token")" "$url/api/v1/agent-enrollments" -d '{}' |
+      sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+    enroll=(--enroll-token-file -)
+  fi
+  nohup "$agent" --hub "ws://$listen" --credential-file "$data/agent.credential" --name "$(hostname)" "${enroll[@]}" \
+    >>"$data/agent.log" 2>&1 <<<"${token:-}" &
+  echo $! > "$data/agent.pid"
 fi
-echo "(unreachable until the hub exists)"
+
+for _ in $(seq 1 50); do
+  curl -fsS -H "Authorization: Bearer $(cat "$data/admin.token")" "$url/api/v1/agents" | grep -q '"online":true' && break
+  sleep 0.1
+done
+
+cat <<EOT
+
+Rexec is up.
+  hub:          $url   (API: docs/api.md; log: data/hub.log)
+  admin token:  data/admin.token   (mode 0600; use it as: Authorization: Bearer \$(cat data/admin.token))
+  local agent:  $(hostname), log data/agent.log
+  dashboard:    not yet: the web dashboard is issue #7; use the API meanwhile, e.g.
+    curl -H "Authorization: Bearer \$(cat data/admin.token)" $url/api/v1/agents
+  stop:         make down
+EOT

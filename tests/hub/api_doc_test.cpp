@@ -1,0 +1,44 @@
+// docs/api.md documents every route the hub serves: a route added in code and not in the doc
+// fails here.
+#include <gtest/gtest.h>
+#include <uv.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "hub/api.h"
+#include "hub/relay.h"
+#include "hub/sqlite_store.h"
+#include "hub/tokens.h"
+
+namespace rx::hub {
+namespace {
+
+TEST(ApiDoc, EveryRouteIsDocumented) {
+  auto dir = std::filesystem::temp_directory_path() / ("rexec-apidoc-" + new_id(""));
+  std::filesystem::create_directories(dir);
+  auto store = SqliteStore::open((dir / "hub.db").string());
+  ASSERT_TRUE(store.ok());
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    Relay relay(**store, &loop);
+    Api api(**store, relay);
+    std::ifstream in(std::string(REXEC_SOURCE_DIR) + "/docs/api.md");
+    std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_FALSE(doc.empty());
+    auto routes = api.route_list();
+    EXPECT_GE(routes.size(), 11u);
+    for (const auto& route : routes) {
+      // Documented as a heading: ### `GET /api/v1/terminals/{id}`
+      EXPECT_NE(doc.find("### `" + route), std::string::npos) << route << " is not in docs/api.md";
+    }
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace rx::hub
