@@ -147,7 +147,7 @@ void Agent::connect() {
 
 void Agent::schedule_reconnect() {
   if (stopping_) return;
-  auto delay = backoff_.next();
+  auto delay = Channel::Clock::now() < restart_until_ ? std::chrono::milliseconds(150 + std::rand() % 200) : backoff_.next();
   log("info", "link.retry", {{"in_ms", std::to_string(delay.count())}, {"attempt", std::to_string(backoff_.attempt())}});
   arm(reconnect_timer_, &Agent::connect, lws_usec_t(delay.count()) * 1000);
 }
@@ -228,14 +228,16 @@ int Agent::on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len) 
       const auto* b = static_cast<const uint8_t*>(in);
       uint16_t code = len >= 2 ? uint16_t((b[0] << 8) | b[1]) : 1005;
       std::string why = len > 2 ? std::string(reinterpret_cast<const char*>(b + 2), len - 2) : "";
-      log(code == 1000 || code == 1012 ? "info" : "warn", "link.closed_by_hub",
+      log(code == 1000 || code == 4012 ? "info" : "warn", "link.closed_by_hub",
           {{"code", std::to_string(code)}, {"reason", why}});
       if (code == 1008 && why == "revoked") {
         log("error", "agent.revoked", {{"hint", "this agent's credential was revoked on the hub; enroll it again"}});
         exit_code_ = 3;
         stopping_ = true;
       }
-      if (code == 1012) backoff_.reset();  // the hub is restarting: come back at once
+      // The hub is restarting: knock every ~250 ms for a while instead of backing off, so the
+      // terminals are back within moments of the hub.
+      if (code == 4012) restart_until_ = Channel::Clock::now() + std::chrono::seconds(30);
       return 0;
     }
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -340,6 +342,7 @@ void Agent::on_welcome(const Welcome& w) {
   }
   welcomed_ = true;
   backoff_.reset();
+  restart_until_ = {};
   log("info", "link.up", {{"agent", w.agent_id}, {"hub_version", w.hub_version}, {"channels", std::to_string(channels_.size())}});
   status("connected to " + options_.hub);
   if (!ready_sent_) {

@@ -93,6 +93,7 @@ class Agent {
   Notifier notifier_;
   bool ready_sent_ = false;
   Channel::Clock::time_point last_watchdog_{};
+  Channel::Clock::time_point restart_until_{};  // after a 4012 close: retry fast until then
   StatsSampler sampler_;
   std::vector<uint8_t> partial_;
   std::deque<std::vector<uint8_t>> control_;  // small frames first: ACKs must not wait behind data

@@ -26,6 +26,9 @@ class AgentSession final : public WsSession, public AgentLink {
   void on_close() override;
   size_t max_message() const override;
   bool pending() const override { return !out_.empty(); }
+  // 4012: the agent reconnects at once instead of backing off (SPEC 1.8). Not 1012: lws 4.1's
+  // client predates that code and turns it into 1002.
+  void on_shutdown(WsConn&) override { close(4012, "hub restarting"); }
 
   // AgentLink
   const AgentRecord& agent() const override { return agent_; }

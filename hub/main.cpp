@@ -20,6 +20,7 @@
 #include "hub/relay.h"
 #include "hub/server.h"
 #include "hub/sqlite_store.h"
+#include "hub/timer.h"
 #include "hub/tokens.h"
 
 namespace {
@@ -144,15 +145,22 @@ int serve(const std::map<std::string, std::string>& flags) {
       log("info", "hub.listening", {{"host", options.host}, {"port", std::to_string((*server)->port())},
                                     {"data_dir", data_dir}});
       sd_notify(0, "READY=1");
+      bool stopping = false;
+      Timer grace(&loop, [&] { (*server)->stop(); });
       SignalWatch signals[2];
       int numbers[2] = {SIGTERM, SIGINT};
       for (int i = 0; i < 2; ++i) {
         uv_signal_init(&loop, &signals[i].handle);
         signals[i].handle.data = &signals[i];
         signals[i].on_signal = [&] {
-          log("info", "hub.stopping");
+          if (stopping) return;
+          stopping = true;
+          log("info", "hub.stopping", {{"sessions", std::to_string((*server)->session_count())}});
           sd_notify(0, "STOPPING=1");
-          (*server)->stop();
+          // Tell agents (4012: come back at once) and viewers why, give the close frames a
+          // moment to leave, then tear down; well inside systemd's stop timeout.
+          (*server)->close_sessions();
+          grace.start(300);
           for (auto& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s.handle), nullptr);
         };
         uv_signal_start(&signals[i].handle, [](uv_signal_t* h, int) { static_cast<SignalWatch*>(h->data)->on_signal(); },
@@ -160,6 +168,8 @@ int serve(const std::map<std::string, std::string>& flags) {
       }
       uv_run(&loop, UV_RUN_DEFAULT);
       server->reset();  // second half of lws's foreign-loop teardown, after the loop drained
+      // Fold the WAL into the database file so the next start (or a backup) reads one file.
+      (void)(*store)->checkpoint();
     }
   }
   // Let closing handles (timers freed by the relay) finish before closing the loop.

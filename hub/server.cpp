@@ -145,6 +145,11 @@ Server::~Server() {
   if (context_) lws_context_destroy(context_);
 }
 
+void Server::close_sessions() {
+  draining_ = true;
+  for (auto& [wsi, state] : ws_) state.session->on_shutdown(*state.conn);
+}
+
 void Server::stop() {
   if (stopped_ || !context_) return;
   stopped_ = true;
@@ -236,6 +241,10 @@ int Server::on_http(lws* wsi, lws_callback_reasons reason, void* user, void* in,
       auto ex = std::make_shared<HttpExchange>(wsi);
       ex->request = read_request(wsi, static_cast<const char*>(in));
       http_[wsi] = ex;
+      if (draining_) {
+        send_now(wsi, error_response(make_error("unavailable", "the hub is shutting down")));
+        return -1;
+      }
       auto cl = ex->request.header("content-length");
       size_t declared = cl ? std::strtoull(cl->c_str(), nullptr, 10) : 0;
       if (declared > options_.max_body) {
@@ -325,6 +334,10 @@ int Server::on_http(lws* wsi, lws_callback_reasons reason, void* user, void* in,
       // The path of an upgrade request is the GET URI.
       req.path = copy_header(wsi, WSI_TOKEN_GET_URI);
       std::string proto = req.header("sec-websocket-protocol").value_or("");
+      if (draining_) {
+        send_now(wsi, error_response(make_error("unavailable", "the hub is shutting down")));
+        return 1;
+      }
       auto result = handler_.upgrade(req, proto);
       if (auto* response = std::get_if<Response>(&result)) {
         send_now(wsi, *response);

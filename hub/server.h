@@ -78,6 +78,8 @@ class WsSession {
   virtual void on_close() {}
   // Largest message this session accepts; a larger one closes the connection with 1009.
   virtual size_t max_message() const = 0;
+  // The hub is shutting down: say so to the peer (agents are told to come back at once).
+  virtual void on_shutdown(WsConn& conn) { conn.close(1001, "hub shutting down"); }
 };
 
 class HttpHandler {
@@ -103,7 +105,11 @@ class Server {
   static Result<std::unique_ptr<Server>> start(uv_loop_t* loop, const ServerOptions& options, HttpHandler& handler);
   ~Server();
   int port() const { return port_; }
-  // First half of shutdown, from inside the running loop: closes every connection and the
+  // Graceful start of a shutdown: every WebSocket session is told (on_shutdown) and closed
+  // with its reason; plain HTTP goes on until stop().
+  void close_sessions();
+  size_t session_count() const { return ws_.size(); }
+  // First half of lws's teardown, from inside the running loop: closes every connection and the
   // listener. The destructor does the second half once the loop has drained.
   void stop();
 
@@ -125,6 +131,7 @@ class Server {
   lws_context* context_ = nullptr;
   int port_ = 0;
   bool stopped_ = false;
+  bool draining_ = false;  // shutting down: new requests and upgrades get 503
   std::vector<lws_protocols> protocols_;
   lws_retry_bo_t retry_{};
   std::unordered_map<lws*, std::shared_ptr<HttpExchange>> http_;

@@ -110,6 +110,8 @@ int SqliteStore::schema_version() {
   return int(s->int64(0));
 }
 
+Status SqliteStore::checkpoint() { return db_.exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
+
 Status SqliteStore::migrate() {
   int have = schema_version();
   if (have < 0) return make_error("store_error", "cannot read the schema version");

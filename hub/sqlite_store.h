@@ -15,6 +15,7 @@ class SqliteStore final : public Store {
  public:
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path);
   int schema_version();
+  Status checkpoint();  // folds the WAL into the main file
 
   Result<User> create_user(const std::string& name, bool admin) override;
   Result<std::optional<User>> user_by_id(const std::string& id) override;

@@ -3,6 +3,10 @@
 // keeps its PID and the viewer gets every line exactly once, in order.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <csignal>
+#include <cstring>
 #include <sstream>
 #include <thread>
 
@@ -27,13 +31,20 @@ std::string pid_after(const std::string& output, size_t from = 0) {
   return "";
 }
 
-// Checks the numbered lines 1..kLines appear once each, in order, between BEGIN and END markers.
+// The markers are typed as B''EGIN and E''ND, so only the shell's output contains BEGIN and END:
+// the tty may echo a typed line before the shell prints its previous prompt, so a marker can't
+// rely on what precedes it.
+constexpr const char* kBegin = "BEGIN\r\n";
+constexpr const char* kEnd = "END\r\n";
+
+// Checks the numbered lines 1..kLines appear once each, in order, between the markers.
 void expect_every_line_once(const std::string& output) {
-  auto begin = output.find("\r\nBEGIN\r\n");
-  auto end = output.find("\r\nEND\r\n");
+  auto begin = output.find(kBegin);
   ASSERT_NE(begin, std::string::npos);
+  begin += std::strlen(kBegin);
+  auto end = output.find(kEnd, begin);
   ASSERT_NE(end, std::string::npos);
-  std::istringstream in(output.substr(begin + 9, end - begin - 9));
+  std::istringstream in(output.substr(begin, end - begin));
   int expected = 1;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -49,11 +60,16 @@ std::string start_printing(Viewer& v) {
   EXPECT_TRUE(v.until([](const Viewer& v) { return !pid_after(v.output).empty(); }, 10s)) << v.output;
   std::string pid = pid_after(v.output);
   // A shell loop rather than `seq`: slow enough (seconds) that the disconnect lands mid-stream.
-  v.type("echo BEGIN; i=1; while [ $i -le " + std::to_string(kLines) + " ]; do echo $i; i=$((i+1)); done; echo END\n");
+  v.type("echo B''EGIN; i=1; while [ $i -le " + std::to_string(kLines) + " ]; do echo $i; i=$((i+1)); done; echo E''ND\n");
   return pid;
 }
 
-TEST(Resume, HubKilledAndRestartedMidStream) {
+// How the hub goes away mid-stream: SIGKILL (a crash) or SIGTERM (systemd stop / restart).
+enum class Stop { kKill9, kSigterm };
+
+class HubStopped : public testing::TestWithParam<Stop> {};
+
+TEST_P(HubStopped, AndRestartedMidStreamLosesNothing) {
   HubFixture hub;
   AgentProcess agent(hub, "resumer", {"--shell", "/bin/sh"});
   ASSERT_TRUE(wait_online(hub, "resumer", 5s));
@@ -64,17 +80,36 @@ TEST(Resume, HubKilledAndRestartedMidStream) {
   ASSERT_FALSE(pid.empty());
   // Let a good part of the stream through, then kill the hub hard.
   ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("\r\n20000\r\n"); }, 60s)) << v.output.size();
-  ASSERT_FALSE(v.saw("\r\nEND\r\n")) << "the stream finished before the kill: nothing was tested";
-  hub.kill9();
-  EXPECT_FALSE(v.until([](const Viewer&) { return false; }, 2s));  // the viewer's socket is dead
+  ASSERT_FALSE(v.saw(kEnd)) << "the stream finished before the kill: nothing was tested";
+  if (GetParam() == Stop::kKill9) {
+    hub.kill9();
+    EXPECT_FALSE(v.until([](const Viewer&) { return false; }, 2s));  // the viewer's socket is dead
+  } else {
+    auto t0 = std::chrono::steady_clock::now();
+    hub.process().signal(SIGTERM);
+    auto status = hub.process().wait(5s);
+    ASSERT_TRUE(status) << "the hub did not exit within 5 s of SIGTERM";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "exit status " << *status;
+    std::printf("sigterm: hub exited in %lld ms\n", static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                      std::chrono::steady_clock::now() - t0).count()));
+    EXPECT_FALSE(v.until([](const Viewer&) { return false; }, 2s));
+    EXPECT_EQ(v.ws.close_code(), 1001) << "viewers are told the hub is going away";
+    EXPECT_NE(agent.log().find("code=4012"), std::string::npos) << "agents are told the hub restarts\n" << agent.log();
+  }
   uint64_t resume_at = v.next_offset;
   hub.start();
+  auto back = std::chrono::steady_clock::now();
   ASSERT_TRUE(wait_online(hub, "resumer", 40s)) << agent.log();
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - back);
+  std::printf("resume: agent back %lld ms after the hub\n", static_cast<long long>(took.count()));
+  if (GetParam() == Stop::kSigterm) {
+    EXPECT_LE(took.count(), 3000) << "after a 4012 close the agent must be back within 3 s";
+  }
 
   Viewer again;
   again.output = v.output;  // keep what was received; new bytes must continue it exactly
   ASSERT_TRUE(again.attach(hub, id, resume_at));
-  ASSERT_TRUE(again.until([](const Viewer& v) { return v.saw("\r\nEND\r\n"); }, 120s))
+  ASSERT_TRUE(again.until([](const Viewer& v) { return v.saw(kEnd); }, 120s))
       << "received up to offset " << again.next_offset << "\n" << hub.log() << agent.log();
   EXPECT_EQ(again.duplicates, 0u);
   EXPECT_EQ(again.gaps, 0u);
@@ -86,6 +121,9 @@ TEST(Resume, HubKilledAndRestartedMidStream) {
   EXPECT_EQ(pid_after(again.output, mark), pid);
 }
 
+INSTANTIATE_TEST_SUITE_P(Resume, HubStopped, testing::Values(Stop::kKill9, Stop::kSigterm),
+                         [](const auto& info) { return info.param == Stop::kKill9 ? "Kill9" : "Sigterm"; });
+
 TEST(Resume, AgentLinkCutByTheNetworkFor10Seconds) {
   HubFixture hub;
   TcpProxy proxy(hub.port());
@@ -96,7 +134,7 @@ TEST(Resume, AgentLinkCutByTheNetworkFor10Seconds) {
   ASSERT_TRUE(v.attach(hub, id));
   std::string pid = start_printing(v);
   ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("\r\n20000\r\n"); }, 60s));
-  ASSERT_FALSE(v.saw("\r\nEND\r\n")) << "the stream finished before the cut: nothing was tested";
+  ASSERT_FALSE(v.saw(kEnd)) << "the stream finished before the cut: nothing was tested";
   proxy.cut();
   ASSERT_TRUE(v.until([](const Viewer& v) {
     auto e = v.event("status");
@@ -104,7 +142,7 @@ TEST(Resume, AgentLinkCutByTheNetworkFor10Seconds) {
   }, 10s)) << "the viewer should be told the terminal is offline";
   std::this_thread::sleep_for(10s);
   proxy.heal();
-  ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("\r\nEND\r\n"); }, 90s))
+  ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw(kEnd); }, 90s))
       << "received up to offset " << v.next_offset << "\n" << agent.log();
   EXPECT_EQ(v.duplicates, 0u);
   EXPECT_EQ(v.gaps, 0u);
