@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/error.h"
 
@@ -68,5 +69,26 @@ class Db {
 };
 
 Error sqlite_error(sqlite3* db, int rc, std::string_view what);
+
+// Every row of a statement, each turned into a value by `from(stmt)`.
+template <typename F>
+auto all_rows(Stmt& s, F from) -> Result<std::vector<decltype(from(s))>> {
+  std::vector<decltype(from(s))> out;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return row.error();
+    if (!*row) return out;
+    out.push_back(from(s));
+  }
+}
+
+// The first row, if any.
+template <typename F>
+auto one_row(Stmt& s, F from) -> Result<std::optional<decltype(from(s))>> {
+  auto row = s.step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<decltype(from(s))>();
+  return std::optional<decltype(from(s))>(from(s));
+}
 
 }  // namespace rx::hub

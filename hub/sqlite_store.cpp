@@ -146,20 +146,14 @@ Result<std::optional<User>> SqliteStore::user_by_id(const std::string& id) {
   auto s = db_.prepare("SELECT id, name, admin FROM users WHERE id = ?");
   if (!s) return s.error();
   s->bind(1, id);
-  auto row = s->step();
-  if (!row) return row.error();
-  if (!*row) return std::optional<User>();
-  return std::optional<User>(User{s->text(0), s->text(1), s->int64(2) != 0});
+  return one_row(*s, [](const Stmt& r) { return User{r.text(0), r.text(1), r.int64(2) != 0}; });
 }
 
 Result<std::optional<User>> SqliteStore::user_by_name(const std::string& name) {
   auto s = db_.prepare("SELECT id, name, admin FROM users WHERE name = ?");
   if (!s) return s.error();
   s->bind(1, name);
-  auto row = s->step();
-  if (!row) return row.error();
-  if (!*row) return std::optional<User>();
-  return std::optional<User>(User{s->text(0), s->text(1), s->int64(2) != 0});
+  return one_row(*s, [](const Stmt& r) { return User{r.text(0), r.text(1), r.int64(2) != 0}; });
 }
 
 Result<TokenRecord> SqliteStore::create_token(const std::string& user_id, const std::string& name,
@@ -178,10 +172,7 @@ Result<std::optional<TokenRecord>> SqliteStore::token_by_hash(const std::string&
   auto s = db_.prepare(std::string("SELECT ") + kTokenCols + " FROM tokens WHERE hash = ?");
   if (!s) return s.error();
   s->bind(1, hash);
-  auto row = s->step();
-  if (!row) return row.error();
-  if (!*row) return std::optional<TokenRecord>();
-  return std::optional<TokenRecord>(token_from(*s));
+  return one_row(*s, [](const Stmt& r) { return token_from(r); });
 }
 
 Status SqliteStore::touch_token(const std::string& id, int64_t at) {
@@ -230,32 +221,20 @@ Result<std::optional<AgentRecord>> SqliteStore::agent_by_credential(const std::s
   auto s = db_.prepare(std::string("SELECT ") + kAgentCols + " FROM agents WHERE credential_hash = ?");
   if (!s) return s.error();
   s->bind(1, hash);
-  auto row = s->step();
-  if (!row) return row.error();
-  if (!*row) return std::optional<AgentRecord>();
-  return std::optional<AgentRecord>(agent_from(*s));
+  return one_row(*s, [](const Stmt& r) { return agent_from(r); });
 }
 
 Result<std::optional<AgentRecord>> SqliteStore::agent_by_id(const std::string& id) {
   auto s = db_.prepare(std::string("SELECT ") + kAgentCols + " FROM agents WHERE id = ?");
   if (!s) return s.error();
   s->bind(1, id);
-  auto row = s->step();
-  if (!row) return row.error();
-  if (!*row) return std::optional<AgentRecord>();
-  return std::optional<AgentRecord>(agent_from(*s));
+  return one_row(*s, [](const Stmt& r) { return agent_from(r); });
 }
 
 Result<std::vector<AgentRecord>> SqliteStore::list_agents() {
   auto s = db_.prepare(std::string("SELECT ") + kAgentCols + " FROM agents ORDER BY created_at, id");
   if (!s) return s.error();
-  std::vector<AgentRecord> out;
-  for (;;) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) return out;
-    out.push_back(agent_from(*s));
-  }
+  return all_rows(*s, [](const Stmt& r) { return agent_from(r); });
 }
 
 Status SqliteStore::update_agent_seen(const std::string& id, const std::string& host_json, int64_t at) {
@@ -296,22 +275,13 @@ Result<std::optional<TerminalRecord>> SqliteStore::terminal_by_id(const std::str
   auto s = db_.prepare(std::string("SELECT ") + kTerminalCols + " FROM terminals WHERE id = ?");
   if (!s) return s.error();
   s->bind(1, id);
-  auto row = s->step();
-  if (!row) return row.error();
-  if (!*row) return std::optional<TerminalRecord>();
-  return std::optional<TerminalRecord>(terminal_from(*s));
+  return one_row(*s, [](const Stmt& r) { return terminal_from(r); });
 }
 
 Result<std::vector<TerminalRecord>> SqliteStore::list_terminals() {
   auto s = db_.prepare(std::string("SELECT ") + kTerminalCols + " FROM terminals ORDER BY created_at, id");
   if (!s) return s.error();
-  std::vector<TerminalRecord> out;
-  for (;;) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) return out;
-    out.push_back(terminal_from(*s));
-  }
+  return all_rows(*s, [](const Stmt& r) { return terminal_from(r); });
 }
 
 Status SqliteStore::update_terminal_status(const std::string& id, const std::string& status,
@@ -344,13 +314,9 @@ Result<std::vector<AuditRecord>> SqliteStore::list_audit(int64_t since_id, int l
   auto s = db_.prepare("SELECT id, at, actor, action, target, detail FROM audit WHERE id > ? ORDER BY id LIMIT ?");
   if (!s) return s.error();
   s->bind(1, since_id).bind(2, int64_t(limit));
-  std::vector<AuditRecord> out;
-  for (;;) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) return out;
-    out.push_back(AuditRecord{s->int64(0), s->int64(1), s->text(2), s->text(3), s->text(4), s->text(5)});
-  }
+  return all_rows(*s, [](const Stmt& r) {
+    return AuditRecord{r.int64(0), r.int64(1), r.text(2), r.text(3), r.text(4), r.text(5)};
+  });
 }
 
 }  // namespace rx::hub

@@ -272,62 +272,64 @@ class Fields {
   std::array<const char*, 8> names_{};  // the longest frame has 6 fields
 };
 
-HostInfo get_host(const msgpack::object& o, const std::string& field) {
-  HostInfo h;
+// Calls fn(key, value, "field.key") for every entry of the map `o`.
+template <typename F>
+void each_entry(const msgpack::object& o, const std::string& field, F fn) {
   for (const auto& kv : std::span(get_map(o, field).ptr, o.via.map.size)) {
     auto k = key_of(kv);
-    std::string f = field + "." + std::string(k);
-    if (k == "hostname") h.hostname = get_str(kv.val, f);
-    else if (k == "os") h.os = get_str(kv.val, f);
-    else if (k == "kernel") h.kernel = get_str(kv.val, f);
-    else if (k == "arch") h.arch = get_str(kv.val, f);
-    else if (k == "cpus") h.cpus = static_cast<uint32_t>(get_uint(kv.val, f, UINT32_MAX));
-    else if (k == "mem") h.memory_total = get_uint(kv.val, f, UINT64_MAX);
-    else if (k == "gpus") {
-      const auto& gpus = get_array(kv.val, f);
-      for (uint32_t i = 0; i < gpus.size; ++i) {
-        std::string gf = f + "[" + std::to_string(i) + "]";
-        GpuInfo g;
-        for (const auto& gkv : std::span(get_map(gpus.ptr[i], gf).ptr, gpus.ptr[i].via.map.size)) {
-          auto gk = key_of(gkv);
-          std::string gff = gf + "." + std::string(gk);
-          if (gk == "index") g.index = static_cast<uint32_t>(get_uint(gkv.val, gff, UINT32_MAX));
-          else if (gk == "uuid") g.uuid = get_str(gkv.val, gff);
-          else if (gk == "model") g.model = get_str(gkv.val, gff);
-          else if (gk == "mem") g.memory_total = get_uint(gkv.val, gff, UINT64_MAX);
-        }
-        h.gpus.push_back(std::move(g));
-      }
-    }
+    fn(k, kv.val, field + "." + std::string(k));
   }
+}
+
+// Calls fn(element, "field[i]") for every element of the array `o`.
+template <typename F>
+void each_element(const msgpack::object& o, const std::string& field, F fn) {
+  const auto& a = get_array(o, field);
+  for (uint32_t i = 0; i < a.size; ++i) fn(a.ptr[i], field + "[" + std::to_string(i) + "]");
+}
+
+HostInfo get_host(const msgpack::object& o, const std::string& field) {
+  HostInfo h;
+  each_entry(o, field, [&](std::string_view k, const msgpack::object& v, const std::string& f) {
+    if (k == "hostname") h.hostname = get_str(v, f);
+    else if (k == "os") h.os = get_str(v, f);
+    else if (k == "kernel") h.kernel = get_str(v, f);
+    else if (k == "arch") h.arch = get_str(v, f);
+    else if (k == "cpus") h.cpus = static_cast<uint32_t>(get_uint(v, f, UINT32_MAX));
+    else if (k == "mem") h.memory_total = get_uint(v, f, UINT64_MAX);
+    else if (k == "gpus")
+      each_element(v, f, [&](const msgpack::object& e, const std::string& ef) {
+        GpuInfo g;
+        each_entry(e, ef, [&](std::string_view gk, const msgpack::object& gv, const std::string& gf) {
+          if (gk == "index") g.index = static_cast<uint32_t>(get_uint(gv, gf, UINT32_MAX));
+          else if (gk == "uuid") g.uuid = get_str(gv, gf);
+          else if (gk == "model") g.model = get_str(gv, gf);
+          else if (gk == "mem") g.memory_total = get_uint(gv, gf, UINT64_MAX);
+        });
+        h.gpus.push_back(std::move(g));
+      });
+  });
   return h;
 }
 
 Stats get_stats(const msgpack::object& o, const std::string& field) {
   Stats s;
-  for (const auto& kv : std::span(get_map(o, field).ptr, o.via.map.size)) {
-    auto k = key_of(kv);
-    std::string f = field + "." + std::string(k);
-    if (k == "cpu") s.cpu_permille = static_cast<uint32_t>(get_uint(kv.val, f, 1000));
-    else if (k == "mem_used") s.memory_used = get_uint(kv.val, f, UINT64_MAX);
-    else if (k == "mem_total") s.memory_total = get_uint(kv.val, f, UINT64_MAX);
-    else if (k == "gpus") {
-      const auto& gpus = get_array(kv.val, f);
-      for (uint32_t i = 0; i < gpus.size; ++i) {
-        std::string gf = f + "[" + std::to_string(i) + "]";
+  each_entry(o, field, [&](std::string_view k, const msgpack::object& v, const std::string& f) {
+    if (k == "cpu") s.cpu_permille = static_cast<uint32_t>(get_uint(v, f, 1000));
+    else if (k == "mem_used") s.memory_used = get_uint(v, f, UINT64_MAX);
+    else if (k == "mem_total") s.memory_total = get_uint(v, f, UINT64_MAX);
+    else if (k == "gpus")
+      each_element(v, f, [&](const msgpack::object& e, const std::string& ef) {
         GpuStats g;
-        for (const auto& gkv : std::span(get_map(gpus.ptr[i], gf).ptr, gpus.ptr[i].via.map.size)) {
-          auto gk = key_of(gkv);
-          std::string gff = gf + "." + std::string(gk);
-          if (gk == "index") g.index = static_cast<uint32_t>(get_uint(gkv.val, gff, UINT32_MAX));
-          else if (gk == "util") g.utilization = static_cast<uint32_t>(get_uint(gkv.val, gff, 100));
-          else if (gk == "mem_used") g.memory_used = get_uint(gkv.val, gff, UINT64_MAX);
-          else if (gk == "mem_total") g.memory_total = get_uint(gkv.val, gff, UINT64_MAX);
-        }
+        each_entry(e, ef, [&](std::string_view gk, const msgpack::object& gv, const std::string& gf) {
+          if (gk == "index") g.index = static_cast<uint32_t>(get_uint(gv, gf, UINT32_MAX));
+          else if (gk == "util") g.utilization = static_cast<uint32_t>(get_uint(gv, gf, 100));
+          else if (gk == "mem_used") g.memory_used = get_uint(gv, gf, UINT64_MAX);
+          else if (gk == "mem_total") g.memory_total = get_uint(gv, gf, UINT64_MAX);
+        });
         s.gpus.push_back(std::move(g));
-      }
-    }
-  }
+      });
+  });
   return s;
 }
 
@@ -359,19 +361,15 @@ Frame decode_fields(uint32_t type, uint32_t channel, const msgpack::object_array
         fail("bad_value", "HELLO: proto_min " + std::to_string(h.proto_min) + " is above proto_max " +
                               std::to_string(h.proto_max));
       h.agent_version = get_str(f.at(2), f.name(2));
-      const auto& caps = get_array(f.at(3), f.name(3));
-      for (uint32_t i = 0; i < caps.size; ++i)
-        h.capabilities.push_back(get_str(caps.ptr[i], f.name(3) + "[" + std::to_string(i) + "]"));
+      each_element(f.at(3), f.name(3), [&](const msgpack::object& e, const std::string& ef) {
+        h.capabilities.push_back(get_str(e, ef));
+      });
       h.host = get_host(f.at(4), f.name(4));
-      const auto& chans = get_array(f.at(5), f.name(5));
-      for (uint32_t i = 0; i < chans.size; ++i) {
-        std::string cf = f.name(5) + "[" + std::to_string(i) + "]";
-        const auto& c = get_array(chans.ptr[i], cf, 2);
-        ChannelState s;
-        s.channel = static_cast<uint32_t>(get_uint(c.ptr[0], cf + ".channel", UINT32_MAX));
-        s.input_received = get_uint(c.ptr[1], cf + ".input_received", UINT64_MAX);
-        h.channels.push_back(s);
-      }
+      each_element(f.at(5), f.name(5), [&](const msgpack::object& e, const std::string& ef) {
+        const auto& c = get_array(e, ef, 2);
+        h.channels.push_back({static_cast<uint32_t>(get_uint(c.ptr[0], ef + ".channel", UINT32_MAX)),
+                              get_uint(c.ptr[1], ef + ".input_received", UINT64_MAX)});
+      });
       return h;
     }
     case FrameType::kWelcome: {
@@ -382,16 +380,11 @@ Frame decode_fields(uint32_t type, uint32_t channel, const msgpack::object_array
       w.hub_version = get_str(f.at(1), f.name(1));
       w.agent_id = get_str(f.at(2), f.name(2));
       if (f.at(3).type != msgpack::type::NIL) w.credential = get_str(f.at(3), f.name(3));
-      const auto& res = get_array(f.at(4), f.name(4));
-      for (uint32_t i = 0; i < res.size; ++i) {
-        std::string rf = f.name(4) + "[" + std::to_string(i) + "]";
-        const auto& r = get_array(res.ptr[i], rf, 3);
-        StreamResume s;
-        s.channel = static_cast<uint32_t>(get_uint(r.ptr[0], rf + ".channel", UINT32_MAX));
-        s.stream = get_stream(r.ptr[1], rf + ".stream");
-        s.received = get_uint(r.ptr[2], rf + ".received", UINT64_MAX);
-        w.resume.push_back(s);
-      }
+      each_element(f.at(4), f.name(4), [&](const msgpack::object& e, const std::string& ef) {
+        const auto& r = get_array(e, ef, 3);
+        w.resume.push_back({static_cast<uint32_t>(get_uint(r.ptr[0], ef + ".channel", UINT32_MAX)),
+                            get_stream(r.ptr[1], ef + ".stream"), get_uint(r.ptr[2], ef + ".received", UINT64_MAX)});
+      });
       return w;
     }
     case FrameType::kOpen: {
@@ -402,13 +395,14 @@ Frame decode_fields(uint32_t type, uint32_t channel, const msgpack::object_array
       if (kind == "pty") o.kind = ChannelKind::kPty;
       else if (kind == "exec") o.kind = ChannelKind::kExec;
       else fail("bad_value", f.name(0) + ": \"" + kind.substr(0, 32) + "\" is not \"pty\" or \"exec\"");
-      const auto& argv = get_array(f.at(1), f.name(1));
-      for (uint32_t i = 0; i < argv.size; ++i)
-        o.argv.push_back(get_str(argv.ptr[i], f.name(1) + "[" + std::to_string(i) + "]"));
+      each_element(f.at(1), f.name(1), [&](const msgpack::object& e, const std::string& ef) {
+        o.argv.push_back(get_str(e, ef));
+      });
       if (o.kind == ChannelKind::kExec && o.argv.empty())
         fail("bad_value", f.name(1) + ": an exec channel needs a program to run");
-      for (const auto& kv : std::span(get_map(f.at(2), f.name(2)).ptr, f.at(2).via.map.size))
-        o.env[std::string(key_of(kv))] = get_str(kv.val, f.name(2) + "." + std::string(key_of(kv)));
+      each_entry(f.at(2), f.name(2), [&](std::string_view k, const msgpack::object& v, const std::string& ef) {
+        o.env[std::string(k)] = get_str(v, ef);
+      });
       o.cols = get_dimension(f.at(3), f.name(3));
       o.rows = get_dimension(f.at(4), f.name(4));
       o.window = static_cast<uint32_t>(get_uint(f.at(5), f.name(5), kMaxWindow));

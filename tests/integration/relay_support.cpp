@@ -9,14 +9,6 @@ namespace rx::test {
 using nlohmann::json;
 namespace viewer = protocol::viewer;
 
-namespace {
-std::map<std::string, std::string> agent_env() {
-  std::map<std::string, std::string> env{{"PATH", "/usr/bin:/bin"}};
-  for (const char* pass : {"REXEC_LWS_DEBUG", "ASAN_OPTIONS", "UBSAN_OPTIONS"})
-    if (const char* v = std::getenv(pass)) env[pass] = v;
-  return env;
-}
-}  // namespace
 
 AgentProcess::AgentProcess(HubFixture& hub, const std::string& name, std::vector<std::string> extra, std::string hub_url)
     : hub_(hub),
@@ -27,7 +19,7 @@ AgentProcess::AgentProcess(HubFixture& hub, const std::string& name, std::vector
   std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", hub_url_,
                                 "--enroll-token-file", "-", "--credential-file", credential_file_, "--name", name_};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
-  process_ = Process(argv, agent_env(), hub.data_dir() + "/agent-" + name_ + "-0.log", hub.enroll() + "\n");
+  process_ = Process(argv, child_env(), hub.data_dir() + "/agent-" + name_ + "-0.log", hub.enroll() + "\n");
   runs_ = 1;
 }
 
@@ -48,7 +40,7 @@ void AgentProcess::start() {
   std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", hub_url_, "--credential-file", credential_file_,
                                 "--name", name_};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
-  process_ = Process(argv, agent_env(),
+  process_ = Process(argv, child_env(),
                      hub_.data_dir() + "/agent-" + name_ + "-" + std::to_string(runs_++) + ".log");
 }
 

@@ -23,14 +23,6 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-namespace {
-std::map<std::string, std::string> hub_env() {
-  std::map<std::string, std::string> env{{"PATH", "/usr/bin:/bin"}};
-  for (const char* pass : {"REXEC_LWS_DEBUG", "ASAN_OPTIONS", "UBSAN_OPTIONS"})
-    if (const char* v = std::getenv(pass)) env[pass] = v;
-  return env;
-}
-}  // namespace
 
 HubFixture::HubFixture() : dir_("rexec-hub-test"), port_(free_port()) { start(); }
 
@@ -47,7 +39,7 @@ void HubFixture::start() {
   process_ = std::make_unique<Process>(
       std::vector<std::string>{binary("hub/rexec-hub"), "serve", "--listen", "127.0.0.1:" + std::to_string(port_),
                                "--data-dir", dir_ / "data"},
-      hub_env(), log);
+      child_env(), log);
   if (!process_->wait_for_log("event=hub.listening", std::chrono::seconds(20)))
     throw std::runtime_error("rexec-hub did not start:\n" + process_->log());
   if (admin_token_.empty()) {

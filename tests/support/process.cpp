@@ -122,6 +122,13 @@ TempDir::~TempDir() {
   if (!path_.empty()) std::filesystem::remove_all(path_, ec);
 }
 
+std::map<std::string, std::string> child_env() {
+  std::map<std::string, std::string> env{{"PATH", "/usr/bin:/bin"}};
+  for (const char* pass : {"REXEC_LWS_DEBUG", "ASAN_OPTIONS", "UBSAN_OPTIONS"})
+    if (const char* v = std::getenv(pass)) env[pass] = v;
+  return env;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

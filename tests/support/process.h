@@ -56,6 +56,10 @@ class TempDir {
   std::string path_;
 };
 
+// The environment a test starts hub and agent processes with: a PATH, plus the sanitizer and
+// lws-debug settings of the test's own environment, so a sanitizer build's children report too.
+std::map<std::string, std::string> child_env();
+
 std::string read_file(const std::string& path);
 // The directory of the built binaries (REXEC_BINARY_DIR) joined with `rel`.
 std::string binary(const std::string& rel);
