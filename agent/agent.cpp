@@ -333,6 +333,7 @@ void Agent::on_welcome(const Welcome& w) {
       log("info", "agent.enrolled", {{"agent", w.agent_id}, {"credential_file", options_.credential_file}});
   }
   for (auto& [id, ch] : channels_) {
+    if (auto e = ch->sent_exit()) send_control(*e);  // the old link may have lost it
     for (Stream s : {Stream::kOutput, Stream::kStderr}) {
       std::optional<uint64_t> received;
       for (const auto& r : w.resume)

@@ -176,6 +176,11 @@ std::optional<protocol::Exit> Channel::take_exit(Clock::time_point now) {
   return protocol::Exit{id_, exit_->code, exit_->signal};
 }
 
+std::optional<protocol::Exit> Channel::sent_exit() const {
+  if (!exit_sent_) return std::nullopt;
+  return protocol::Exit{id_, exit_->code, exit_->signal};
+}
+
 bool Channel::finished() const {
   if (!exit_sent_) return false;
   for (const Output* o : {&out_, &err_})

@@ -73,6 +73,8 @@ class Channel {
   void on_child_event();  // the pidfd is readable: reap
   // The EXIT frame, once, when it is due.
   std::optional<protocol::Exit> take_exit(Clock::time_point now);
+  // The EXIT already taken, to repeat after a reconnect (it may have died with the old link).
+  std::optional<protocol::Exit> sent_exit() const;
   // True once EXIT went out and every output byte is acknowledged: time for CLOSE.
   bool finished() const;
 

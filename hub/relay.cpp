@@ -194,6 +194,7 @@ void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) 
     t.attach_agent(&link, 0);
     (void)store_.update_terminal_status(t.id(), "running", std::nullopt);
   } else if (auto* e = std::get_if<Exit>(&frame)) {
+    if (t.exit_code()) return;  // repeated after a reconnect
     t.on_exit(e->code, e->signal);
     (void)store_.update_terminal_status(t.id(), "exited", e->code);
     (void)store_.audit("agent:" + link.agent().id, "terminal.exit", t.id(), "code=" + std::to_string(e->code));

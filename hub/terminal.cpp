@@ -63,6 +63,7 @@ void Terminal::on_input_ack(uint64_t offset) {
 }
 
 void Terminal::on_exit(int32_t code, const std::string& signal) {
+  if (exit_code_) return;  // a repeat after a reconnect: the same event
   exit_code_ = code;
   exit_signal_ = signal;
   set_status("exited");
@@ -84,11 +85,13 @@ void Terminal::add_viewer(Viewer* v, std::optional<uint64_t> since) {
   viewers_[v] = since.value_or(output_.start());
   v->queue_event({{"type", "status"}, {"status", status_}});
   if (exit_code_) v->queue_event({{"type", "exit"}, {"code", *exit_code_}, {"signal", exit_signal_}});
+  broadcast({{"type", "viewers"}, {"count", viewers_.size()}});
   v->wake();
 }
 
 void Terminal::remove_viewer(Viewer* v) {
-  viewers_.erase(v);
+  if (viewers_.erase(v) == 0) return;
+  broadcast({{"type", "viewers"}, {"count", viewers_.size()}});
   maybe_ack();  // the slowest viewer may just have left
 }
 

@@ -318,6 +318,12 @@ TEST_F(ApiTest, LateViewerGetsTheRingAndSinceResumes) {
   tail.next_offset = 4;
   ASSERT_TRUE(tail.pump(v2, [](const ViewerLog& l) { return l.output.size() >= 3; }));
   EXPECT_EQ(tail.output, "efg");
+  // Everyone attached hears how many are watching.
+  ASSERT_TRUE(all.pump(v1, [](const ViewerLog& l) {
+    for (const auto& e : l.events)
+      if (e["type"] == "viewers" && e["count"] == 2) return true;
+    return false;
+  }));
 }
 
 TEST_F(ApiTest, ViewerProtocolErrorsAreClear) {

@@ -156,3 +156,34 @@ TEST(Resume, AgentLinkCutByTheNetworkFor10Seconds) {
 
 }  // namespace
 }  // namespace rx::test
+
+namespace rx::test {
+namespace {
+
+TEST(Resume, ExitWhileTheHubIsDownIsReportedAfterwards) {
+  HubFixture hub;
+  AgentProcess agent(hub, "exiter", {"--shell", "/bin/sh"});
+  ASSERT_TRUE(wait_online(hub, "exiter", 5s));
+  auto id = create_terminal(hub, "exiter");
+  Viewer v;
+  ASSERT_TRUE(v.attach(hub, id));
+  v.type("echo READY''1; sleep 1; exit 7\n");
+  ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("READY1\r\n"); }, 10s));
+  hub.kill9();
+  std::this_thread::sleep_for(2s);  // the shell exits while nobody is listening
+  hub.start();
+  ASSERT_TRUE(wait_online(hub, "exiter", 40s));
+  EXPECT_TRUE(eventually([&] {
+    auto t = json::parse(hub.api("GET", "/api/v1/terminals/" + id).body);
+    return t["status"] == "exited" && t["exit_code"] == 7;
+  }, 10s)) << hub.api("GET", "/api/v1/terminals/" + id).body;
+  Viewer late;
+  ASSERT_TRUE(late.attach(hub, id));
+  ASSERT_TRUE(late.until([](const Viewer& v) { return v.event("exit").has_value() && v.saw("READY1\r\n"); }, 10s))
+      << "[" << late.output << "]";
+  EXPECT_EQ((*late.event("exit"))["code"], 7);
+  EXPECT_TRUE(late.saw("READY1\r\n")) << "the output from before the restart is replayed: [" << late.output << "] " << hub.api("GET", "/api/v1/terminals/" + id).body << agent.log();
+}
+
+}  // namespace
+}  // namespace rx::test
