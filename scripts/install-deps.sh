@@ -15,7 +15,7 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 python3-msgpack    # the independent decoder that checks our test vectors
-  file procps iproute2 curl
+  file procps iproute2 curl systemd   # systemd-analyze verifies our units
 )
 
 case "$what" in
