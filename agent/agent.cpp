@@ -21,7 +21,9 @@ constexpr const char* kLinkProtocol = "rexec.agent.v1";
 constexpr const char* kFdProtocol = "rexec-fd";
 constexpr const char* kVersion = "0.1.0";
 constexpr lws_usec_t kStatsInterval = 5 * LWS_US_PER_SEC;
-constexpr lws_usec_t kTickInterval = 100 * LWS_USEC_PER_SEC / 1000;
+// Housekeeping (EXIT grace, CLOSE after the last ACK, watchdog). Not faster: lws wakes a few
+// hundred microseconds early for each timer and spins until it is due.
+constexpr lws_usec_t kTickInterval = 250 * LWS_USEC_PER_SEC / 1000;
 }  // namespace
 
 Agent::Agent(AgentOptions options) : options_(std::move(options)), sampler_(options_.host) {}
@@ -252,6 +254,13 @@ int Agent::on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len) 
   }
 }
 
+bool Agent::has_data() const {
+  if (!welcomed_) return false;
+  for (const auto& [id, ch] : channels_)
+    if (ch->has_frame()) return true;
+  return false;
+}
+
 void Agent::send_control(const Frame& frame) {
   control_.push_back(encode(frame, LWS_PRE));
   want_write();
@@ -284,7 +293,8 @@ bool Agent::write_next() {
     if (frame.empty()) return false;
     size_t n = frame.size() - LWS_PRE;
     if (lws_write(link_, frame.data() + LWS_PRE, n, LWS_WRITE_BINARY) < int(n)) return false;
-    if (lws_send_pipe_choked(link_)) return true;  // come back when the socket drains
+    if (control_.empty() && !has_data()) return false;  // all sent (checked before the choked() syscall)
+    if (lws_send_pipe_choked(link_)) return true;         // come back when the socket drains
   }
   return true;
 }
@@ -313,7 +323,11 @@ void Agent::on_frame(const Frame& frame) {
   }
   Channel& ch = *it->second;
   if (auto* d = std::get_if<Data>(&frame)) {
-    if (d->stream == Stream::kInput) ch.on_input(d->offset, d->bytes);
+    if (d->stream == Stream::kInput) {
+      ch.on_input(d->offset, d->bytes);
+      // The tty echoes while we write: read it now rather than one poll round later.
+      if (ch.kind() == ChannelKind::kPty && ch.wants_read(Stream::kOutput)) ch.read_output(Stream::kOutput);
+    }
   } else if (auto* a = std::get_if<Ack>(&frame)) {
     ch.on_ack(a->stream, a->offset);
   } else if (auto* r = std::get_if<Resize>(&frame)) {
@@ -403,7 +417,9 @@ void Agent::service(uint32_t id) {
     }
   }
   update_watches(id);
-  want_write();
+  // Ask for a writable callback only with something to write: a spurious one costs a poll round
+  // before the echo that follows.
+  if (!control_.empty() || (welcomed_ && ch.has_frame())) want_write();
 }
 
 // ---- fd watches -------------------------------------------------------------------------------

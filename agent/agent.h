@@ -68,6 +68,7 @@ class Agent {
   void service(uint32_t id);  // after any event on a channel: ACKs, EXIT, CLOSE, watches
   void send_control(const protocol::Frame& frame);
   bool write_next();
+  bool has_data() const;
   void want_write();
   void watch(std::unique_ptr<Watch>& slot, uint32_t channel, Watch::Kind kind, int fd);
   void unwatch(std::unique_ptr<Watch>& slot);

@@ -100,6 +100,12 @@ std::optional<std::vector<uint8_t>> Channel::next_frame(size_t max, size_t headr
   return std::nullopt;
 }
 
+bool Channel::has_frame() const {
+  for (const Output* o : {&out_, &err_})
+    if (o->present && o->credit.sent() < o->ring.end() && o->credit.available() > 0) return true;
+  return false;
+}
+
 void Channel::on_ack(Stream s, uint64_t offset) {
   if (s == Stream::kInput) return;
   (void)out(s).credit.on_ack(offset);  // an ACK beyond what was sent is ignored (a confused hub)

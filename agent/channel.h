@@ -52,6 +52,8 @@ class Channel {
   // when nothing is due. Counts the bytes as sent.
   std::optional<std::vector<uint8_t>> next_frame(size_t max, size_t headroom);
   void on_ack(protocol::Stream s, uint64_t offset);
+  // True when next_frame() would return something now.
+  bool has_frame() const;
   // After WELCOME: the hub holds everything below `received` (nullopt: the hub named no offset).
   void resume(protocol::Stream s, std::optional<uint64_t> received);
 

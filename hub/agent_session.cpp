@@ -79,7 +79,7 @@ void AgentSession::on_writable(WsConn& conn) {
       return;
     }
     out_.pop_front();
-    if (conn.choked()) break;
+    if (out_.empty() || conn.choked()) break;  // (choked() is a syscall: only when more is queued)
   }
   if (!out_.empty()) conn.want_write();
 }

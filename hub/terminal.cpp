@@ -114,6 +114,11 @@ std::vector<uint8_t> Terminal::next_output(Viewer* v, size_t max_bytes, size_t h
   return message;
 }
 
+bool Terminal::has_output_for(Viewer* v) const {
+  auto it = viewers_.find(v);
+  return it != viewers_.end() && it->second < output_.end();
+}
+
 void Terminal::maybe_ack() {
   // Consumed = what the slowest viewer has taken; with nobody watching, everything received.
   uint64_t consumed = out_cursor_.received();

@@ -73,6 +73,7 @@ class Terminal {
   // `headroom` bytes in front; empty when `v` is up to date. Queues a gap event first when the
   // viewer's offset fell out of the ring. Taking output may return credit to the agent.
   std::vector<uint8_t> next_output(Viewer* v, size_t max_bytes, size_t headroom);
+  bool has_output_for(Viewer* v) const;
   // Errors: input_dropped when the agent is gone and the input buffer is full.
   Status send_input(std::span<const uint8_t> bytes);
   void resize(uint16_t cols, uint16_t rows);

@@ -63,9 +63,12 @@ void ViewerSession::on_writable(WsConn& conn) {
       if (message.empty()) return;  // up to date: the terminal wakes us when there is more
       if (!conn.send(message)) return;
     }
+    // choked() is a syscall: ask only when there is more to send.
+    bool more = !events_.empty() || (terminal_ && terminal_->has_output_for(this));
+    if (!more) return;
     if (conn.choked()) break;
   }
-  conn.want_write();  // there may be more; the next call finds out
+  conn.want_write();
 }
 
 void ViewerSession::on_close() {
