@@ -2,308 +2,169 @@
 
 #include <ctime>
 
-#include "hub/agent_session.h"
 #include "hub/log.h"
 #include "hub/tokens.h"
-#include "hub/viewer_session.h"
 
 namespace rx::hub {
 namespace {
 
 int64_t now() { return int64_t(std::time(nullptr)); }
 
-Error bad_field(const std::string& field, const std::string& why) {
-  return make_error("bad_field", field + ": " + why);
-}
-
-// Typed getters for JSON bodies: a wrong type names the field.
-Result<std::optional<std::string>> opt_string(const nlohmann::json& j, const std::string& field, size_t max = 256) {
-  if (!j.contains(field) || j[field].is_null()) return std::optional<std::string>();
-  if (!j[field].is_string()) return bad_field(field, "must be a string");
-  auto s = j[field].get<std::string>();
-  if (s.size() > max) return bad_field(field, "longer than " + std::to_string(max) + " characters");
-  return std::optional<std::string>(s);
-}
-
-Result<std::optional<int64_t>> opt_int(const nlohmann::json& j, const std::string& field, int64_t min, int64_t max) {
-  if (!j.contains(field) || j[field].is_null()) return std::optional<int64_t>();
-  if (!j[field].is_number_integer()) return bad_field(field, "must be an integer");
-  auto v = j[field].get<int64_t>();
-  if (v < min || v > max) return bad_field(field, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-  return std::optional<int64_t>(v);
-}
-
-Result<std::map<std::string, std::string>> opt_env(const nlohmann::json& j) {
-  std::map<std::string, std::string> env;
-  if (!j.contains("env") || j["env"].is_null()) return env;
-  if (!j["env"].is_object()) return bad_field("env", "must be an object of strings");
-  for (const auto& [k, v] : j["env"].items()) {
-    if (!v.is_string()) return bad_field("env." + k, "must be a string");
-    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
-      return bad_field("env." + k, "is not a valid variable name");
-    env[k] = v.get<std::string>();
-  }
-  return env;
-}
+// Last-used times are for people ("is this token still in use?"): a write per minute per token
+// is enough, not one per request.
+constexpr int64_t kTouchEvery = 60;
 
 }  // namespace
 
 bool Principal::can(std::string_view scope) const {
-  if (user.admin && scopes.find("admin") != std::string::npos) return true;
+  if (scope == "admin" && !user.admin) return false;
   size_t pos = 0;
   std::string_view s(scopes);
   while (pos <= s.size()) {
     auto end = s.find(' ', pos);
-    if (s.substr(pos, end - pos) == scope) return true;
+    auto word = s.substr(pos, end - pos);
+    // admin implies write, write implies read
+    if (word == scope || (word == "admin" && user.admin) || (word == "write" && scope == "read")) return true;
     if (end == std::string_view::npos) break;
     pos = end + 1;
   }
   return false;
 }
 
-Api::Api(Store& store, Relay& relay) : store_(store), relay_(relay) { routes(); }
+Api::Api(Store& store, Relay& relay, const HubConfig& config)
+    : store_(store),
+      relay_(relay),
+      config_(config),
+      ip_requests_(config.rate_requests),
+      token_requests_(config.rate_requests),
+      terminal_creates_(config.rate_terminal_creates) {
+  routes();
+  describe_metrics();
+}
 
 void Api::routes() {
-  auto bind = [this](auto method) {
-    return [this, method](const Principal& p, Request& r, const std::shared_ptr<HttpExchange>& ex) {
-      (this->*method)(p, r, ex);
-    };
+  auto add = [this](const char* method, const char* pattern, Access access, auto member) {
+    router_.add(method, pattern, Route{access, [this, member](const Principal& p, Request& r, const Exchange& ex) {
+                                         (this->*member)(p, r, ex);
+                                       }});
   };
-  router_.add("POST", "/api/v1/agent-enrollments", bind(&Api::create_enrollment));
-  router_.add("GET", "/api/v1/agents", bind(&Api::list_agents));
-  router_.add("DELETE", "/api/v1/agents/{id}", bind(&Api::delete_agent));
-  router_.add("POST", "/api/v1/terminals", bind(&Api::create_terminal));
-  router_.add("GET", "/api/v1/terminals", bind(&Api::list_terminals));
-  router_.add("GET", "/api/v1/terminals/{id}", bind(&Api::get_terminal));
-  router_.add("DELETE", "/api/v1/terminals/{id}", bind(&Api::delete_terminal));
-  router_.add("POST", "/api/v1/exec", bind(&Api::exec));
+  add("GET", "/healthz", Access::kPublic, &Api::healthz);
+  add("GET", "/metrics", Access::kAdmin, &Api::get_metrics);
+  add("POST", "/api/v1/agent-enrollments", Access::kWrite, &Api::create_enrollment);
+  add("GET", "/api/v1/agents", Access::kRead, &Api::list_agents);
+  add("DELETE", "/api/v1/agents/{id}", Access::kWrite, &Api::delete_agent);
+  add("POST", "/api/v1/terminals", Access::kWrite, &Api::create_terminal);
+  add("GET", "/api/v1/terminals", Access::kRead, &Api::list_terminals);
+  add("GET", "/api/v1/terminals/{id}", Access::kRead, &Api::get_terminal);
+  add("DELETE", "/api/v1/terminals/{id}", Access::kWrite, &Api::delete_terminal);
+  add("POST", "/api/v1/exec", Access::kWrite, &Api::exec);
+  add("POST", "/api/v1/tokens", Access::kWrite, &Api::create_token);
+  add("GET", "/api/v1/tokens", Access::kRead, &Api::list_tokens);
+  add("DELETE", "/api/v1/tokens/{id}", Access::kWrite, &Api::delete_token);
+  add("POST", "/api/v1/users", Access::kAdmin, &Api::create_user);
+  add("GET", "/api/v1/users", Access::kAdmin, &Api::list_users);
+  add("GET", "/api/v1/audit", Access::kRead, &Api::list_audit);
 }
 
 std::vector<std::string> Api::route_list() const {
-  std::vector<std::string> out{"GET /healthz", "GET /api/v1/agent/connect", "GET /api/v1/terminals/{id}/attach"};
+  std::vector<std::string> out{"GET /api/v1/agent/connect", "GET /api/v1/terminals/{id}/attach"};
   for (const auto& r : router_.routes()) out.push_back(r.method + " " + r.pattern);
   return out;
+}
+
+void Api::describe_metrics() {
+  using T = Metrics::Type;
+  metrics_.describe("rexec_http_requests_total", T::kCounter, "API requests by route, method and status code.");
+  metrics_.describe("rexec_http_request_duration_seconds", T::kHistogram, "API request latency by route.",
+                    {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+  metrics_.describe("rexec_rate_limited_total", T::kCounter, "Requests refused with 429, by limit.");
+  metrics_.describe("rexec_auth_failures_total", T::kCounter, "Requests and upgrades refused with 401.");
+  metrics_.describe("rexec_agents_online", T::kGauge, "Agents with a live link.");
+  metrics_.describe("rexec_terminals", T::kGauge, "Terminals by kind and state.");
+  metrics_.describe("rexec_viewers", T::kGauge, "Open viewer sockets.");
+  metrics_.describe("rexec_relayed_bytes_total", T::kCounter, "Bytes relayed: out = agent to hub, in = viewers to agents.");
+  metrics_.describe("rexec_frames_dropped_total", T::kCounter,
+                    "Frames dropped: read-only or overflowing input, frames for unknown channels.");
 }
 
 Result<Principal> Api::authenticate(const Request& request) {
   auto token = request.bearer();
   if (!token) return make_error("unauthorized", "missing bearer token (Authorization: Bearer <token>)");
   if (!looks_like(TokenKind::kApi, *token)) return make_error("unauthorized", "not an API token");
-  auto rec = store_.token_by_hash(token_hash(*token));
+  std::string hash = token_hash(*token);
+  auto rec = store_.token_by_hash(hash);
   if (!rec) return rec.error();
-  if (!*rec || (*rec)->revoked) return make_error("unauthorized", "unknown or revoked token");
-  if ((*rec)->expires_at && *(*rec)->expires_at <= now()) return make_error("unauthorized", "token expired");
+  // The lookup is by hash; the check after it is constant-time, so no timing depends on the secret.
+  if (!*rec || !hashes_equal((*rec)->hash, hash) || (*rec)->revoked)
+    return make_error("unauthorized", "unknown or revoked token");
+  int64_t t = now();
+  if ((*rec)->expires_at && *(*rec)->expires_at <= t) return make_error("unauthorized", "token expired");
   auto user = store_.user_by_id((*rec)->user_id);
   if (!user) return user.error();
   if (!*user) return make_error("unauthorized", "the token's user no longer exists");
-  return Principal{**user, (*rec)->scopes};
+  if (!(*rec)->last_used_at || *(*rec)->last_used_at + kTouchEvery <= t) (void)store_.touch_token((*rec)->id, t);
+  return Principal{**user, (*rec)->id, (*rec)->scopes, request.peer};
 }
 
-void Api::handle(std::shared_ptr<HttpExchange> ex) {
+std::optional<Response> Api::limited(RateLimiter& limiter, const std::string& key, const std::string& which) {
+  auto wait = limiter.take(key);
+  if (!wait) return std::nullopt;
+  metrics_.add("rexec_rate_limited_total", {{"limit", which}});
+  auto r = error_response(make_error("rate_limited", "too many requests (" + which + " limit: " +
+                                                         std::to_string(limiter.limit()) + " per minute); retry in " +
+                                                         std::to_string(*wait) + " s"));
+  r.headers.push_back({"Retry-After", std::to_string(*wait)});
+  return r;
+}
+
+void Api::audit(const std::string& actor, const Request& req, const std::string& action, const std::string& target,
+                const std::string& detail) {
+  if (auto s = store_.audit(audit_entry(actor, action, target, detail, req.peer)); !s)
+    log("error", "audit.failed", {{"action", action}, {"reason", s.error().message}});
+}
+
+void Api::audit(const Principal& p, const std::string& action, const std::string& target, const std::string& detail) {
+  if (auto s = store_.audit(audit_entry(p.user.id, action, target, detail, p.ip)); !s)
+    log("error", "audit.failed", {{"action", action}, {"reason", s.error().message}});
+}
+
+void Api::handle(Exchange ex) {
   Request& req = ex->request;
-  if (req.path == "/healthz" && req.method == "GET") {
-    ex->reply(json_response(200, {{"ok", true}}));
-    return;
-  }
   auto match = router_.match(req);
+  std::string route = match.handler ? "" : "unmatched";
+  if (match.handler)
+    for (const auto& r : router_.routes())
+      if (&r.handler == match.handler) route = r.pattern;
+  auto start = std::chrono::steady_clock::now();
+  ex->on_reply = [this, route, method = req.method, start](const Response& r) {
+    metrics_.add("rexec_http_requests_total", {{"route", route}, {"method", method}, {"code", std::to_string(r.status)}});
+    metrics_.observe("rexec_http_request_duration_seconds", {{"route", route}},
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
   if (!match.handler) {
     auto r = error_response(match.error);
     if (!match.allow.empty()) r.headers.push_back({"Allow", match.allow});
-    ex->reply(std::move(r));
-    return;
+    return ex->reply(std::move(r));
   }
+  const Route& target = *match.handler;
+  if (target.access == Access::kPublic) return target.handler(Principal{{}, "", "", req.peer}, req, ex);
+  if (auto r = limited(ip_requests_, req.peer, "ip")) return ex->reply(std::move(*r));
   auto principal = authenticate(req);
   if (!principal) {
+    metrics_.add("rexec_auth_failures_total", {});
     log("info", "auth.failed", {{"path", req.path}, {"peer", req.peer}, {"reason", principal.error().message}});
-    ex->reply(error_response(principal.error()));
-    return;
+    if (principal.error().code == "unauthorized") audit("anonymous", req, "auth.failed", req.path, principal.error().message);
+    return ex->reply(error_response(principal.error()));
   }
-  bool writes = req.method != "GET";
-  if (!principal->can(writes ? "write" : "read")) {
-    ex->reply(error_response(make_error("forbidden", std::string("this token lacks the ") + (writes ? "write" : "read") + " scope")));
-    return;
+  if (auto r = limited(token_requests_, principal->token_id, "token")) return ex->reply(std::move(*r));
+  const char* need = target.access == Access::kRead ? "read" : target.access == Access::kWrite ? "write" : "admin";
+  if (!principal->can(need)) {
+    std::string why = target.access == Access::kAdmin && !principal->user.admin
+                          ? std::string("this route is for administrators")
+                          : std::string("this token lacks the ") + need + " scope";
+    return ex->reply(error_response(make_error("forbidden", why)));
   }
-  (*match.handler)(*principal, req, ex);
-}
-
-// ---- agents ---------------------------------------------------------------------------------
-
-void Api::create_enrollment(const Principal& p, Request& req, const std::shared_ptr<HttpExchange>& ex) {
-  nlohmann::json body = nlohmann::json::object();
-  if (!req.body.empty()) {
-    auto parsed = parse_json_object(req.body);
-    if (!parsed) return ex->reply(error_response(parsed.error()));
-    body = *parsed;
-  }
-  auto expires_in = opt_int(body, "expires_in", 60, 7 * 24 * 3600);
-  if (!expires_in) return ex->reply(error_response(expires_in.error()));
-  auto uses = opt_int(body, "uses", 1, 1000);
-  if (!uses) return ex->reply(error_response(uses.error()));
-  std::string token = new_token(TokenKind::kEnrollment);
-  int64_t expires_at = now() + expires_in->value_or(900);
-  if (auto s = store_.create_enrollment(p.user.id, token_hash(token), expires_at, int(uses->value_or(1))); !s)
-    return ex->reply(error_response(s.error()));
-  (void)store_.audit(p.user.id, "enrollment.create", "", "uses=" + std::to_string(uses->value_or(1)));
-  ex->reply(json_response(201, {{"token", token}, {"expires_at", expires_at}, {"uses", uses->value_or(1)}}));
-}
-
-Result<AgentRecord> Api::find_agent(const Principal& p, const std::string& id_or_name) {
-  auto agents = store_.list_agents();
-  if (!agents) return agents.error();
-  for (const auto& a : *agents) {
-    if (a.revoked || (a.id != id_or_name && a.name != id_or_name)) continue;
-    if (a.owner_id != p.user.id && !p.user.admin) continue;  // others' agents do not exist for you
-    return a;
-  }
-  return make_error("not_found", "no agent \"" + id_or_name + "\"");
-}
-
-void Api::list_agents(const Principal& p, Request&, const std::shared_ptr<HttpExchange>& ex) {
-  auto agents = store_.list_agents();
-  if (!agents) return ex->reply(error_response(agents.error()));
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& a : *agents) {
-    if (a.revoked || (a.owner_id != p.user.id && !p.user.admin)) continue;
-    nlohmann::json j{{"id", a.id}, {"name", a.name}, {"online", relay_.online(a.id)}, {"owner", a.owner_id}};
-    auto host = nlohmann::json::parse(a.host_json, nullptr, false);
-    j["host"] = host.is_discarded() ? nlohmann::json::object() : host;
-    j["gpus"] = j["host"].value("gpus", nlohmann::json::array());
-    j["last_seen_at"] = a.last_seen_at ? nlohmann::json(*a.last_seen_at) : nlohmann::json(nullptr);
-    if (auto s = relay_.latest_stats(a.id)) {
-      nlohmann::json gpus = nlohmann::json::array();
-      for (const auto& g : s->gpus)
-        gpus.push_back({{"index", g.index}, {"utilization", g.utilization}, {"memory_used", g.memory_used},
-                        {"memory_total", g.memory_total}});
-      j["stats"] = {{"cpu_percent", s->cpu_permille / 10.0}, {"memory_used", s->memory_used},
-                    {"memory_total", s->memory_total}, {"gpus", gpus}};
-    } else {
-      j["stats"] = nullptr;
-    }
-    out.push_back(std::move(j));
-  }
-  ex->reply(json_response(200, {{"agents", out}}));
-}
-
-void Api::delete_agent(const Principal& p, Request& req, const std::shared_ptr<HttpExchange>& ex) {
-  auto a = find_agent(p, req.params["id"]);
-  if (!a) return ex->reply(error_response(a.error()));
-  if (auto s = store_.revoke_agent(a->id); !s) return ex->reply(error_response(s.error()));
-  relay_.revoke_agent(a->id);
-  (void)store_.audit(p.user.id, "agent.revoke", a->id, "");
-  ex->reply(json_response(200, {{"id", a->id}, {"revoked", true}}));
-}
-
-// ---- terminals ------------------------------------------------------------------------------
-
-Result<TerminalRecord> Api::find_terminal(const Principal& p, const std::string& id) {
-  auto t = store_.terminal_by_id(id);
-  if (!t) return t.error();
-  if (!*t || ((*t)->owner_id != p.user.id && !p.user.admin)) return make_error("not_found", "no terminal \"" + id + "\"");
-  return **t;
-}
-
-nlohmann::json Api::terminal_json(const TerminalRecord& t) {
-  nlohmann::json j{{"id", t.id}, {"name", t.name}, {"kind", t.kind}, {"agent", t.agent_id}, {"owner", t.owner_id},
-                   {"cols", t.cols}, {"rows", t.rows}, {"status", relay_.status_of(t)}, {"created_at", t.created_at}};
-  j["exit_code"] = t.exit_code ? nlohmann::json(*t.exit_code) : nlohmann::json(nullptr);
-  if (auto* live = relay_.terminal(t.id)) {
-    j["output_offset"] = live->output().end();
-    j["viewers"] = live->viewer_count();
-    if (live->exit_code()) j["exit_code"] = *live->exit_code();
-  }
-  return j;
-}
-
-void Api::create_terminal(const Principal& p, Request& req, const std::shared_ptr<HttpExchange>& ex) {
-  auto body = parse_json_object(req.body);
-  if (!body) return ex->reply(error_response(body.error()));
-  auto kind = opt_string(*body, "kind");
-  if (!kind) return ex->reply(error_response(kind.error()));
-  if (!*kind) return ex->reply(error_response(bad_field("kind", "is required (\"agent\" or \"container\")")));
-  if (**kind == "container")
-    return ex->reply(error_response(make_error("bad_field", "kind: container terminals are not available on this hub yet")));
-  if (**kind != "agent") return ex->reply(error_response(bad_field("kind", "must be \"agent\" or \"container\"")));
-  auto agent_ref = opt_string(*body, "agent");
-  if (!agent_ref) return ex->reply(error_response(agent_ref.error()));
-  if (!*agent_ref) return ex->reply(error_response(bad_field("agent", "is required for kind agent (id or name)")));
-  auto name = opt_string(*body, "name", 128);
-  auto cols = opt_int(*body, "cols", 1, 1000);
-  auto rows = opt_int(*body, "rows", 1, 1000);
-  auto env = opt_env(*body);
-  for (const Error* e : {name ? nullptr : &name.error(), cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(),
-                         env ? nullptr : &env.error()})
-    if (e) return ex->reply(error_response(*e));
-  auto agent = find_agent(p, **agent_ref);
-  if (!agent) return ex->reply(error_response(make_error("not_found", agent.error().message)));
-  auto t = relay_.create_terminal(p.user, *agent, name->value_or(""), uint16_t(cols->value_or(80)),
-                                  uint16_t(rows->value_or(24)), *env);
-  if (!t) return ex->reply(error_response(t.error()));
-  (void)store_.audit(p.user.id, "terminal.create", t->id, "agent=" + agent->id);
-  log("info", "terminal.create", {{"terminal", t->id}, {"agent", agent->id}, {"user", p.user.id}});
-  ex->reply(json_response(201, terminal_json(*t)));
-}
-
-void Api::list_terminals(const Principal& p, Request&, const std::shared_ptr<HttpExchange>& ex) {
-  auto all = store_.list_terminals();
-  if (!all) return ex->reply(error_response(all.error()));
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& t : *all)
-    if (t.owner_id == p.user.id || p.user.admin) out.push_back(terminal_json(t));
-  ex->reply(json_response(200, {{"terminals", out}}));
-}
-
-void Api::get_terminal(const Principal& p, Request& req, const std::shared_ptr<HttpExchange>& ex) {
-  auto t = find_terminal(p, req.params["id"]);
-  if (!t) return ex->reply(error_response(t.error()));
-  ex->reply(json_response(200, terminal_json(*t)));
-}
-
-void Api::delete_terminal(const Principal& p, Request& req, const std::shared_ptr<HttpExchange>& ex) {
-  auto t = find_terminal(p, req.params["id"]);
-  if (!t) return ex->reply(error_response(t.error()));
-  if (auto s = relay_.delete_terminal(t->id); !s) return ex->reply(error_response(s.error()));
-  (void)store_.audit(p.user.id, "terminal.delete", t->id, "");
-  ex->reply(json_response(200, {{"id", t->id}, {"deleted", true}}));
-}
-
-void Api::exec(const Principal& p, Request& req, const std::shared_ptr<HttpExchange>& ex) {
-  auto body = parse_json_object(req.body);
-  if (!body) return ex->reply(error_response(body.error()));
-  ExecRequest r;
-  const auto& j = *body;
-  if (!j.contains("targets") || !j["targets"].is_array() || j["targets"].empty() || j["targets"].size() > 256)
-    return ex->reply(error_response(bad_field("targets", "must be a non-empty array of up to 256 agent ids or names")));
-  if (!j.contains("argv") || !j["argv"].is_array() || j["argv"].empty() || j["argv"].size() > 1024)
-    return ex->reply(error_response(bad_field("argv", "must be a non-empty array of strings (the program and its arguments)")));
-  for (const auto& t : j["targets"]) {
-    if (!t.is_string()) return ex->reply(error_response(bad_field("targets", "every target must be a string")));
-    r.targets.push_back(t.get<std::string>());
-  }
-  for (const auto& a : j["argv"]) {
-    if (!a.is_string()) return ex->reply(error_response(bad_field("argv", "every element must be a string")));
-    r.argv.push_back(a.get<std::string>());
-  }
-  auto timeout = opt_int(j, "timeout_s", 1, 3600);
-  if (!timeout) return ex->reply(error_response(timeout.error()));
-  r.timeout_s = int(timeout->value_or(30));
-  auto env = opt_env(j);
-  if (!env) return ex->reply(error_response(env.error()));
-  r.env = *env;
-  std::vector<AgentRecord> agents;
-  for (const auto& t : r.targets) {
-    auto a = find_agent(p, t);
-    if (!a) {
-      // A terminal id targets the agent it runs on.
-      auto term = find_terminal(p, t);
-      if (!term) return ex->reply(error_response(make_error("not_found", "no agent or terminal \"" + t + "\"")));
-      auto owner_agent = store_.agent_by_id(term->agent_id);
-      if (!owner_agent || !*owner_agent) return ex->reply(error_response(make_error("not_found", "no agent for " + t)));
-      agents.push_back(**owner_agent);
-      continue;
-    }
-    agents.push_back(*a);
-  }
-  relay_.exec(p.user, std::move(agents), r, ex);
+  target.handler(*principal, req, ex);
 }
 
 // ---- WebSocket upgrades -----------------------------------------------------------------------
@@ -312,57 +173,13 @@ std::variant<std::unique_ptr<WsSession>, Response> Api::upgrade(Request& req, co
   if (req.path == "/api/v1/agent/connect") {
     if (protocol != "rexec.agent.v1")
       return error_response(make_error("bad_request", "the agent link needs subprotocol rexec.agent.v1"));
-    auto token = req.bearer();
-    if (!token) return error_response(make_error("unauthorized", "missing agent credential or enrollment token"));
-    if (looks_like(TokenKind::kAgentCredential, *token)) {
-      auto a = store_.agent_by_credential(token_hash(*token));
-      if (!a) return error_response(a.error());
-      if (!*a) return error_response(make_error("unauthorized", "unknown agent credential"));
-      if ((*a)->revoked) return error_response(make_error("unauthorized", "agent credential revoked"));
-      return std::unique_ptr<WsSession>(new AgentSession(relay_, **a, std::nullopt));
-    }
-    if (looks_like(TokenKind::kEnrollment, *token)) {
-      auto owner = store_.consume_enrollment(token_hash(*token), now());
-      if (!owner) {
-        log("info", "agent.enroll_refused", {{"peer", req.peer}, {"reason", owner.error().code}});
-        return error_response(make_error("unauthorized", owner.error().message));
-      }
-      std::string credential = new_token(TokenKind::kAgentCredential);
-      std::string name = req.header("x-rexec-agent-name").value_or("");
-      if (name.empty() || name.size() > 128) name = "agent-" + new_id("").substr(0, 6);
-      auto a = store_.create_agent(*owner, name, token_hash(credential));
-      if (!a) return error_response(a.error());
-      (void)store_.audit(*owner, "agent.enroll", a->id, "name=" + name);
-      log("info", "agent.enrolled", {{"agent", a->id}, {"name", name}});
-      return std::unique_ptr<WsSession>(new AgentSession(relay_, *a, credential));
-    }
-    return error_response(make_error("unauthorized", "not an agent credential or enrollment token"));
+    return agent_upgrade(req);
   }
-
   static const std::string kPrefix = "/api/v1/terminals/", kSuffix = "/attach";
   if (req.path.size() > kPrefix.size() + kSuffix.size() && req.path.starts_with(kPrefix) && req.path.ends_with(kSuffix)) {
     if (protocol != "rexec.term.v1")
       return error_response(make_error("bad_request", "attaching needs subprotocol rexec.term.v1"));
-    std::string id = req.path.substr(kPrefix.size(), req.path.size() - kPrefix.size() - kSuffix.size());
-    auto principal = authenticate(req);
-    if (!principal) return error_response(principal.error());
-    if (!principal->can("read")) return error_response(make_error("forbidden", "this token lacks the read scope"));
-    auto t = find_terminal(*principal, id);
-    if (!t) return error_response(t.error());
-    Terminal* live = relay_.terminal(t->id);
-    if (!live) return error_response(make_error("not_found", "terminal " + t->id + " has no live session (it " + t->status + ")"));
-    std::optional<uint64_t> since;
-    if (auto s = req.query.find("since"); s != req.query.end()) {
-      char* end = nullptr;
-      errno = 0;
-      unsigned long long v = std::strtoull(s->second.c_str(), &end, 10);
-      if (s->second.empty() || *end != '\0' || errno == ERANGE || s->second[0] == '-')
-        return error_response(make_error("bad_request", "since must be a byte offset (a non-negative integer)"));
-      since = v;
-    }
-    bool read_only = !principal->can("write");
-    (void)store_.audit(principal->user.id, "terminal.attach", t->id, read_only ? "read-only" : "control");
-    return std::unique_ptr<WsSession>(new ViewerSession(relay_, live->id(), read_only, since, principal->user.id));
+    return viewer_upgrade(req, req.path.substr(kPrefix.size(), req.path.size() - kPrefix.size() - kSuffix.size()));
   }
   return error_response(make_error("not_found", "no WebSocket endpoint at " + req.path));
 }

@@ -1,12 +1,18 @@
-// Api: the hub's HTTP surface. Authenticates every request (bearer API token), authorises it
-// against the resource's owner, validates JSON bodies field by field, and calls the Relay.
-// Also approves WebSocket upgrades: agents (credential or enrollment token) and viewers.
+// Api: the hub's HTTP surface. Every request goes through handle(): route match, per-IP limit,
+// authentication (bearer API token), per-token limit, the route's access level (read, write,
+// admin), then the handler, which authorises against the resource's owner (others' resources
+// answer 404, as if they did not exist). Also approves WebSocket upgrades: agents (credential or
+// enrollment token) and viewers. Handlers live in api_*.cpp by resource.
 #pragma once
 
 #include <uv.h>
 
+#include <chrono>
 #include <string>
 
+#include "hub/config.h"
+#include "hub/metrics.h"
+#include "hub/rate_limit.h"
 #include "hub/relay.h"
 #include "hub/router.h"
 #include "hub/server.h"
@@ -16,41 +22,82 @@ namespace rx::hub {
 
 struct Principal {
   User user;
+  std::string token_id;
   std::string scopes;  // "read write admin"
+  std::string ip;
+  // Admin scope counts only on an admin user's token.
   bool can(std::string_view scope) const;
+  bool is_admin() const { return user.admin && can("admin"); }
+  bool sees(const std::string& owner_id) const { return owner_id == user.id || is_admin(); }
 };
+
+// What a route asks of its caller.
+enum class Access { kPublic, kRead, kWrite, kAdmin };
 
 class Api final : public HttpHandler {
  public:
-  Api(Store& store, Relay& relay);
+  Api(Store& store, Relay& relay, const HubConfig& config);
 
   void handle(std::shared_ptr<HttpExchange> exchange) override;
   std::variant<std::unique_ptr<WsSession>, Response> upgrade(Request& request, const std::string& protocol) override;
 
   // Every route, for docs checks: "GET /api/v1/terminals".
   std::vector<std::string> route_list() const;
+  // From the hub's housekeeping timer: /healthz reports the loop alive while this keeps coming.
+  void tick() { last_tick_ = std::chrono::steady_clock::now(); }
+  Metrics& metrics() { return metrics_; }
 
  private:
-  using Handler = std::function<void(const Principal&, Request&, const std::shared_ptr<HttpExchange>&)>;
+  using Exchange = std::shared_ptr<HttpExchange>;
+  using Handler = std::function<void(const Principal&, Request&, const Exchange&)>;
+  struct Route {
+    Access access;
+    Handler handler;
+  };
   void routes();
+  void describe_metrics();
   Result<Principal> authenticate(const Request& request);
+  // 429 with Retry-After when `limiter` says no; counts the hit.
+  std::optional<Response> limited(RateLimiter& limiter, const std::string& key, const std::string& which);
+  void audit(const std::string& actor, const Request& req, const std::string& action, const std::string& target,
+             const std::string& detail = "");
+  void audit(const Principal& p, const std::string& action, const std::string& target, const std::string& detail = "");
 
-  void create_enrollment(const Principal&, Request&, const std::shared_ptr<HttpExchange>&);
-  void list_agents(const Principal&, Request&, const std::shared_ptr<HttpExchange>&);
-  void delete_agent(const Principal&, Request&, const std::shared_ptr<HttpExchange>&);
-  void create_terminal(const Principal&, Request&, const std::shared_ptr<HttpExchange>&);
-  void list_terminals(const Principal&, Request&, const std::shared_ptr<HttpExchange>&);
-  void get_terminal(const Principal&, Request&, const std::shared_ptr<HttpExchange>&);
-  void delete_terminal(const Principal&, Request&, const std::shared_ptr<HttpExchange>&);
-  void exec(const Principal&, Request&, const std::shared_ptr<HttpExchange>&);
-
+  // api_agents.cpp
+  void create_enrollment(const Principal&, Request&, const Exchange&);
+  void list_agents(const Principal&, Request&, const Exchange&);
+  void delete_agent(const Principal&, Request&, const Exchange&);
   Result<AgentRecord> find_agent(const Principal& p, const std::string& id_or_name);
+  std::variant<std::unique_ptr<WsSession>, Response> agent_upgrade(Request& req);
+  // api_terminals.cpp
+  void create_terminal(const Principal&, Request&, const Exchange&);
+  void list_terminals(const Principal&, Request&, const Exchange&);
+  void get_terminal(const Principal&, Request&, const Exchange&);
+  void delete_terminal(const Principal&, Request&, const Exchange&);
+  void exec(const Principal&, Request&, const Exchange&);
   Result<TerminalRecord> find_terminal(const Principal& p, const std::string& id);
   nlohmann::json terminal_json(const TerminalRecord& t);
+  std::variant<std::unique_ptr<WsSession>, Response> viewer_upgrade(Request& req, const std::string& id);
+  // api_tokens.cpp
+  void create_token(const Principal&, Request&, const Exchange&);
+  void list_tokens(const Principal&, Request&, const Exchange&);
+  void delete_token(const Principal&, Request&, const Exchange&);
+  void create_user(const Principal&, Request&, const Exchange&);
+  void list_users(const Principal&, Request&, const Exchange&);
+  // api_service.cpp
+  void list_audit(const Principal&, Request&, const Exchange&);
+  void healthz(const Principal&, Request&, const Exchange&);
+  void get_metrics(const Principal&, Request&, const Exchange&);
 
   Store& store_;
   Relay& relay_;
-  Router<Handler> router_;
+  HubConfig config_;
+  Router<Route> router_;
+  Metrics metrics_;
+  RateLimiter ip_requests_;
+  RateLimiter token_requests_;
+  RateLimiter terminal_creates_;
+  std::chrono::steady_clock::time_point last_tick_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace rx::hub

@@ -1,7 +1,9 @@
 // rexec-hub: the hub's command line.
-//   rexec-hub serve --listen HOST:PORT --data-dir DIR [--tls-cert F --tls-key F]
-//   rexec-hub token create --data-dir DIR --name NAME     (prints a new admin API token)
+//   rexec-hub serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert F --tls-key F] ...
+//   rexec-hub user add NAME [--admin] --data-dir DIR    (prints the user's first API token once)
+//   rexec-hub token create --data-dir DIR --name NAME   (prints a new admin API token)
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -15,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "hub/accounts.h"
 #include "hub/api.h"
+#include "hub/config.h"
 #include "hub/log.h"
 #include "hub/relay.h"
 #include "hub/server.h"
@@ -30,8 +34,12 @@ using namespace rx::hub;
 
 int usage() {
   std::fputs(
-      "usage: rexec-hub serve --listen HOST:PORT --data-dir DIR [--tls-cert FILE --tls-key FILE]\n"
-      "       rexec-hub token create --data-dir DIR --name NAME\n",
+      "usage: rexec-hub serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]\n"
+      "                       [--max-body BYTES] [--rate-requests N] [--rate-terminal-creates N]\n"
+      "                       [--viewers-per-terminal N] [--docker-socket PATH]\n"
+      "       rexec-hub user add NAME [--admin] --data-dir DIR\n"
+      "       rexec-hub token create --data-dir DIR --name NAME\n"
+      "A config file holds `key = value` lines; keys are the long flags without --. Flags win.\n",
       stderr);
   return 2;
 }
@@ -79,11 +87,10 @@ Status bootstrap_admin(Store& store, const std::string& data_dir) {
   if (*existing) return Ok{};
   auto user = store.create_user("admin", true);
   if (!user) return user.error();
-  std::string token = new_token(TokenKind::kApi);
-  auto t = store.create_token(user->id, "admin (first start)", "read write admin", token_hash(token), std::nullopt);
+  auto t = mint_token(store, user->id, "admin (first start)", "read write admin", std::nullopt);
   if (!t) return t.error();
   auto path = data_dir + "/admin.token";
-  if (auto s = write_secret_file(path, token); !s) return s;
+  if (auto s = write_secret_file(path, t->secret); !s) return s;
   log("info", "hub.admin_created", {{"user", user->id}, {"token_file", path}});
   return Ok{};
 }
@@ -95,11 +102,42 @@ int token_create(const std::map<std::string, std::string>& flags) {
   if (auto s = bootstrap_admin(**store, flags.at("--data-dir")); !s)
     return std::fprintf(stderr, "rexec-hub: %s\n", s.error().message.c_str()), 1;
   auto admin = (*store)->user_by_name("admin");
-  std::string token = new_token(TokenKind::kApi);
-  auto t = (*store)->create_token((**admin).id, flags.at("--name"), "read write admin", token_hash(token), std::nullopt);
+  if (!admin || !*admin) return std::fprintf(stderr, "rexec-hub: no admin user\n"), 1;
+  auto t = mint_token(**store, (**admin).id, flags.at("--name"), "read write admin", std::nullopt);
   if (!t) return std::fprintf(stderr, "rexec-hub: %s\n", t.error().message.c_str()), 1;
-  (void)(*store)->audit((**admin).id, "token.create", t->id, "name=" + flags.at("--name"));
-  std::printf("%s\n", token.c_str());  // shown once; only its hash is kept
+  (void)(*store)->audit(audit_entry((**admin).id, "token.create", t->record.id, "name=" + flags.at("--name") + " (offline)"));
+  std::printf("%s\n", t->secret.c_str());  // shown once; only its hash is kept
+  return 0;
+}
+
+// rexec-hub user add NAME [--admin] --data-dir DIR
+int user_add(int argc, char** argv) {
+  if (argc < 4) return usage();
+  std::string name = argv[3];
+  bool admin = false;
+  std::string data_dir;
+  for (int i = 4; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--admin") {
+      admin = true;
+    } else if (a == "--data-dir" && i + 1 < argc) {
+      data_dir = argv[++i];
+    } else {
+      std::fprintf(stderr, "rexec-hub: unknown or incomplete flag %s\n", a.c_str());
+      return 2;
+    }
+  }
+  if (data_dir.empty()) return usage();
+  auto store = open_store(data_dir);
+  if (!store) return std::fprintf(stderr, "rexec-hub: %s\n", store.error().message.c_str()), 1;
+  if (auto s = bootstrap_admin(**store, data_dir); !s)
+    return std::fprintf(stderr, "rexec-hub: %s\n", s.error().message.c_str()), 1;
+  auto added = add_user(**store, name, admin);
+  if (!added) return std::fprintf(stderr, "rexec-hub: %s\n", added.error().message.c_str()), 1;
+  (void)(*store)->audit(audit_entry("cli", "user.create", added->user.id, "name=" + name + (admin ? " admin" : "")));
+  std::fprintf(stderr, "user %s (%s) created; its API token follows, shown only this once\n", name.c_str(),
+               added->user.id.c_str());
+  std::printf("%s\n", added->token.secret.c_str());
   return 0;
 }
 
@@ -108,19 +146,30 @@ struct SignalWatch {
   std::function<void()> on_signal;
 };
 
-int serve(const std::map<std::string, std::string>& flags) {
-  if (!flags.count("--data-dir")) return usage();
-  std::string listen = flags.count("--listen") ? flags.at("--listen") : "127.0.0.1:8080";
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return usage();
-  ServerOptions options;
-  options.host = listen.substr(0, colon);
-  if (options.host.size() > 2 && options.host.front() == '[') options.host = options.host.substr(1, options.host.size() - 2);
-  options.port = std::atoi(listen.c_str() + colon + 1);
-  if (flags.count("--tls-cert")) options.tls_cert = flags.at("--tls-cert");
-  if (flags.count("--tls-key")) options.tls_key = flags.at("--tls-key");
+// Many agents, one socket each: the soft descriptor limit (often 1024) is raised to the hard one.
+void raise_fd_limit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
 
-  std::string data_dir = flags.at("--data-dir");
+int serve(const HubConfig& config) {
+  if (config.data_dir.empty()) return usage();
+  auto colon = config.listen.rfind(':');
+  ServerOptions options;
+  options.host = config.listen.substr(0, colon);
+  if (options.host.size() > 2 && options.host.front() == '[') options.host = options.host.substr(1, options.host.size() - 2);
+  options.port = std::atoi(config.listen.c_str() + colon + 1);
+  options.tls_cert = config.tls_cert;
+  options.tls_key = config.tls_key;
+  options.max_body = config.max_body;
+  if (options.tls_cert.empty() != options.tls_key.empty())
+    return log("error", "hub.config_failed", {{"reason", "--tls-cert and --tls-key go together"}}), 2;
+  raise_fd_limit();
+
+  const std::string& data_dir = config.data_dir;
   auto store = open_store(data_dir);
   if (!store) return log("error", "hub.store_failed", {{"reason", store.error().message}}), 1;
   if (auto s = bootstrap_admin(**store, data_dir); !s) return log("error", "hub.bootstrap_failed", {{"reason", s.error().message}}), 1;
@@ -131,7 +180,7 @@ int serve(const std::map<std::string, std::string>& flags) {
   {
     Relay relay(**store, &loop);
     if (auto s = relay.load(); !s) return log("error", "hub.load_failed", {{"reason", s.error().message}}), 1;
-    Api api(**store, relay);
+    Api api(**store, relay, config);
     lws_set_log_level(std::getenv("REXEC_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO) : LLL_ERR, [](int level, const char* line) {
       std::string l(line);
       while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
@@ -143,8 +192,20 @@ int serve(const std::map<std::string, std::string>& flags) {
       rc = 1;
     } else {
       log("info", "hub.listening", {{"host", options.host}, {"port", std::to_string((*server)->port())},
-                                    {"data_dir", data_dir}});
+                                    {"data_dir", data_dir}, {"tls", options.tls_cert.empty() ? "off" : "on"}});
       sd_notify(0, "READY=1");
+      // Housekeeping once a second: the watchdog is fed from the loop itself, so a wedged loop
+      // is what systemd notices; /healthz sees the same tick.
+      uint64_t watchdog_usec = 0;
+      bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+      std::function<void()> housekeeping;
+      Timer tick(&loop, [&] { housekeeping(); });
+      housekeeping = [&] {
+        api.tick();
+        if (watchdog) sd_notify(0, "WATCHDOG=1");
+        tick.start(watchdog && watchdog_usec / 2000 < 1000 ? watchdog_usec / 2000 : 1000);
+      };
+      housekeeping();
       bool stopping = false;
       Timer grace(&loop, [&] { (*server)->stop(); });
       SignalWatch signals[2];
@@ -159,6 +220,7 @@ int serve(const std::map<std::string, std::string>& flags) {
           sd_notify(0, "STOPPING=1");
           // Tell agents (4012: come back at once) and viewers why, give the close frames a
           // moment to leave, then tear down; well inside systemd's stop timeout.
+          tick.stop();
           (*server)->close_sessions();
           grace.start(300);
           for (auto& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s.handle), nullptr);
@@ -179,14 +241,33 @@ int serve(const std::map<std::string, std::string>& flags) {
   return rc;
 }
 
+// serve's flags: --config FILE, then --KEY VALUE for every config key.
+int serve_command(int argc, char** argv) {
+  std::string config_path;
+  std::vector<std::pair<std::string, std::string>> flags;
+  for (int i = 2; i < argc; i += 2) {
+    std::string flag = argv[i];
+    if (!flag.starts_with("--") || i + 1 >= argc) {
+      std::fprintf(stderr, "rexec-hub: unknown or incomplete flag %s\n", flag.c_str());
+      return usage();
+    }
+    if (flag == "--config") config_path = argv[i + 1];
+    else flags.emplace_back(flag.substr(2), argv[i + 1]);
+  }
+  auto config = load_config(config_path, flags);
+  if (!config) {
+    std::fprintf(stderr, "rexec-hub: %s\n", config.error().message.c_str());
+    return 2;
+  }
+  return serve(*config);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) {
-    auto flags = parse_flags(argc, argv, 2, {"--listen", "--data-dir", "--tls-cert", "--tls-key"});
-    return flags ? serve(*flags) : usage();
-  }
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) return serve_command(argc, argv);
+  if (argc >= 3 && std::strcmp(argv[1], "user") == 0 && std::strcmp(argv[2], "add") == 0) return user_add(argc, argv);
   if (argc >= 3 && std::strcmp(argv[1], "token") == 0 && std::strcmp(argv[2], "create") == 0) {
     auto flags = parse_flags(argc, argv, 3, {"--data-dir", "--name"});
     return flags ? token_create(*flags) : usage();

@@ -141,6 +141,12 @@ void Relay::agent_gone(AgentLink& link) {
   log("info", "agent.offline", {{"agent", agent_id}});
 }
 
+size_t Relay::viewer_count() const {
+  size_t n = 0;
+  for (const auto& [id, t] : terminals_) n += t->viewer_count();
+  return n;
+}
+
 std::optional<Stats> Relay::latest_stats(const std::string& agent_id) const {
   auto it = stats_.find(agent_id);
   if (it == stats_.end()) return std::nullopt;
@@ -156,6 +162,7 @@ void Relay::revoke_agent(const std::string& agent_id) {
 }
 
 void Relay::agent_data(AgentLink& link, const DataView& d) {
+  counters_.output_bytes += d.bytes.size();
   if (auto it = by_channel_.find({link.agent().id, d.channel}); it != by_channel_.end()) {
     if (d.stream == Stream::kOutput) terminals_[it->second]->on_data(d.offset, d.bytes);
     return;
@@ -164,6 +171,7 @@ void Relay::agent_data(AgentLink& link, const DataView& d) {
     on_exec_data(link, *it->second, d);
     return;
   }
+  ++counters_.frames_dropped;
   link.send(ErrorFrame{d.channel, "unknown_channel", "channel " + std::to_string(d.channel) + " is not open"});
 }
 
@@ -184,6 +192,7 @@ void Relay::agent_frame(AgentLink& link, const Frame& frame) {
     return;
   }
   if (std::holds_alternative<Close>(frame) || std::holds_alternative<ErrorFrame>(frame)) return;  // after a delete
+  ++counters_.frames_dropped;
   link.send(ErrorFrame{ch, "unknown_channel", "channel " + std::to_string(ch) + " is not open"});
 }
 
@@ -197,7 +206,7 @@ void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) 
     if (t.exit_code()) return;  // repeated after a reconnect
     t.on_exit(e->code, e->signal);
     (void)store_.update_terminal_status(t.id(), "exited", e->code);
-    (void)store_.audit("agent:" + link.agent().id, "terminal.exit", t.id(), "code=" + std::to_string(e->code));
+    (void)store_.audit(audit_entry("agent:" + link.agent().id, "terminal.exit", t.id(), "code=" + std::to_string(e->code)));
   } else if (auto* err = std::get_if<ErrorFrame>(&frame)) {
     log("warn", "terminal.error", {{"terminal", t.id()}, {"code", err->code}, {"message", err->message}});
     if (err->code == "spawn_failed") {
@@ -260,7 +269,7 @@ std::string Relay::status_of(const TerminalRecord& record) const {
 
 // ---- exec -----------------------------------------------------------------------------------
 
-void Relay::exec(const User& user, std::vector<AgentRecord> targets, const ExecRequest& request,
+void Relay::exec(std::vector<AgentRecord> targets, const ExecRequest& request,
                  std::shared_ptr<HttpExchange> exchange) {
   std::erase_if(exec_runs_, [](const auto& r) { return r->replied; });
   auto run = std::make_unique<ExecRun>();
@@ -284,7 +293,6 @@ void Relay::exec(const User& user, std::vector<AgentRecord> targets, const ExecR
       link->second->send(Open{*ch, ChannelKind::kExec, request.argv, request.env, 80, 24, kDefaultWindow});
       link->second->send(Data{*ch, Stream::kInput, 0, {}});  // no stdin: close it at once
     }
-    (void)store_.audit(user.id, "exec", targets[i].id, request.argv.empty() ? "" : request.argv[0]);
     run->targets.push_back(std::move(target));
   }
   run->timeout = std::make_unique<Timer>(loop_, [this, r] {

@@ -37,6 +37,13 @@ struct ExecRequest {
   int timeout_s = 30;
 };
 
+// Plain counters on the hot path, copied into /metrics when it is read.
+struct RelayCounters {
+  uint64_t output_bytes = 0;    // agent -> hub (terminal and exec output)
+  uint64_t input_bytes = 0;     // viewers -> agents (typed input)
+  uint64_t frames_dropped = 0;  // input from read-only viewers, input with the buffer full, frames for unknown channels
+};
+
 class Relay {
  public:
   Relay(Store& store, uv_loop_t* loop);
@@ -66,9 +73,29 @@ class Relay {
   // The status to show: the store's, or "offline" while the agent is away.
   std::string status_of(const TerminalRecord& record) const;
 
+  // --- viewers ---
+  // Open viewer sockets per (terminal, user), for the per-user cap; ViewerSession counts itself.
+  void viewer_opened(const std::string& terminal_id, const std::string& user_id) {
+    ++viewer_sockets_[{terminal_id, user_id}];
+  }
+  void viewer_closed(const std::string& terminal_id, const std::string& user_id) {
+    auto it = viewer_sockets_.find({terminal_id, user_id});
+    if (it != viewer_sockets_.end() && --it->second <= 0) viewer_sockets_.erase(it);
+  }
+  int viewer_sockets(const std::string& terminal_id, const std::string& user_id) const {
+    auto it = viewer_sockets_.find({terminal_id, user_id});
+    return it == viewer_sockets_.end() ? 0 : it->second;
+  }
+  size_t viewer_count() const;
+
+  Store& store() { return store_; }
+  RelayCounters& counters() { return counters_; }
+  size_t online_count() const { return online_.size(); }
+  const std::map<std::string, std::unique_ptr<Terminal>>& terminals() const { return terminals_; }
+
   // --- exec fan-out ---
   // Replies on `exchange` when every target finished or the timeout passed.
-  void exec(const User& user, std::vector<AgentRecord> targets, const ExecRequest& request,
+  void exec(std::vector<AgentRecord> targets, const ExecRequest& request,
             std::shared_ptr<HttpExchange> exchange);
 
  private:
@@ -88,6 +115,8 @@ class Relay {
   std::map<std::pair<std::string, uint32_t>, std::string> by_channel_;  // (agent, channel) -> terminal id
   std::map<std::pair<std::string, uint32_t>, ExecTarget*> exec_targets_;
   std::vector<std::unique_ptr<ExecRun>> exec_runs_;
+  std::map<std::pair<std::string, std::string>, int> viewer_sockets_;
+  RelayCounters counters_;
 };
 
 }  // namespace rx::hub

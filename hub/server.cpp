@@ -60,8 +60,10 @@ const char* reason_phrase(int status) {
 // ---- HttpExchange / WsConn -------------------------------------------------------------------
 
 void HttpExchange::reply(Response response) {
-  if (replied_ || wsi_ == nullptr) return;
+  if (replied_) return;
   replied_ = true;
+  if (on_reply) on_reply(response);
+  if (wsi_ == nullptr) return;
   response_ = std::move(response);
   lws_callback_on_writable(wsi_);
 }

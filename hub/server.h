@@ -9,6 +9,7 @@
 #include <libwebsockets.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <variant>
@@ -26,6 +27,9 @@ class HttpExchange {
  public:
   explicit HttpExchange(lws* wsi) : wsi_(wsi) {}
   Request request;
+  // Called once with the response when reply() is called (metrics, audit), even if the client
+  // has gone meanwhile.
+  std::function<void(const Response&)> on_reply;
   void reply(Response response);
   bool replied() const { return replied_; }
   bool gone() const { return wsi_ == nullptr; }

@@ -1,5 +1,6 @@
 #include "hub/sqlite_store.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include "hub/tokens.h"
@@ -35,6 +36,14 @@ constexpr const char* kMigrations[] = {
     CREATE TABLE audit (
       id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL,
       action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+    )sql",
+    // 2: the hub as a service: audit by client address and filters, a health probe row
+    R"sql(
+    ALTER TABLE audit ADD COLUMN ip TEXT NOT NULL DEFAULT '';
+    CREATE INDEX audit_actor ON audit (actor, id);
+    CREATE INDEX audit_target ON audit (target, id);
+    CREATE INDEX tokens_user ON tokens (user_id);
+    CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
     )sql",
 };
 constexpr int kSchemaVersion = int(std::size(kMigrations));
@@ -89,18 +98,18 @@ TerminalRecord terminal_from(const Stmt& s) {
 constexpr const char* kTerminalCols = "id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at";
 
 TokenRecord token_from(const Stmt& s) {
-  return TokenRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4), s.opt_int64(5), s.opt_int64(6),
-                     s.int64(7) != 0};
+  return TokenRecord{s.text(0), s.text(1),         s.text(2),         s.text(3),       s.int64(4),
+                     s.opt_int64(5), s.opt_int64(6), s.int64(7) != 0, s.text(8)};
 }
-constexpr const char* kTokenCols = "id, user_id, name, scopes, created_at, expires_at, last_used_at, revoked";
+constexpr const char* kTokenCols = "id, user_id, name, scopes, created_at, expires_at, last_used_at, revoked, hash";
 
 }  // namespace
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, int up_to) {
   auto db = Db::open(path);
   if (!db) return db.error();
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db).value()));
-  TRY(store->migrate());
+  TRY(store->migrate(up_to < 0 ? kSchemaVersion : std::min(up_to, kSchemaVersion)));
   return store;
 }
 
@@ -112,14 +121,14 @@ int SqliteStore::schema_version() {
 
 Status SqliteStore::checkpoint() { return db_.exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
 
-Status SqliteStore::migrate() {
+Status SqliteStore::migrate(int up_to) {
   int have = schema_version();
   if (have < 0) return make_error("store_error", "cannot read the schema version");
   if (have > kSchemaVersion)
     return make_error("store_too_new", "the store has schema version " + std::to_string(have) +
                                            "; this hub knows up to " + std::to_string(kSchemaVersion) +
                                            " (downgrades are not supported)");
-  for (int v = have; v < kSchemaVersion; ++v) {
+  for (int v = have; v < up_to; ++v) {
     Transaction tx(db_);
     if (!tx.began()) return make_error("store_busy", "cannot start the migration transaction");
     TRY(db_.exec(kMigrations[v]));
@@ -156,10 +165,16 @@ Result<std::optional<User>> SqliteStore::user_by_name(const std::string& name) {
   return one_row(*s, [](const Stmt& r) { return User{r.text(0), r.text(1), r.int64(2) != 0}; });
 }
 
+Result<std::vector<User>> SqliteStore::list_users() {
+  auto s = db_.prepare("SELECT id, name, admin FROM users ORDER BY created_at, id");
+  if (!s) return s.error();
+  return all_rows(*s, [](const Stmt& r) { return User{r.text(0), r.text(1), r.int64(2) != 0}; });
+}
+
 Result<TokenRecord> SqliteStore::create_token(const std::string& user_id, const std::string& name,
                                               const std::string& scopes, const std::string& hash,
                                               std::optional<int64_t> expires_at) {
-  TokenRecord t{new_id("tk_"), user_id, name, scopes, now(), expires_at, std::nullopt, false};
+  TokenRecord t{new_id("tk_"), user_id, name, scopes, now(), expires_at, std::nullopt, false, hash};
   auto s = db_.prepare(
       "INSERT INTO tokens (id, user_id, name, scopes, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
@@ -179,6 +194,27 @@ Status SqliteStore::touch_token(const std::string& id, int64_t at) {
   auto s = db_.prepare("UPDATE tokens SET last_used_at = ? WHERE id = ?");
   if (!s) return s.error();
   return s->bind(1, at).bind(2, id).run();
+}
+
+Result<std::optional<TokenRecord>> SqliteStore::token_by_id(const std::string& id) {
+  auto s = db_.prepare(std::string("SELECT ") + kTokenCols + " FROM tokens WHERE id = ?");
+  if (!s) return s.error();
+  s->bind(1, id);
+  return one_row(*s, [](const Stmt& r) { return token_from(r); });
+}
+
+Result<std::vector<TokenRecord>> SqliteStore::list_tokens(const std::string& user_id) {
+  auto s = db_.prepare(std::string("SELECT ") + kTokenCols +
+                       " FROM tokens WHERE (?1 = '' OR user_id = ?1) ORDER BY created_at, id");
+  if (!s) return s.error();
+  s->bind(1, user_id);
+  return all_rows(*s, [](const Stmt& r) { return token_from(r); });
+}
+
+Status SqliteStore::revoke_token(const std::string& id) {
+  auto s = db_.prepare("UPDATE tokens SET revoked = 1 WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, id).run();
 }
 
 Status SqliteStore::create_enrollment(const std::string& owner_id, const std::string& hash, int64_t expires_at,
@@ -303,20 +339,31 @@ Status SqliteStore::delete_terminal(const std::string& id) {
   return s->bind(1, id).run();
 }
 
-Status SqliteStore::audit(const std::string& actor, const std::string& action, const std::string& target,
-                          const std::string& detail) {
-  auto s = db_.prepare("INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)");
+Status SqliteStore::audit(const AuditRecord& e) {
+  auto s = db_.prepare("INSERT INTO audit (at, actor, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
-  return s->bind(1, now()).bind(2, actor).bind(3, action).bind(4, target).bind(5, detail).run();
+  return s->bind(1, now()).bind(2, e.actor).bind(3, e.action).bind(4, e.target).bind(5, e.detail).bind(6, e.ip).run();
 }
 
-Result<std::vector<AuditRecord>> SqliteStore::list_audit(int64_t since_id, int limit) {
-  auto s = db_.prepare("SELECT id, at, actor, action, target, detail FROM audit WHERE id > ? ORDER BY id LIMIT ?");
+Result<std::vector<AuditRecord>> SqliteStore::list_audit(const AuditFilter& f) {
+  // An action ending in '.' is a prefix ("terminal." matches terminal.create, terminal.delete...).
+  auto s = db_.prepare(
+      "SELECT id, at, actor, action, target, detail, ip FROM audit WHERE id > ?1"
+      " AND (?2 = '' OR actor = ?2) AND (?3 = '' OR action = ?3 OR (substr(?3, -1) = '.' AND substr(action, 1, length(?3)) = ?3))"
+      " AND (?4 = '' OR target = ?4) AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at < ?6)"
+      " ORDER BY id LIMIT ?7");
   if (!s) return s.error();
-  s->bind(1, since_id).bind(2, int64_t(limit));
+  s->bind(1, f.since_id).bind(2, f.actor).bind(3, f.action).bind(4, f.target).bind(5, f.from).bind(6, f.to)
+      .bind(7, int64_t(f.limit));
   return all_rows(*s, [](const Stmt& r) {
-    return AuditRecord{r.int64(0), r.int64(1), r.text(2), r.text(3), r.text(4), r.text(5)};
+    return AuditRecord{r.int64(0), r.int64(1), r.text(2), r.text(3), r.text(4), r.text(5), r.text(6)};
   });
+}
+
+Status SqliteStore::health_check(int64_t at) {
+  auto s = db_.prepare("INSERT INTO health (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
+  if (!s) return s.error();
+  return s->bind(1, at).run();
 }
 
 }  // namespace rx::hub

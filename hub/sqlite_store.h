@@ -13,17 +13,22 @@ namespace rx::hub {
 
 class SqliteStore final : public Store {
  public:
-  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path);
+  // `up_to` stops migrating at that schema version (tests of the upgrade path); -1: the latest.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, int up_to = -1);
   int schema_version();
   Status checkpoint();  // folds the WAL into the main file
 
   Result<User> create_user(const std::string& name, bool admin) override;
   Result<std::optional<User>> user_by_id(const std::string& id) override;
   Result<std::optional<User>> user_by_name(const std::string& name) override;
+  Result<std::vector<User>> list_users() override;
   Result<TokenRecord> create_token(const std::string& user_id, const std::string& name, const std::string& scopes,
                                    const std::string& hash, std::optional<int64_t> expires_at) override;
   Result<std::optional<TokenRecord>> token_by_hash(const std::string& hash) override;
   Status touch_token(const std::string& id, int64_t now) override;
+  Result<std::optional<TokenRecord>> token_by_id(const std::string& id) override;
+  Result<std::vector<TokenRecord>> list_tokens(const std::string& user_id) override;
+  Status revoke_token(const std::string& id) override;
 
   Status create_enrollment(const std::string& owner_id, const std::string& hash, int64_t expires_at, int uses) override;
   Result<std::string> consume_enrollment(const std::string& hash, int64_t now) override;
@@ -44,13 +49,13 @@ class SqliteStore final : public Store {
   Status update_terminal_size(const std::string& id, int cols, int rows) override;
   Status delete_terminal(const std::string& id) override;
 
-  Status audit(const std::string& actor, const std::string& action, const std::string& target,
-               const std::string& detail) override;
-  Result<std::vector<AuditRecord>> list_audit(int64_t since_id, int limit) override;
+  Status audit(const AuditRecord& entry) override;
+  Result<std::vector<AuditRecord>> list_audit(const AuditFilter& filter) override;
+  Status health_check(int64_t now) override;
 
  private:
   explicit SqliteStore(Db db) : db_(std::move(db)) {}
-  Status migrate();
+  Status migrate(int up_to);
   Db db_;
 };
 

@@ -28,6 +28,7 @@ struct TokenRecord {
   std::optional<int64_t> expires_at;
   std::optional<int64_t> last_used_at;
   bool revoked = false;
+  std::string hash;  // SHA-256 of the secret, for the constant-time check after lookup
 };
 
 struct AgentRecord {
@@ -61,6 +62,29 @@ struct AuditRecord {
   std::string action;  // e.g. "terminal.create"
   std::string target;
   std::string detail;
+  std::string ip;  // the client's address, when a request caused it
+};
+
+inline AuditRecord audit_entry(std::string actor, std::string action, std::string target, std::string detail,
+                               std::string ip = "") {
+  AuditRecord r;
+  r.actor = std::move(actor);
+  r.action = std::move(action);
+  r.target = std::move(target);
+  r.detail = std::move(detail);
+  r.ip = std::move(ip);
+  return r;
+}
+
+// GET /api/v1/audit filters; empty strings match everything.
+struct AuditFilter {
+  int64_t since_id = 0;  // entries with a larger id (paging)
+  std::string actor;
+  std::string action;  // exact, or a prefix ending in '.' ("terminal.")
+  std::string target;
+  std::optional<int64_t> from;  // at >= from
+  std::optional<int64_t> to;    // at < to
+  int limit = 100;
 };
 
 class Store {
@@ -71,10 +95,14 @@ class Store {
   virtual Result<User> create_user(const std::string& name, bool admin) = 0;
   virtual Result<std::optional<User>> user_by_id(const std::string& id) = 0;
   virtual Result<std::optional<User>> user_by_name(const std::string& name) = 0;
+  virtual Result<std::vector<User>> list_users() = 0;
   virtual Result<TokenRecord> create_token(const std::string& user_id, const std::string& name, const std::string& scopes,
                                            const std::string& hash, std::optional<int64_t> expires_at) = 0;
   virtual Result<std::optional<TokenRecord>> token_by_hash(const std::string& hash) = 0;
   virtual Status touch_token(const std::string& id, int64_t now) = 0;
+  virtual Result<std::optional<TokenRecord>> token_by_id(const std::string& id) = 0;
+  virtual Result<std::vector<TokenRecord>> list_tokens(const std::string& user_id) = 0;  // "" = every user's
+  virtual Status revoke_token(const std::string& id) = 0;
 
   // Enrollment tokens: single- or few-use, short-lived. consume() is atomic: two agents racing
   // with the same token cannot both succeed. Errors: enrollment_invalid, enrollment_expired,
@@ -103,9 +131,12 @@ class Store {
   virtual Status delete_terminal(const std::string& id) = 0;
 
   // Audit log.
-  virtual Status audit(const std::string& actor, const std::string& action, const std::string& target,
-                       const std::string& detail) = 0;
-  virtual Result<std::vector<AuditRecord>> list_audit(int64_t since_id, int limit) = 0;
+  // `entry.id` and `entry.at` are assigned by the store.
+  virtual Status audit(const AuditRecord& entry) = 0;
+  virtual Result<std::vector<AuditRecord>> list_audit(const AuditFilter& filter) = 0;
+
+  // GET /healthz: proves the store still takes a write (disk full, read-only, locked).
+  virtual Status health_check(int64_t now) = 0;
 };
 
 }  // namespace rx::hub

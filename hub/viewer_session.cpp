@@ -9,17 +9,27 @@ namespace rx::hub {
 namespace viewer = protocol::viewer;
 
 ViewerSession::ViewerSession(Relay& relay, std::string terminal_id, bool read_only, std::optional<uint64_t> since,
-                             std::string who)
-    : relay_(relay), terminal_id_(std::move(terminal_id)), read_only_(read_only), since_(since), who_(std::move(who)) {}
+                             std::string who, std::string ip)
+    : relay_(relay),
+      terminal_id_(std::move(terminal_id)),
+      read_only_(read_only),
+      since_(since),
+      who_(std::move(who)),
+      ip_(std::move(ip)) {
+  relay_.viewer_opened(terminal_id_, who_);
+}
 
 ViewerSession::~ViewerSession() {
   if (terminal_) terminal_->remove_viewer(this);
+  relay_.viewer_closed(terminal_id_, who_);
+  if (opened_) (void)relay_.store().audit(audit_entry(who_, "terminal.detach", terminal_id_, "", ip_));
 }
 
 size_t ViewerSession::max_message() const { return protocol::kMaxViewerMessage; }
 
 void ViewerSession::on_open(WsConn& conn) {
   conn_ = &conn;
+  opened_ = true;
   terminal_ = relay_.terminal(terminal_id_);
   if (!terminal_) {
     conn.close(1000, "terminal deleted");
@@ -41,11 +51,15 @@ void ViewerSession::on_message(WsConn& conn, std::span<const uint8_t> message, b
   }
   if (auto* in = std::get_if<viewer::Input>(&*m)) {
     if (read_only_) {
+      ++relay_.counters().frames_dropped;
       queue_event({{"type", "error"}, {"code", "read_only"}, {"message", "this viewer may not send input"}});
       return;
     }
-    if (auto s = terminal_->send_input(in->bytes); !s)
+    relay_.counters().input_bytes += in->bytes.size();
+    if (auto s = terminal_->send_input(in->bytes); !s) {
+      ++relay_.counters().frames_dropped;
       queue_event({{"type", "error"}, {"code", s.error().code}, {"message", s.error().message}});
+    }
   } else if (auto* r = std::get_if<viewer::Resize>(&*m)) {
     if (!read_only_) terminal_->resize(r->cols, r->rows);
   }

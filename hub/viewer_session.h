@@ -18,7 +18,8 @@ namespace rx::hub {
 class ViewerSession final : public WsSession, public Viewer {
  public:
   // The terminal is looked up when the socket opens: it may have been deleted since the upgrade.
-  ViewerSession(Relay& relay, std::string terminal_id, bool read_only, std::optional<uint64_t> since, std::string who);
+  ViewerSession(Relay& relay, std::string terminal_id, bool read_only, std::optional<uint64_t> since, std::string who,
+                std::string ip);
   ~ViewerSession() override;
 
   void on_open(WsConn& conn) override;
@@ -39,6 +40,8 @@ class ViewerSession final : public WsSession, public Viewer {
   bool read_only_;
   std::optional<uint64_t> since_;
   std::string who_;
+  std::string ip_;
+  bool opened_ = false;
   WsConn* conn_ = nullptr;
   std::deque<std::vector<uint8_t>> events_;
 };

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include <filesystem>
 #include <atomic>
 #include <fstream>
@@ -34,7 +36,7 @@ class SqliteStoreTest : public testing::Test {
 TEST_F(SqliteStoreTest, MigratesAFreshFileAndReopens) {
   auto s = open();
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->schema_version(), 1);
+  EXPECT_EQ(s->schema_version(), 2);
   ASSERT_TRUE(s->create_user("alice", true).ok());
   s.reset();
   auto again = open();
@@ -42,6 +44,21 @@ TEST_F(SqliteStoreTest, MigratesAFreshFileAndReopens) {
   auto u = again->user_by_name("alice");
   ASSERT_TRUE(u.ok() && u->has_value());
   EXPECT_TRUE((*u)->admin);
+}
+
+TEST_F(SqliteStoreTest, UpgradesAnOlderStoreKeepingItsRows) {
+  {
+    auto v1 = SqliteStore::open(path(), 1);
+    ASSERT_TRUE(v1.ok());
+    EXPECT_EQ((*v1)->schema_version(), 1);
+    ASSERT_TRUE((*v1)->create_user("carol", false).ok());
+  }
+  auto s = open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->schema_version(), 2);
+  EXPECT_TRUE(s->user_by_name("carol")->has_value());
+  ASSERT_TRUE(s->audit(audit_entry("u", "a", "t", "", "192.0.2.1")).ok());  // the column migration 2 added
+  EXPECT_EQ(s->list_audit(AuditFilter{})->back().ip, "192.0.2.1");
 }
 
 TEST_F(SqliteStoreTest, RefusesAStoreFromANewerHub) {
@@ -170,13 +187,65 @@ TEST_F(SqliteStoreTest, AgentsAndChannelsAndTerminals) {
 
 TEST_F(SqliteStoreTest, AuditIsOrderedAndPaged) {
   auto s = open();
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(s->audit("u_1", "terminal.create", "t_" + std::to_string(i), "").ok());
-  auto first = s->list_audit(0, 3);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(s->audit(audit_entry("u_1", "terminal.create", "t_" + std::to_string(i), "", "10.0.0.1")).ok());
+  AuditFilter f;
+  f.limit = 3;
+  auto first = s->list_audit(f);
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->size(), 3u);
-  auto rest = s->list_audit(first->back().id, 10);
+  EXPECT_EQ(first->front().ip, "10.0.0.1");
+  f.since_id = first->back().id;
+  f.limit = 10;
+  auto rest = s->list_audit(f);
   ASSERT_EQ(rest->size(), 2u);
   EXPECT_EQ(rest->back().target, "t_4");
+}
+
+TEST_F(SqliteStoreTest, AuditFiltersByActorActionPrefixTargetAndTime) {
+  auto s = open();
+  ASSERT_TRUE(s->audit(audit_entry("u_1", "terminal.create", "t_1", "")).ok());
+  ASSERT_TRUE(s->audit(audit_entry("u_1", "terminal.delete", "t_1", "")).ok());
+  ASSERT_TRUE(s->audit(audit_entry("u_2", "token.create", "tk_9", "")).ok());
+  ASSERT_TRUE(s->audit(audit_entry("u_2", "terminalx", "t_2", "")).ok());
+  auto count = [&](AuditFilter f) { return s->list_audit(f)->size(); };
+  AuditFilter by_actor;
+  by_actor.actor = "u_2";
+  EXPECT_EQ(count(by_actor), 2u);
+  AuditFilter by_prefix;
+  by_prefix.action = "terminal.";  // a prefix: not "terminalx"
+  EXPECT_EQ(count(by_prefix), 2u);
+  AuditFilter exact;
+  exact.action = "token.create";
+  EXPECT_EQ(count(exact), 1u);
+  AuditFilter by_target;
+  by_target.target = "t_1";
+  EXPECT_EQ(count(by_target), 2u);
+  AuditFilter future;
+  future.from = int64_t(std::time(nullptr)) + 3600;
+  EXPECT_EQ(count(future), 0u);
+  AuditFilter past;
+  past.to = int64_t(std::time(nullptr)) + 3600;
+  EXPECT_EQ(count(past), 4u);
+}
+
+TEST_F(SqliteStoreTest, TokensListRevokeAndHealthWrite) {
+  auto s = open();
+  auto u = s->create_user("alice", false);
+  auto v = s->create_user("bob", false);
+  auto t1 = s->create_token(u->id, "a", "read", "h1", std::nullopt);
+  auto t2 = s->create_token(v->id, "b", "read write", "h2", int64_t(99));
+  ASSERT_TRUE(t1.ok() && t2.ok());
+  EXPECT_EQ(s->list_tokens(u->id)->size(), 1u);
+  EXPECT_EQ(s->list_tokens("")->size(), 2u);
+  EXPECT_EQ((*s->token_by_id(t2->id))->expires_at, 99);
+  EXPECT_EQ((*s->token_by_hash("h1"))->hash, "h1");
+  ASSERT_TRUE(s->revoke_token(t1->id).ok());
+  EXPECT_TRUE((*s->token_by_id(t1->id))->revoked);
+  EXPECT_FALSE(s->token_by_id("tk_none")->has_value());
+  EXPECT_EQ(s->list_users()->size(), 2u);
+  EXPECT_TRUE(s->health_check(1).ok());
+  EXPECT_TRUE(s->health_check(2).ok());  // an upsert: the probe row never grows
 }
 
 }  // namespace

@@ -24,7 +24,10 @@ int free_port() {
 }
 
 
-HubFixture::HubFixture() : dir_("rexec-hub-test"), port_(free_port()) { start(); }
+HubFixture::HubFixture(std::vector<std::string> flags)
+    : dir_("rexec-hub-test"), port_(free_port()), flags_(std::move(flags)) {
+  start();
+}
 
 HubFixture::~HubFixture() {
   if (process_) process_->kill_and_wait();
@@ -36,10 +39,10 @@ HubFixture::~HubFixture() {
 
 void HubFixture::start() {
   std::string log = dir_ / ("hub-" + std::to_string(runs_++) + ".log");
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{binary("hub/rexec-hub"), "serve", "--listen", "127.0.0.1:" + std::to_string(port_),
-                               "--data-dir", dir_ / "data"},
-      child_env(), log);
+  std::vector<std::string> argv{binary("hub/rexec-hub"), "serve", "--listen", "127.0.0.1:" + std::to_string(port_),
+                                "--data-dir", dir_ / "data"};
+  argv.insert(argv.end(), flags_.begin(), flags_.end());
+  process_ = std::make_unique<Process>(argv, child_env(), log);
   if (!process_->wait_for_log("event=hub.listening", std::chrono::seconds(20)))
     throw std::runtime_error("rexec-hub did not start:\n" + process_->log());
   if (admin_token_.empty()) {

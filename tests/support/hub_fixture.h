@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "protocol/codec.h"
 #include "tests/support/process.h"
@@ -17,7 +18,12 @@ int free_port();
 
 class HubFixture {
  public:
-  HubFixture();
+  // Tests poll the API far faster than a person would: by default the rate limits are off and
+  // the viewer cap is high. A test of the limits passes its own flags.
+  static std::vector<std::string> relaxed_limits() {
+    return {"--rate-requests", "0", "--rate-terminal-creates", "0", "--viewers-per-terminal", "1000"};
+  }
+  explicit HubFixture(std::vector<std::string> flags = relaxed_limits());
   ~HubFixture();
   void start();
   void kill9();
@@ -39,6 +45,7 @@ class HubFixture {
   TempDir dir_;
   int port_;
   int runs_ = 0;
+  std::vector<std::string> flags_;
   std::string admin_token_;
   std::unique_ptr<Process> process_;
 };

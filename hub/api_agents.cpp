@@ -1,0 +1,109 @@
+// Agents: enrollment tokens, the agent list, revocation, and the agent link's upgrade.
+#include <ctime>
+
+#include "hub/agent_session.h"
+#include "hub/api.h"
+#include "hub/json_fields.h"
+#include "hub/log.h"
+#include "hub/tokens.h"
+
+namespace rx::hub {
+namespace {
+int64_t now() { return int64_t(std::time(nullptr)); }
+}  // namespace
+
+void Api::create_enrollment(const Principal& p, Request& req, const Exchange& ex) {
+  auto body = optional_body(req.body);
+  if (!body) return ex->reply(error_response(body.error()));
+  auto expires_in = opt_int(*body, "expires_in", 60, 7 * 24 * 3600);
+  if (!expires_in) return ex->reply(error_response(expires_in.error()));
+  auto uses = opt_int(*body, "uses", 1, 100000);
+  if (!uses) return ex->reply(error_response(uses.error()));
+  std::string token = new_token(TokenKind::kEnrollment);
+  int64_t expires_at = now() + expires_in->value_or(900);
+  if (auto s = store_.create_enrollment(p.user.id, token_hash(token), expires_at, int(uses->value_or(1))); !s)
+    return ex->reply(error_response(s.error()));
+  audit(p, "enrollment.create", "", "uses=" + std::to_string(uses->value_or(1)));
+  ex->reply(json_response(201, {{"token", token}, {"expires_at", expires_at}, {"uses", uses->value_or(1)}}));
+}
+
+Result<AgentRecord> Api::find_agent(const Principal& p, const std::string& id_or_name) {
+  auto agents = store_.list_agents();
+  if (!agents) return agents.error();
+  for (const auto& a : *agents) {
+    if (a.revoked || (a.id != id_or_name && a.name != id_or_name)) continue;
+    if (!p.sees(a.owner_id)) continue;  // others' agents do not exist for you
+    return a;
+  }
+  return make_error("not_found", "no agent \"" + id_or_name + "\"");
+}
+
+void Api::list_agents(const Principal& p, Request&, const Exchange& ex) {
+  auto agents = store_.list_agents();
+  if (!agents) return ex->reply(error_response(agents.error()));
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& a : *agents) {
+    if (a.revoked || !p.sees(a.owner_id)) continue;
+    nlohmann::json j{{"id", a.id}, {"name", a.name}, {"online", relay_.online(a.id)}, {"owner", a.owner_id}};
+    auto host = nlohmann::json::parse(a.host_json, nullptr, false);
+    j["host"] = host.is_discarded() ? nlohmann::json::object() : host;
+    j["gpus"] = j["host"].value("gpus", nlohmann::json::array());
+    j["last_seen_at"] = a.last_seen_at ? nlohmann::json(*a.last_seen_at) : nlohmann::json(nullptr);
+    if (auto s = relay_.latest_stats(a.id)) {
+      nlohmann::json gpus = nlohmann::json::array();
+      for (const auto& g : s->gpus)
+        gpus.push_back({{"index", g.index}, {"utilization", g.utilization}, {"memory_used", g.memory_used},
+                        {"memory_total", g.memory_total}});
+      j["stats"] = {{"cpu_percent", s->cpu_permille / 10.0}, {"memory_used", s->memory_used},
+                    {"memory_total", s->memory_total}, {"gpus", gpus}};
+    } else {
+      j["stats"] = nullptr;
+    }
+    out.push_back(std::move(j));
+  }
+  ex->reply(json_response(200, {{"agents", out}}));
+}
+
+void Api::delete_agent(const Principal& p, Request& req, const Exchange& ex) {
+  auto a = find_agent(p, req.params["id"]);
+  if (!a) return ex->reply(error_response(a.error()));
+  if (auto s = store_.revoke_agent(a->id); !s) return ex->reply(error_response(s.error()));
+  relay_.revoke_agent(a->id);
+  audit(p, "agent.revoke", a->id);
+  ex->reply(json_response(200, {{"id", a->id}, {"revoked", true}}));
+}
+
+std::variant<std::unique_ptr<WsSession>, Response> Api::agent_upgrade(Request& req) {
+  auto refuse = [&](const std::string& why) {
+    metrics_.add("rexec_auth_failures_total", {});
+    audit("anonymous", req, "auth.failed", req.path, why);
+    return error_response(make_error("unauthorized", why));
+  };
+  auto token = req.bearer();
+  if (!token) return refuse("missing agent credential or enrollment token");
+  if (looks_like(TokenKind::kAgentCredential, *token)) {
+    auto a = store_.agent_by_credential(token_hash(*token));
+    if (!a) return error_response(a.error());
+    if (!*a) return refuse("unknown agent credential");
+    if ((*a)->revoked) return refuse("agent credential revoked");
+    return std::unique_ptr<WsSession>(new AgentSession(relay_, **a, std::nullopt));
+  }
+  if (looks_like(TokenKind::kEnrollment, *token)) {
+    auto owner = store_.consume_enrollment(token_hash(*token), now());
+    if (!owner) {
+      log("info", "agent.enroll_refused", {{"peer", req.peer}, {"reason", owner.error().code}});
+      return refuse(owner.error().message);
+    }
+    std::string credential = new_token(TokenKind::kAgentCredential);
+    std::string name = req.header("x-rexec-agent-name").value_or("");
+    if (name.empty() || name.size() > 128) name = "agent-" + new_id("").substr(0, 6);
+    auto a = store_.create_agent(*owner, name, token_hash(credential));
+    if (!a) return error_response(a.error());
+    (void)store_.audit(audit_entry(*owner, "agent.enroll", a->id, "name=" + name, req.peer));
+    log("info", "agent.enrolled", {{"agent", a->id}, {"name", name}});
+    return std::unique_ptr<WsSession>(new AgentSession(relay_, *a, credential));
+  }
+  return refuse("not an agent credential or enrollment token");
+}
+
+}  // namespace rx::hub

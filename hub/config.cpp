@@ -1,0 +1,106 @@
+#include "hub/config.h"
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace rx::hub {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+Result<int64_t> integer(std::string_view key, std::string_view value, int64_t min, int64_t max) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || v < min || v > max)
+    return make_error("bad_config", std::string(key) + ": \"" + std::string(value) + "\" is not an integer between " +
+                                        std::to_string(min) + " and " + std::to_string(max));
+  return v;
+}
+
+}  // namespace
+
+const std::vector<std::string_view>& config_keys() {
+  static const std::vector<std::string_view> keys{"listen",        "data-dir",      "tls-cert",
+                                                  "tls-key",       "max-body",      "rate-requests",
+                                                  "rate-terminal-creates", "viewers-per-terminal",
+                                                  "docker-socket"};
+  return keys;
+}
+
+Status apply_setting(HubConfig& c, std::string_view key, std::string_view value) {
+  auto set_int = [&](auto& field, int64_t min, int64_t max) -> Status {
+    auto v = integer(key, value, min, max);
+    if (!v) return v.error();
+    field = static_cast<std::remove_reference_t<decltype(field)>>(*v);
+    return Ok{};
+  };
+  if (key == "listen") {
+    if (value.rfind(':') == std::string_view::npos) return make_error("bad_config", "listen: expected HOST:PORT");
+    c.listen = value;
+  } else if (key == "data-dir") {
+    c.data_dir = value;
+  } else if (key == "tls-cert") {
+    c.tls_cert = value;
+  } else if (key == "tls-key") {
+    c.tls_key = value;
+  } else if (key == "max-body") {
+    return set_int(c.max_body, 1024, int64_t(1) << 30);
+  } else if (key == "rate-requests") {
+    return set_int(c.rate_requests, 0, 1000000);
+  } else if (key == "rate-terminal-creates") {
+    return set_int(c.rate_terminal_creates, 0, 1000000);
+  } else if (key == "viewers-per-terminal") {
+    return set_int(c.viewers_per_terminal, 1, 10000);
+  } else if (key == "docker-socket") {
+    c.docker_socket = value;
+  } else {
+    return make_error("bad_config", "unknown setting \"" + std::string(key) + "\"");
+  }
+  return Ok{};
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> parse_config_text(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  int number = 0;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++number;
+    line = trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    auto where = "line " + std::to_string(number) + ": ";
+    if (line[0] == '[') return make_error("bad_config", where + "sections are not used; write key = value");
+    auto eq = line.find('=');
+    if (eq == std::string_view::npos) return make_error("bad_config", where + "expected key = value");
+    std::string_view key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+    if (key.empty()) return make_error("bad_config", where + "missing key before =");
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    out.emplace_back(key, value);
+  }
+  return out;
+}
+
+Result<HubConfig> load_config(const std::string& path, const std::vector<std::pair<std::string, std::string>>& flags) {
+  HubConfig c;
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) return make_error("bad_config", "cannot read config file " + path);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto entries = parse_config_text(text.str());
+    if (!entries) return make_error("bad_config", path + ": " + entries.error().message);
+    for (const auto& [k, v] : *entries)
+      if (auto s = apply_setting(c, k, v); !s) return make_error("bad_config", path + ": " + s.error().message);
+  }
+  for (const auto& [k, v] : flags)
+    if (auto s = apply_setting(c, k, v); !s) return make_error("bad_config", "--" + s.error().message);
+  return c;
+}
+
+}  // namespace rx::hub

@@ -1,0 +1,41 @@
+// HubConfig: every setting of `rexec-hub serve`, from a config file and flags. The file
+// (--config FILE) is INI without sections: `key = value` lines, `#` or `;` comments, values
+// optionally in double quotes; each key is a long flag without its dashes (listen, data-dir...).
+// Flags override the file. Unknown keys and bad values are errors that name the line or flag.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "protocol/error.h"
+
+namespace rx::hub {
+
+struct HubConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir;
+  std::string tls_cert;
+  std::string tls_key;
+  size_t max_body = 1024 * 1024;  // request bodies above this get 413
+  int rate_requests = 100;         // API requests per minute, per token and per client IP (0: off)
+  int rate_terminal_creates = 10;  // terminal creates per minute, per token
+  int viewers_per_terminal = 5;    // viewer sockets one user may hold on one terminal
+  std::string docker_socket = "/var/run/docker.sock";
+};
+
+// The keys a file or a flag may set, for usage text and docs.
+const std::vector<std::string_view>& config_keys();
+
+// Sets one key; the error names the key and what a valid value looks like.
+Status apply_setting(HubConfig& config, std::string_view key, std::string_view value);
+
+// `key = value` pairs of a config file's text, in order; errors carry the line number.
+Result<std::vector<std::pair<std::string, std::string>>> parse_config_text(std::string_view text);
+
+// The file (when `path` is not empty), then `flags` over it.
+Result<HubConfig> load_config(const std::string& path, const std::vector<std::pair<std::string, std::string>>& flags);
+
+}  // namespace rx::hub

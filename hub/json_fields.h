@@ -1,0 +1,26 @@
+// Typed readers for fields of a JSON request body. A missing or null field is nullopt; a field
+// of the wrong type or out of range is a bad_field error that names the field, so every 400 the
+// API gives says which field to fix.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/error.h"
+
+namespace rx::hub {
+
+Error bad_field(const std::string& field, const std::string& why);
+Result<std::optional<std::string>> opt_string(const nlohmann::json& j, const std::string& field, size_t max = 256);
+Result<std::optional<int64_t>> opt_int(const nlohmann::json& j, const std::string& field, int64_t min, int64_t max);
+Result<std::optional<bool>> opt_bool(const nlohmann::json& j, const std::string& field);
+// "env": {"NAME": "value", ...}
+Result<std::map<std::string, std::string>> opt_env(const nlohmann::json& j);
+// An optional body: empty means {}.
+Result<nlohmann::json> optional_body(const std::string& body);
+
+}  // namespace rx::hub
