@@ -400,6 +400,7 @@ int Server::on_ws(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
         return 0;
       }
       if (conn.closing_) {
+        if (conn.close_sent_) return 0;
         // Write the close frame ourselves: with lws_close_reason() + return -1, Debian's lws
         // (built with _DEBUG) closes the socket a second time at once ("uv repeat test") and
         // the peer never learns why.
@@ -409,7 +410,13 @@ int Server::on_ws(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
         std::memcpy(frame.data() + LWS_PRE + 2, conn.close_reason_.data(), conn.close_reason_.size());
         constexpr auto kWriteClose = static_cast<lws_write_protocol>(4);  // LWS_WRITE_CLOSE, internal in 4.1
         lws_write(wsi, frame.data() + LWS_PRE, frame.size() - LWS_PRE, kWriteClose);
-        return -1;
+        // Do not close the socket yet: with the peer's data still unread on our side, close()
+        // sends a RST, and a RST makes the peer's kernel drop what it has not read yet, our
+        // close frame included. Keep reading (and dropping) until the peer answers the close,
+        // or give up after a few seconds.
+        conn.close_sent_ = true;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
+        return 0;
       }
       it->second.session->on_writable(conn);
       return 0;

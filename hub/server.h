@@ -66,6 +66,7 @@ class WsConn {
   friend class Server;
   lws* wsi_;
   bool closing_ = false;
+  bool close_sent_ = false;  // our close frame is out; waiting for the peer's (or the timeout)
   uint16_t close_code_ = 0;
   std::string close_reason_;
 };

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/integration/relay_support.h"
+#include "tests/support/notify_socket.h"
 #include "tests/support/tcp_proxy.h"
 
 namespace rx::test {
@@ -22,37 +23,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-// A unix datagram socket standing in for systemd's $NOTIFY_SOCKET.
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::string& path) : path_(path) {
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  }
-  ~NotifySocket() { ::close(fd_); }
-  // Collects messages until `want` was seen or the timeout passed.
-  bool wait_for(const std::string& want, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char buf[512];
-      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n > 0) messages.emplace_back(buf, size_t(n));
-      if (!messages.empty() && messages.back().find(want) != std::string::npos) return true;
-    }
-    return false;
-  }
-  std::vector<std::string> messages;
-
- private:
-  std::string path_;
-  int fd_;
-};
 
 TEST(AgentService, NotifiesSystemd) {
   HubFixture hub;

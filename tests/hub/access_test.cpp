@@ -1,0 +1,265 @@
+// The authorization matrix: every route of the hub against every kind of caller, each cell an
+// exact status code. A route added to the hub and not to this table fails the test, so no route
+// ships without its access rules being stated and checked.
+#include <gtest/gtest.h>
+#include <uv.h>
+
+#include <functional>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "hub/api.h"
+#include "hub/relay.h"
+#include "hub/sqlite_store.h"
+#include "hub/tokens.h"
+#include "tests/support/hub_fixture.h"
+
+namespace rx::test {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+json body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
+
+enum Who { kAnonymous, kMalformed, kOwner, kOther, kAdmin, kReadOnly, kRevoked, kExpired, kWhoCount };
+const char* kWhoNames[] = {"anonymous", "malformed", "owner", "other user", "admin", "read-only", "revoked", "expired"};
+
+// Expected status for the four callers that get past authentication; the other four always get
+// 401 (or the route's public answer).
+struct Expect {
+  int owner, other, admin, read_only;
+};
+
+struct Row {
+  std::string method;
+  std::string pattern;  // as the router spells it
+  bool websocket = false;
+  bool is_public = false;
+  Expect expect;
+  // Makes what the call needs (a fresh resource for destructive calls); returns {path, body}.
+  std::function<std::pair<std::string, std::string>()> prepare;
+};
+
+class AccessMatrix : public testing::Test {
+ protected:
+  static inline std::unique_ptr<HubFixture> hub;
+  static inline std::string tokens[kWhoCount];
+  static inline std::string alice_agent;  // owned by alice (the owner), online
+  static inline std::unique_ptr<FakeAgent> alice_link;
+  static inline std::string alice_terminal;
+
+  static json call(const std::string& token, const std::string& method, const std::string& path, const std::string& b = "") {
+    auto r = http(hub->port(), method, path, token, b);
+    return body(r);
+  }
+
+  static std::string enroll_as(const std::string& token) {
+    auto r = http(hub->port(), "POST", "/api/v1/agent-enrollments", token, "{}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return body(r).value("token", "");
+  }
+
+  // An agent of alice's that enrolled and left again (a target for DELETE).
+  static std::string offline_agent_of_alice(const std::string& name) {
+    FakeAgent a;
+    EXPECT_TRUE(a.connect(hub->port(), enroll_as(tokens[kOwner]), name));
+    auto w = a.hello();
+    EXPECT_TRUE(w);
+    a.ws.close();
+    json list = call(tokens[kOwner], "GET", "/api/v1/agents");  // (a named value: range-for over a temporary's [] dangles)
+    for (const auto& ag : list["agents"])
+      if (ag["name"] == name) return ag["id"];
+    return "";
+  }
+
+  static std::string terminal_of_alice() {
+    auto r = http(hub->port(), "POST", "/api/v1/terminals", tokens[kOwner], json{{"kind", "agent"}, {"agent", alice_agent}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+    return body(r).value("id", "");
+  }
+
+  static std::string token_of_alice(const std::string& name, const json& extra = json::object()) {
+    json req = extra;
+    req["name"] = name;
+    auto r = http(hub->port(), "POST", "/api/v1/tokens", tokens[kOwner], req.dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+    return body(r).dump();
+  }
+
+  static void SetUpTestSuite() {
+    hub = std::make_unique<HubFixture>();
+    tokens[kAnonymous] = "";
+    tokens[kMalformed] = "rxk_this-is-not-a-token";
+    tokens[kAdmin] = hub->admin_token();
+    tokens[kOwner] = call(tokens[kAdmin], "POST", "/api/v1/users", R"({"name":"alice"})")["token"];
+    tokens[kOther] = call(tokens[kAdmin], "POST", "/api/v1/users", R"({"name":"bob"})")["token"];
+    tokens[kReadOnly] = json::parse(token_of_alice("ro", {{"scopes", {"read"}}}))["token"];
+    auto revoked = json::parse(token_of_alice("revoked"));
+    tokens[kRevoked] = revoked["token"];
+    EXPECT_EQ(call(tokens[kOwner], "DELETE", "/api/v1/tokens/" + revoked["id"].get<std::string>())["revoked"], true);
+    tokens[kExpired] = json::parse(token_of_alice("expired", {{"expires_in", 1}}))["token"];
+    alice_link = std::make_unique<FakeAgent>();
+    ASSERT_TRUE(alice_link->connect(hub->port(), enroll_as(tokens[kOwner]), "alice-box"));
+    ASSERT_TRUE(alice_link->hello());
+    json list = call(tokens[kOwner], "GET", "/api/v1/agents");
+    for (const auto& ag : list["agents"])
+      if (ag["name"] == "alice-box") alice_agent = ag["id"];
+    ASSERT_FALSE(alice_agent.empty()) << call(tokens[kOwner], "GET", "/api/v1/agents").dump();
+    alice_terminal = terminal_of_alice();
+    std::this_thread::sleep_for(1100ms);  // let the expiring token expire
+  }
+
+  static void TearDownTestSuite() {
+    alice_link.reset();
+    hub.reset();
+  }
+
+  // Every route with its access rule.
+  static std::vector<Row> table() {
+    auto fixed = [](std::string path, std::string b = "") {
+      return [path, b] { return std::make_pair(path, b); };
+    };
+    static int serial = 0;
+    return {
+        {"GET", "/healthz", false, true, {200, 200, 200, 200}, fixed("/healthz")},
+        {"GET", "/metrics", false, false, {403, 403, 200, 403}, fixed("/metrics")},
+        {"POST", "/api/v1/agent-enrollments", false, false, {201, 201, 201, 403}, fixed("/api/v1/agent-enrollments", "{}")},
+        {"GET", "/api/v1/agents", false, false, {200, 200, 200, 200}, fixed("/api/v1/agents")},
+        {"DELETE", "/api/v1/agents/{id}", false, false, {200, 404, 200, 403},
+         [] { return std::make_pair("/api/v1/agents/" + offline_agent_of_alice("gone-" + std::to_string(serial++)), std::string()); }},
+        {"POST", "/api/v1/terminals", false, false, {201, 404, 201, 403},
+         [] { return std::make_pair(std::string("/api/v1/terminals"), json{{"kind", "agent"}, {"agent", alice_agent}}.dump()); }},
+        {"GET", "/api/v1/terminals", false, false, {200, 200, 200, 200}, fixed("/api/v1/terminals")},
+        {"GET", "/api/v1/terminals/{id}", false, false, {200, 404, 200, 200},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal, std::string()); }},
+        {"DELETE", "/api/v1/terminals/{id}", false, false, {200, 404, 200, 403},
+         [] { return std::make_pair("/api/v1/terminals/" + terminal_of_alice(), std::string()); }},
+        {"GET", "/api/v1/terminals/{id}/attach", true, false, {101, 404, 101, 101},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/attach", std::string()); }},
+        {"POST", "/api/v1/exec", false, false, {200, 404, 200, 403},
+         [] {
+           return std::make_pair(std::string("/api/v1/exec"),
+                                 json{{"targets", {alice_agent}}, {"argv", {"true"}}, {"timeout_s", 1}}.dump());
+         }},
+        {"POST", "/api/v1/tokens", false, false, {201, 201, 201, 403}, fixed("/api/v1/tokens", R"({"name":"x"})")},
+        {"GET", "/api/v1/tokens", false, false, {200, 200, 200, 200}, fixed("/api/v1/tokens")},
+        {"DELETE", "/api/v1/tokens/{id}", false, false, {200, 404, 200, 403},
+         [] {
+           return std::make_pair("/api/v1/tokens/" + json::parse(token_of_alice("victim"))["id"].get<std::string>(), std::string());
+         }},
+        {"POST", "/api/v1/users", false, false, {403, 403, 201, 403},
+         [] { return std::make_pair(std::string("/api/v1/users"), json{{"name", "u" + std::to_string(serial++)}}.dump()); }},
+        {"GET", "/api/v1/users", false, false, {403, 403, 200, 403}, fixed("/api/v1/users")},
+        {"GET", "/api/v1/audit", false, false, {200, 200, 200, 200}, fixed("/api/v1/audit")},
+        // API tokens are not agent credentials: nobody in this matrix may open an agent link.
+        {"GET", "/api/v1/agent/connect", true, false, {401, 401, 401, 401}, fixed("/api/v1/agent/connect")},
+    };
+  }
+
+  static int status_of(const Row& row, const std::string& token) {
+    auto [path, b] = row.prepare();
+    if (!row.websocket) return http(hub->port(), row.method, path, token, b).status;
+    WsClient ws;
+    HttpResult refusal;
+    std::map<std::string, std::string> headers;
+    if (!token.empty()) headers["Authorization"] = "Bearer " + token;
+    bool agent = path == "/api/v1/agent/connect";
+    if (ws.connect(hub->port(), path, agent ? "rexec.agent.v1" : "rexec.term.v1", headers, &refusal)) return 101;
+    return refusal.status;
+  }
+};
+
+TEST_F(AccessMatrix, EveryRouteAgainstEveryCaller) {
+  int cells = 0;
+  for (const auto& row : table()) {
+    for (int who = 0; who < kWhoCount; ++who) {
+      int want = 401;
+      if (row.is_public) want = 200;
+      else if (who == kOwner) want = row.expect.owner;
+      else if (who == kOther) want = row.expect.other;
+      else if (who == kAdmin) want = row.expect.admin;
+      else if (who == kReadOnly) want = row.expect.read_only;
+      int got = status_of(row, tokens[who]);
+      EXPECT_EQ(got, want) << row.method << " " << row.pattern << " as " << kWhoNames[who];
+      ++cells;
+    }
+  }
+  std::printf("access matrix: %d cells\n", cells);
+}
+
+TEST_F(AccessMatrix, CoversEveryRouteTheHubHas) {
+  auto dir = std::filesystem::temp_directory_path() / ("rexec-access-" + hub::new_id(""));
+  std::filesystem::create_directories(dir);
+  auto store = hub::SqliteStore::open((dir / "hub.db").string());
+  ASSERT_TRUE(store.ok());
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  std::set<std::string> routes;
+  {
+    hub::Relay relay(**store, &loop);
+    hub::Api api(**store, relay, hub::HubConfig{});
+    for (const auto& r : api.route_list()) routes.insert(r);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  std::filesystem::remove_all(dir);
+  std::set<std::string> covered;
+  for (const auto& row : table()) covered.insert(row.method + " " + row.pattern);
+  EXPECT_EQ(covered, routes);
+}
+
+TEST_F(AccessMatrix, ListsShowOnlyWhatTheCallerOwns) {
+  auto agents_of = [](Who who) {
+    std::set<std::string> ids;
+    json list = call(tokens[who], "GET", "/api/v1/agents");
+    for (const auto& a : list["agents"]) ids.insert(a["id"]);
+    return ids;
+  };
+  EXPECT_TRUE(agents_of(kOwner).count(alice_agent));
+  EXPECT_TRUE(agents_of(kAdmin).count(alice_agent));
+  EXPECT_FALSE(agents_of(kOther).count(alice_agent));
+  auto terminals_of = [](Who who) {
+    std::set<std::string> ids;
+    json list = call(tokens[who], "GET", "/api/v1/terminals");
+    for (const auto& t : list["terminals"]) ids.insert(t["id"]);
+    return ids;
+  };
+  EXPECT_TRUE(terminals_of(kOwner).count(alice_terminal));
+  EXPECT_FALSE(terminals_of(kOther).count(alice_terminal));
+  // Tokens: alice sees hers, never the secrets; bob sees none of hers.
+  json alice_tokens = call(tokens[kOwner], "GET", "/api/v1/tokens")["tokens"];
+  EXPECT_GE(alice_tokens.size(), 3u);
+  for (const auto& t : alice_tokens) EXPECT_FALSE(t.contains("token")) << t;
+  std::string alice_user = alice_tokens[0]["user"];
+  json bob_tokens = call(tokens[kOther], "GET", "/api/v1/tokens");
+  for (const auto& t : bob_tokens["tokens"]) EXPECT_NE(t["user"], alice_user);
+  // Audit: bob cannot read alice's entries, even by asking.
+  EXPECT_EQ(http(hub->port(), "GET", "/api/v1/audit?actor=" + alice_user, tokens[kOther]).status, 403);
+  json bob_audit = call(tokens[kOther], "GET", "/api/v1/audit");
+  EXPECT_FALSE(bob_audit["entries"].empty());
+  for (const auto& e : bob_audit["entries"]) EXPECT_NE(e["actor"], alice_user);
+}
+
+TEST_F(AccessMatrix, ReadOnlyViewerCannotTypeAndTokensCannotGrantMoreThanTheyHold) {
+  WsClient ws;
+  ASSERT_TRUE(ws.connect(hub->port(), "/api/v1/terminals/" + alice_terminal + "/attach", "rexec.term.v1",
+                         {{"Authorization", "Bearer " + tokens[kReadOnly]}}));
+  ASSERT_TRUE(ws.send_binary({0x01, 'x'}));  // viewer INPUT "x"
+  bool refused = false;
+  for (int i = 0; i < 20 && !refused; ++i) {
+    auto m = ws.receive(1s);
+    if (!m) break;
+    std::string text(m->data.begin(), m->data.end());
+    refused = text.find("read_only") != std::string::npos;
+  }
+  EXPECT_TRUE(refused) << "a read-only viewer's input must be refused with read_only";
+  // alice's own token may not mint an admin token.
+  auto r = http(hub->port(), "POST", "/api/v1/tokens", tokens[kOwner], R"({"name":"up","scopes":["admin"]})");
+  EXPECT_EQ(r.status, 403) << r.body;
+}
+
+}  // namespace
+}  // namespace rx::test
