@@ -7,6 +7,9 @@
 
 #include <cstring>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include "agent/log.h"
 #include "agent/secrets.h"
 #include "protocol/codec.h"
@@ -242,10 +245,20 @@ int Agent::on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len) 
       if (code == 4012) restart_until_ = Channel::Clock::now() + std::chrono::seconds(30);
       return 0;
     }
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-      log("warn", "link.connect_failed", {{"hub", options_.hub}, {"reason", in ? static_cast<const char*>(in) : "unknown"}});
-      link_down(in ? static_cast<const char*>(in) : "connect failed");
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+      std::string reason = in ? static_cast<const char*>(in) : "connect failed";
+      // lws reports a refused certificate as an opaque "SSL err 1": ask OpenSSL what it decided.
+      if (SSL* ssl = tls_ ? lws_get_ssl(wsi) : nullptr) {
+        long verdict = SSL_get_verify_result(ssl);
+        if (verdict != X509_V_OK)
+          reason = std::string("the hub's certificate was refused: ") + X509_verify_cert_error_string(verdict) +
+                   (options_.ca_file.empty() ? " (checked against the system CAs; --ca-file names another)"
+                                             : " (checked against " + options_.ca_file + ")");
+      }
+      log("warn", "link.connect_failed", {{"hub", options_.hub}, {"reason", reason}});
+      link_down(reason);
       return 0;
+    }
     case LWS_CALLBACK_CLIENT_CLOSED:
       link_down("closed");
       return 0;
