@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
+#include <utility>
 
 namespace rx::test {
 namespace {
@@ -119,7 +121,12 @@ WsClient::~WsClient() {
 }
 
 WsClient::WsClient(WsClient&& o) noexcept
-    : fd_(o.fd_), buffered_(std::move(o.buffered_)), close_code_(o.close_code_), close_reason_(std::move(o.close_reason_)) {
+    : fd_(o.fd_),
+      buffered_(std::move(o.buffered_)),
+      partial_(std::move(o.partial_)),
+      in_message_(o.in_message_),
+      close_code_(o.close_code_),
+      close_reason_(std::move(o.close_reason_)) {
   o.fd_ = -1;
 }
 
@@ -177,45 +184,41 @@ bool WsClient::send_frame(uint8_t opcode, const std::vector<uint8_t>& payload, b
   return write_all(fd_, f.data(), f.size());
 }
 
-bool WsClient::read_exact(uint8_t* p, size_t n, std::chrono::steady_clock::time_point deadline) {
-  size_t got = std::min(n, buffered_.size());
-  if (got > 0) std::memcpy(p, buffered_.data(), got);
-  buffered_.erase(buffered_.begin(), buffered_.begin() + long(got));
-  while (got < n) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
+bool WsClient::fill(size_t n, std::chrono::steady_clock::time_point deadline) {
+  while (buffered_.size() < n) {
+    if (fd_ < 0) return false;
+    // Round up: a deadline less than a millisecond away still gets one look at the socket.
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd pf{fd_, POLLIN, 0};
-    if (::poll(&pf, 1, int(left.count())) <= 0) return false;
-    ssize_t r = ::recv(fd_, p + got, n - got, 0);
-    if (r <= 0) return false;
-    got += size_t(r);
+    if (::poll(&pf, 1, int(std::max<int64_t>(0, left.count()))) <= 0) return false;
+    uint8_t chunk[65536];
+    ssize_t r = ::recv(fd_, chunk, sizeof(chunk), 0);
+    if (r <= 0) {
+      cut();  // the peer is gone (EOF or reset)
+      return false;
+    }
+    buffered_.insert(buffered_.end(), chunk, chunk + r);
   }
   return true;
 }
 
 std::optional<WsClient::Message> WsClient::receive(std::chrono::milliseconds timeout) {
-  if (fd_ < 0) return std::nullopt;
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  Message msg;
-  bool in_message = false;
   for (;;) {
-    uint8_t h[2];
-    if (!read_exact(h, 2, deadline)) return std::nullopt;
-    uint8_t opcode = h[0] & 0x0f;
-    bool fin = h[0] & 0x80;
-    uint64_t len = h[1] & 0x7f;
-    if (len == 126) {
-      uint8_t e[2];
-      if (!read_exact(e, 2, deadline)) return std::nullopt;
-      len = (uint64_t(e[0]) << 8) | e[1];
-    } else if (len == 127) {
-      uint8_t e[8];
-      if (!read_exact(e, 8, deadline)) return std::nullopt;
+    // A frame is taken off the buffer only once it is whole: a timeout mid-frame loses nothing.
+    if (!fill(2, deadline)) return std::nullopt;
+    uint8_t opcode = buffered_[0] & 0x0f;
+    bool fin = buffered_[0] & 0x80;
+    uint64_t len = buffered_[1] & 0x7f;
+    size_t head = len == 126 ? 4 : len == 127 ? 10 : 2;
+    if (!fill(head, deadline)) return std::nullopt;
+    if (len >= 126) {
       len = 0;
-      for (uint8_t b : e) len = (len << 8) | b;
+      for (size_t i = 2; i < head; ++i) len = (len << 8) | buffered_[i];
     }
-    std::vector<uint8_t> payload(len);
-    if (len && !read_exact(payload.data(), len, deadline)) return std::nullopt;
+    if (!fill(head + len, deadline)) return std::nullopt;
+    std::vector<uint8_t> payload(buffered_.begin() + long(head), buffered_.begin() + long(head + len));
+    buffered_.erase(buffered_.begin(), buffered_.begin() + long(head + len));
     if (opcode == 0x9) {  // ping: answer, keep reading
       send_frame(0xA, payload, true);
       continue;
@@ -232,12 +235,15 @@ std::optional<WsClient::Message> WsClient::receive(std::chrono::milliseconds tim
       cut();
       return std::nullopt;
     }
-    if (!in_message) {
-      msg.binary = opcode == 0x2;
-      in_message = true;
+    if (!in_message_) {
+      partial_.binary = opcode == 0x2;
+      in_message_ = true;
     }
-    msg.data.insert(msg.data.end(), payload.begin(), payload.end());
-    if (fin) return msg;
+    partial_.data.insert(partial_.data.end(), payload.begin(), payload.end());
+    if (fin) {
+      in_message_ = false;
+      return std::exchange(partial_, Message{});
+    }
   }
 }
 

@@ -55,9 +55,12 @@ class WsClient {
   int fd() const { return fd_; }
 
  private:
-  bool read_exact(uint8_t* p, size_t n, std::chrono::steady_clock::time_point deadline);
+  // Reads until at least n bytes are buffered; false on timeout or when the peer is gone.
+  bool fill(size_t n, std::chrono::steady_clock::time_point deadline);
   int fd_ = -1;
-  std::vector<uint8_t> buffered_;  // bytes read past the handshake
+  std::vector<uint8_t> buffered_;  // bytes read but not yet taken as a whole frame
+  Message partial_;                // a fragmented message being received
+  bool in_message_ = false;
   std::optional<uint16_t> close_code_;
   std::string close_reason_;
 };
