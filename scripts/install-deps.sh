@@ -16,6 +16,7 @@ build_pkgs=(
 test_pkgs=(
   python3 python3-msgpack    # the independent decoder that checks our test vectors
   file procps iproute2 curl systemd   # systemd-analyze verifies our units
+  openssl                    # the TLS test makes its own CA and hub certificate
 )
 
 case "$what" in
