@@ -89,6 +89,25 @@ Prepared prepare(const SpawnOptions& o, bool pty) {
     p.path = o.argv[0];
   }
   p.env = child_env(p.account, shell, o, pty);
+  // A bare program name is looked up in the child's PATH, as a shell would (execvp's search,
+  // but with the PATH the child gets, not the agent's).
+  if (!p.path.empty() && p.path.find('/') == std::string::npos) {
+    for (const auto& kv : p.env) {
+      if (!kv.starts_with("PATH=")) continue;
+      std::string_view dirs(kv);
+      dirs.remove_prefix(5);
+      while (!dirs.empty()) {
+        auto colon = dirs.find(':');
+        std::string candidate = std::string(dirs.substr(0, colon)) + "/" + p.path;
+        if (::access(candidate.c_str(), X_OK) == 0) {
+          p.path = candidate;
+          break;
+        }
+        if (colon == std::string_view::npos) break;
+        dirs.remove_prefix(colon + 1);
+      }
+    }
+  }
   return p;
 }
 

@@ -31,10 +31,11 @@ bool Principal::can(std::string_view scope) const {
   return false;
 }
 
-Api::Api(Store& store, Relay& relay, const HubConfig& config)
+Api::Api(Store& store, Relay& relay, const HubConfig& config, Containers& containers)
     : store_(store),
       relay_(relay),
       config_(config),
+      containers_(containers),
       ip_requests_(config.rate_requests),
       token_requests_(config.rate_requests),
       terminal_creates_(config.rate_terminal_creates) {
@@ -130,6 +131,8 @@ void Api::audit(const Principal& p, const std::string& action, const std::string
 
 void Api::handle(Exchange ex) {
   Request& req = ex->request;
+  if (req.via_socket)  // the containers' socket carries agent links and nothing else
+    return ex->reply(error_response(make_error("not_found", "only the agent link is served on this socket")));
   auto match = router_.match(req);
   std::string route = match.handler ? "" : "unmatched";
   if (match.handler)
@@ -170,6 +173,8 @@ void Api::handle(Exchange ex) {
 // ---- WebSocket upgrades -----------------------------------------------------------------------
 
 std::variant<std::unique_ptr<WsSession>, Response> Api::upgrade(Request& req, const std::string& protocol) {
+  if (req.via_socket && req.path != "/api/v1/agent/connect")
+    return error_response(make_error("not_found", "only the agent link is served on this socket"));
   if (req.path == "/api/v1/agent/connect") {
     if (protocol != "rexec.agent.v1")
       return error_response(make_error("bad_request", "the agent link needs subprotocol rexec.agent.v1"));

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "hub/config.h"
+#include "hub/containers.h"
 #include "hub/metrics.h"
 #include "hub/rate_limit.h"
 #include "hub/relay.h"
@@ -36,7 +37,7 @@ enum class Access { kPublic, kRead, kWrite, kAdmin };
 
 class Api final : public HttpHandler {
  public:
-  Api(Store& store, Relay& relay, const HubConfig& config);
+  Api(Store& store, Relay& relay, const HubConfig& config, Containers& containers);
 
   void handle(std::shared_ptr<HttpExchange> exchange) override;
   std::variant<std::unique_ptr<WsSession>, Response> upgrade(Request& request, const std::string& protocol) override;
@@ -78,6 +79,10 @@ class Api final : public HttpHandler {
   Result<TerminalRecord> find_terminal(const Principal& p, const std::string& id);
   nlohmann::json terminal_json(const TerminalRecord& t);
   std::variant<std::unique_ptr<WsSession>, Response> viewer_upgrade(Request& req, const std::string& id);
+  // api_containers.cpp
+  void create_container_terminal(const Principal&, const nlohmann::json& body, const Exchange&);
+  void delete_container_terminal(const Principal&, const TerminalRecord& t, const Exchange&);
+  std::string container_dir(const std::string& terminal_id) const;
   // api_tokens.cpp
   void create_token(const Principal&, Request&, const Exchange&);
   void list_tokens(const Principal&, Request&, const Exchange&);
@@ -92,6 +97,7 @@ class Api final : public HttpHandler {
   Store& store_;
   Relay& relay_;
   HubConfig config_;
+  Containers& containers_;
   Router<Route> router_;
   Metrics metrics_;
   RateLimiter ip_requests_;

@@ -31,7 +31,7 @@ Result<AgentRecord> Api::find_agent(const Principal& p, const std::string& id_or
   auto agents = store_.list_agents();
   if (!agents) return agents.error();
   for (const auto& a : *agents) {
-    if (a.revoked || (a.id != id_or_name && a.name != id_or_name)) continue;
+    if (a.revoked || a.kind != "host" || (a.id != id_or_name && a.name != id_or_name)) continue;
     if (!p.sees(a.owner_id)) continue;  // others' agents do not exist for you
     return a;
   }
@@ -43,7 +43,7 @@ void Api::list_agents(const Principal& p, Request&, const Exchange& ex) {
   if (!agents) return ex->reply(error_response(agents.error()));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& a : *agents) {
-    if (a.revoked || !p.sees(a.owner_id)) continue;
+    if (a.revoked || a.kind != "host" || !p.sees(a.owner_id)) continue;  // container agents show as their terminals
     nlohmann::json j{{"id", a.id}, {"name", a.name}, {"online", relay_.online(a.id)}, {"owner", a.owner_id}};
     auto host = nlohmann::json::parse(a.host_json, nullptr, false);
     j["host"] = host.is_discarded() ? nlohmann::json::object() : host;
@@ -97,7 +97,7 @@ std::variant<std::unique_ptr<WsSession>, Response> Api::agent_upgrade(Request& r
     std::string credential = new_token(TokenKind::kAgentCredential);
     std::string name = req.header("x-rexec-agent-name").value_or("");
     if (name.empty() || name.size() > 128) name = "agent-" + new_id("").substr(0, 6);
-    auto a = store_.create_agent(*owner, name, token_hash(credential));
+    auto a = store_.create_agent(*owner, name, token_hash(credential), "host");
     if (!a) return error_response(a.error());
     (void)store_.audit(audit_entry(*owner, "agent.enroll", a->id, "name=" + name, req.peer));
     log("info", "agent.enrolled", {{"agent", a->id}, {"name", name}});

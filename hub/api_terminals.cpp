@@ -20,6 +20,8 @@ nlohmann::json Api::terminal_json(const TerminalRecord& t) {
   nlohmann::json j{{"id", t.id}, {"name", t.name}, {"kind", t.kind}, {"agent", t.agent_id}, {"owner", t.owner_id},
                    {"cols", t.cols}, {"rows", t.rows}, {"status", relay_.status_of(t)}, {"created_at", t.created_at}};
   j["exit_code"] = t.exit_code ? nlohmann::json(*t.exit_code) : nlohmann::json(nullptr);
+  if (t.kind == "container") j["image"] = t.image;
+  if (!t.reason.empty()) j["reason"] = t.reason;
   if (auto* live = relay_.terminal(t.id)) {
     j["output_offset"] = live->output().end();
     j["viewers"] = live->viewer_count();
@@ -34,8 +36,7 @@ void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) 
   auto kind = opt_string(*body, "kind");
   if (!kind) return ex->reply(error_response(kind.error()));
   if (!*kind) return ex->reply(error_response(bad_field("kind", "is required (\"agent\" or \"container\")")));
-  if (**kind == "container")
-    return ex->reply(error_response(make_error("bad_field", "kind: container terminals are not available on this hub yet")));
+  if (**kind == "container") return create_container_terminal(p, *body, ex);
   if (**kind != "agent") return ex->reply(error_response(bad_field("kind", "must be \"agent\" or \"container\"")));
   auto agent_ref = opt_string(*body, "agent");
   if (!agent_ref) return ex->reply(error_response(agent_ref.error()));
@@ -77,6 +78,7 @@ void Api::get_terminal(const Principal& p, Request& req, const Exchange& ex) {
 void Api::delete_terminal(const Principal& p, Request& req, const Exchange& ex) {
   auto t = find_terminal(p, req.params["id"]);
   if (!t) return ex->reply(error_response(t.error()));
+  if (t->kind == "container") return delete_container_terminal(p, *t, ex);
   if (auto s = relay_.delete_terminal(t->id); !s) return ex->reply(error_response(s.error()));
   audit(p, "terminal.delete", t->id);
   ex->reply(json_response(200, {{"id", t->id}, {"deleted", true}}));

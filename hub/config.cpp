@@ -28,7 +28,7 @@ const std::vector<std::string_view>& config_keys() {
   static const std::vector<std::string_view> keys{"listen",        "data-dir",      "tls-cert",
                                                   "tls-key",       "max-body",      "rate-requests",
                                                   "rate-terminal-creates", "viewers-per-terminal",
-                                                  "docker-socket"};
+                                                  "docker-socket", "agent-binary", "container-quota"};
   return keys;
 }
 
@@ -58,6 +58,10 @@ Status apply_setting(HubConfig& c, std::string_view key, std::string_view value)
     return set_int(c.viewers_per_terminal, 1, 10000);
   } else if (key == "docker-socket") {
     c.docker_socket = value;
+  } else if (key == "agent-binary") {
+    c.agent_binary = value;
+  } else if (key == "container-quota") {
+    return set_int(c.container_quota, 0, 100000);
   } else {
     return make_error("bad_config", "unknown setting \"" + std::string(key) + "\"");
   }

@@ -24,6 +24,9 @@ struct HubConfig {
   int rate_terminal_creates = 10;  // terminal creates per minute, per token
   int viewers_per_terminal = 5;    // viewer sockets one user may hold on one terminal
   std::string docker_socket = "/var/run/docker.sock";
+  // The static rexec-agent that container terminals run (bind-mounted read-only as their entrypoint).
+  std::string agent_binary = "/usr/local/lib/rexec/rexec-agent";
+  int container_quota = 10;  // container terminals one user may have at once
 };
 
 // The keys a file or a flag may set, for usage text and docs.

@@ -24,6 +24,7 @@ struct Request {
   std::string body{};
   std::string peer{};                            // client IP address
   std::map<std::string, std::string> params{};   // filled by the router: {id} -> value
+  bool via_socket = false;                       // came in on the container agents' unix socket
 
   std::optional<std::string> header(const std::string& lower_name) const;
   // The token of "Authorization: Bearer <token>", if any.

@@ -20,8 +20,10 @@
 #include "hub/accounts.h"
 #include "hub/api.h"
 #include "hub/config.h"
+#include "hub/containers.h"
 #include "hub/log.h"
 #include "hub/relay.h"
+#include "hub/secret_file.h"
 #include "hub/server.h"
 #include "hub/sqlite_store.h"
 #include "hub/timer.h"
@@ -59,17 +61,6 @@ std::optional<std::map<std::string, std::string>> parse_flags(int argc, char** a
     out[flag] = argv[i + 1];
   }
   return out;
-}
-
-// Writes a secret to a new file readable only by its owner (never rewrites an existing one).
-Status write_secret_file(const std::string& path, const std::string& secret) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return make_error("io_error", "cannot create " + path + ": " + std::strerror(errno));
-  std::string line = secret + "\n";
-  bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) return make_error("io_error", "cannot write " + path);
-  return Ok{};
 }
 
 Result<std::unique_ptr<SqliteStore>> open_store(const std::string& data_dir) {
@@ -155,8 +146,11 @@ void raise_fd_limit() {
   }
 }
 
-int serve(const HubConfig& config) {
+int serve(HubConfig config) {
   if (config.data_dir.empty()) return usage();
+  // Docker bind mounts need absolute paths; so does anything a container sees.
+  config.data_dir = std::filesystem::absolute(config.data_dir).lexically_normal().string();
+  config.agent_binary = std::filesystem::absolute(config.agent_binary).lexically_normal().string();
   auto colon = config.listen.rfind(':');
   ServerOptions options;
   options.host = config.listen.substr(0, colon);
@@ -165,6 +159,9 @@ int serve(const HubConfig& config) {
   options.tls_cert = config.tls_cert;
   options.tls_key = config.tls_key;
   options.max_body = config.max_body;
+  // Container agents come in through a unix socket in this directory (bind-mounted into each).
+  std::string socket_dir = config.data_dir + "/sock";
+  options.unix_socket = socket_dir + "/hub.sock";
   if (options.tls_cert.empty() != options.tls_key.empty())
     return log("error", "hub.config_failed", {{"reason", "--tls-cert and --tls-key go together"}}), 2;
   raise_fd_limit();
@@ -180,7 +177,10 @@ int serve(const HubConfig& config) {
   {
     Relay relay(**store, &loop);
     if (auto s = relay.load(); !s) return log("error", "hub.load_failed", {{"reason", s.error().message}}), 1;
-    Api api(**store, relay, config);
+    std::error_code ec;
+    std::filesystem::create_directories(socket_dir, ec);
+    Containers containers(&loop, config.docker_socket, config.agent_binary, socket_dir);
+    Api api(**store, relay, config, containers);
     lws_set_log_level(std::getenv("REXEC_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO) : LLL_ERR, [](int level, const char* line) {
       std::string l(line);
       while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();

@@ -70,6 +70,9 @@ Status Relay::load() {
     if (t.status != "running" && t.status != "starting") continue;
     terminals_[t.id] = std::make_unique<Terminal>(t.id, t.agent_id, t.channel, kDefaultWindow);
     by_channel_[{t.agent_id, t.channel}] = t.id;
+    // A container that never got its shell before the restart still gets it (its env is lost).
+    if (t.kind == "container" && t.status == "starting")
+      pending_open_[t.id] = Open{t.channel, ChannelKind::kPty, {}, {}, uint16_t(t.cols), uint16_t(t.rows), kDefaultWindow};
   }
   return Ok{};
 }
@@ -116,6 +119,11 @@ void Relay::agent_ready(AgentLink& link, const Hello& hello) {
   for (auto& [id, t] : terminals_) {
     if (t->agent_id() != agent_id || alive.count(t->channel()) || t->status() == "exited" || t->status() == "lost")
       continue;
+    if (auto p = pending_open_.find(id); p != pending_open_.end()) {  // a new container's first HELLO
+      link.send(p->second);
+      pending_open_.erase(p);
+      continue;
+    }
     t->set_status("lost");
     (void)store_.update_terminal_status(id, "lost", std::nullopt);
     log("warn", "terminal.lost", {{"terminal", id}, {"agent", agent_id}, {"reason", "agent no longer has the channel"}});
@@ -246,6 +254,32 @@ Result<TerminalRecord> Relay::create_terminal(const User& owner, const AgentReco
   return t;
 }
 
+Result<TerminalRecord> Relay::create_container_terminal(const User& owner, const AgentRecord& agent,
+                                                        const std::string& image, const std::string& name, uint16_t cols,
+                                                        uint16_t rows, const std::map<std::string, std::string>& env) {
+  auto channel = store_.next_channel(agent.id);
+  if (!channel) return channel.error();
+  TerminalRecord t;
+  t.id = new_id("t_");
+  t.owner_id = owner.id;
+  t.kind = "container";
+  t.agent_id = agent.id;
+  t.channel = *channel;
+  t.name = name.empty() ? image : name;
+  t.cols = cols;
+  t.rows = rows;
+  t.status = "starting";
+  t.created_at = now();
+  t.image = image;
+  if (auto s = store_.create_terminal(t); !s) return s.error();
+  auto term = std::make_unique<Terminal>(t.id, agent.id, t.channel, kDefaultWindow);
+  term->set_status("starting");
+  by_channel_[{agent.id, t.channel}] = t.id;
+  terminals_[t.id] = std::move(term);
+  pending_open_[t.id] = Open{t.channel, ChannelKind::kPty, {}, env, cols, rows, kDefaultWindow};
+  return t;
+}
+
 Terminal* Relay::terminal(const std::string& id) {
   auto it = terminals_.find(id);
   return it == terminals_.end() ? nullptr : it->second.get();
@@ -258,6 +292,7 @@ Status Relay::delete_terminal(const std::string& id) {
   if (auto link = online_.find((*rec)->agent_id); link != online_.end())
     link->second->send(Close{(*rec)->channel, "terminal deleted"});
   by_channel_.erase({(*rec)->agent_id, (*rec)->channel});
+  pending_open_.erase(id);
   terminals_.erase(id);  // viewers are told by the Terminal's destructor
   return store_.delete_terminal(id);
 }

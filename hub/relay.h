@@ -68,6 +68,11 @@ class Relay {
   // --- terminals ---
   Result<TerminalRecord> create_terminal(const User& owner, const AgentRecord& agent, const std::string& name,
                                          uint16_t cols, uint16_t rows, const std::map<std::string, std::string>& env);
+  // A container terminal: its agent is not there yet (the container is being started); the
+  // OPEN goes out when that agent says HELLO.
+  Result<TerminalRecord> create_container_terminal(const User& owner, const AgentRecord& agent, const std::string& image,
+                                                   const std::string& name, uint16_t cols, uint16_t rows,
+                                                   const std::map<std::string, std::string>& env);
   Terminal* terminal(const std::string& id);
   Status delete_terminal(const std::string& id);
   // The status to show: the store's, or "offline" while the agent is away.
@@ -116,6 +121,7 @@ class Relay {
   std::map<std::pair<std::string, uint32_t>, ExecTarget*> exec_targets_;
   std::vector<std::unique_ptr<ExecRun>> exec_runs_;
   std::map<std::pair<std::string, std::string>, int> viewer_sockets_;
+  std::map<std::string, protocol::Open> pending_open_;  // terminal id -> OPEN waiting for its agent
   RelayCounters counters_;
 };
 

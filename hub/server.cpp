@@ -1,5 +1,7 @@
 #include "hub/server.h"
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "hub/log.h"
@@ -139,6 +141,22 @@ Result<std::unique_ptr<Server>> Server::start(uv_loop_t* loop, const ServerOptio
   if (!vhost)
     return make_error("listen_failed", "cannot listen on " + options.host + ":" + std::to_string(options.port));
   s->port_ = lws_get_vhost_listen_port(vhost);
+  if (!options.unix_socket.empty()) {
+    // The container agents' door: a unix socket in a directory bind-mounted into each container,
+    // so a container needs no network to reach the hub. Plain WebSocket, no TLS (it never
+    // leaves the host).
+    ::unlink(options.unix_socket.c_str());  // a stale socket from a previous run
+    lws_context_creation_info u = info;
+    u.vhost_name = "containers";
+    u.options |= LWS_SERVER_OPTION_UNIX_SOCK;
+    u.options &= ~uint64_t(LWS_SERVER_OPTION_DISABLE_IPV6);
+    u.iface = options.unix_socket.c_str();
+    u.port = 0;
+    u.ssl_cert_filepath = nullptr;
+    u.ssl_private_key_filepath = nullptr;
+    s->unix_vhost_ = lws_create_vhost(s->context_, &u);
+    if (!s->unix_vhost_) return make_error("listen_failed", "cannot listen on the unix socket " + options.unix_socket);
+  }
   return s;
 }
 
@@ -215,6 +233,8 @@ Request Server::read_request(lws* wsi, const char* uri) {
   char peer[64] = {};
   lws_get_peer_simple(wsi, peer, sizeof(peer));
   r.peer = peer;
+  r.via_socket = unix_vhost_ && lws_get_vhost(wsi) == unix_vhost_;
+  if (r.via_socket) r.peer = "unix";
   return r;
 }
 

@@ -103,6 +103,7 @@ struct ServerOptions {
   std::string tls_cert;
   std::string tls_key;
   size_t max_body = 1024 * 1024;  // larger request bodies get 413
+  std::string unix_socket;        // also listen here (container agents); empty: no
 };
 
 class Server {
@@ -134,6 +135,7 @@ class Server {
     std::vector<uint8_t> partial;  // fragments of the message being received
   };
   lws_context* context_ = nullptr;
+  lws_vhost* unix_vhost_ = nullptr;
   int port_ = 0;
   bool stopped_ = false;
   bool draining_ = false;  // shutting down: new requests and upgrades get 503

@@ -45,6 +45,13 @@ constexpr const char* kMigrations[] = {
     CREATE INDEX tokens_user ON tokens (user_id);
     CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
     )sql",
+    // 3: container terminals: the hub's own agents, and each terminal's image and container
+    R"sql(
+    ALTER TABLE agents ADD COLUMN kind TEXT NOT NULL DEFAULT 'host';
+    ALTER TABLE terminals ADD COLUMN image TEXT NOT NULL DEFAULT '';
+    ALTER TABLE terminals ADD COLUMN container_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE terminals ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 constexpr int kSchemaVersion = int(std::size(kMigrations));
 
@@ -76,9 +83,9 @@ class Transaction {
   } while (0)
 
 AgentRecord agent_from(const Stmt& s) {
-  return AgentRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4), s.opt_int64(5), s.int64(6) != 0};
+  return AgentRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4), s.opt_int64(5), s.int64(6) != 0, s.text(7)};
 }
-constexpr const char* kAgentCols = "id, owner_id, name, host_json, created_at, last_seen_at, revoked";
+constexpr const char* kAgentCols = "id, owner_id, name, host_json, created_at, last_seen_at, revoked, kind";
 
 TerminalRecord terminal_from(const Stmt& s) {
   TerminalRecord t;
@@ -93,9 +100,13 @@ TerminalRecord terminal_from(const Stmt& s) {
   t.status = s.text(8);
   if (auto e = s.opt_int64(9)) t.exit_code = int(*e);
   t.created_at = s.int64(10);
+  t.image = s.text(11);
+  t.container_id = s.text(12);
+  t.reason = s.text(13);
   return t;
 }
-constexpr const char* kTerminalCols = "id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at";
+constexpr const char* kTerminalCols =
+    "id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at, image, container_id, reason";
 
 TokenRecord token_from(const Stmt& s) {
   return TokenRecord{s.text(0), s.text(1),         s.text(2),         s.text(3),       s.int64(4),
@@ -244,12 +255,12 @@ Result<std::string> SqliteStore::consume_enrollment(const std::string& hash, int
 }
 
 Result<AgentRecord> SqliteStore::create_agent(const std::string& owner_id, const std::string& name,
-                                              const std::string& credential_hash) {
-  AgentRecord a{new_id("ag_"), owner_id, name, "{}", now(), std::nullopt, false};
+                                              const std::string& credential_hash, const std::string& kind) {
+  AgentRecord a{new_id("ag_"), owner_id, name, "{}", now(), std::nullopt, false, kind};
   auto s = db_.prepare(
-      "INSERT INTO agents (id, owner_id, name, credential_hash, created_at) VALUES (?, ?, ?, ?, ?)");
+      "INSERT INTO agents (id, owner_id, name, credential_hash, created_at, kind) VALUES (?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
-  TRY(s->bind(1, a.id).bind(2, owner_id).bind(3, name).bind(4, credential_hash).bind(5, a.created_at).run());
+  TRY(s->bind(1, a.id).bind(2, owner_id).bind(3, name).bind(4, credential_hash).bind(5, a.created_at).bind(6, kind).run());
   return a;
 }
 
@@ -299,12 +310,13 @@ Result<uint32_t> SqliteStore::next_channel(const std::string& agent_id) {
 
 Status SqliteStore::create_terminal(const TerminalRecord& t) {
   auto s = db_.prepare(
-      "INSERT INTO terminals (id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at)"
-      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "INSERT INTO terminals (id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at,"
+      " image, container_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
   return s->bind(1, t.id).bind(2, t.owner_id).bind(3, t.kind).bind(4, t.agent_id).bind(5, int64_t(t.channel))
       .bind(6, t.name).bind(7, int64_t(t.cols)).bind(8, int64_t(t.rows)).bind(9, t.status)
-      .bind(10, t.exit_code ? std::optional<int64_t>(*t.exit_code) : std::nullopt).bind(11, t.created_at).run();
+      .bind(10, t.exit_code ? std::optional<int64_t>(*t.exit_code) : std::nullopt).bind(11, t.created_at)
+      .bind(12, t.image).bind(13, t.container_id).bind(14, t.reason).run();
 }
 
 Result<std::optional<TerminalRecord>> SqliteStore::terminal_by_id(const std::string& id) {
@@ -331,6 +343,18 @@ Status SqliteStore::update_terminal_size(const std::string& id, int cols, int ro
   auto s = db_.prepare("UPDATE terminals SET cols = ?, rows = ? WHERE id = ?");
   if (!s) return s.error();
   return s->bind(1, int64_t(cols)).bind(2, int64_t(rows)).bind(3, id).run();
+}
+
+Status SqliteStore::update_terminal_container(const std::string& id, const std::string& container_id) {
+  auto s = db_.prepare("UPDATE terminals SET container_id = ? WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, container_id).bind(2, id).run();
+}
+
+Status SqliteStore::update_terminal_reason(const std::string& id, const std::string& reason) {
+  auto s = db_.prepare("UPDATE terminals SET reason = ? WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, reason).bind(2, id).run();
 }
 
 Status SqliteStore::delete_terminal(const std::string& id) {

@@ -34,7 +34,7 @@ class SqliteStore final : public Store {
   Result<std::string> consume_enrollment(const std::string& hash, int64_t now) override;
 
   Result<AgentRecord> create_agent(const std::string& owner_id, const std::string& name,
-                                   const std::string& credential_hash) override;
+                                   const std::string& credential_hash, const std::string& kind) override;
   Result<std::optional<AgentRecord>> agent_by_credential(const std::string& hash) override;
   Result<std::optional<AgentRecord>> agent_by_id(const std::string& id) override;
   Result<std::vector<AgentRecord>> list_agents() override;
@@ -47,6 +47,8 @@ class SqliteStore final : public Store {
   Result<std::vector<TerminalRecord>> list_terminals() override;
   Status update_terminal_status(const std::string& id, const std::string& status, std::optional<int> exit_code) override;
   Status update_terminal_size(const std::string& id, int cols, int rows) override;
+  Status update_terminal_container(const std::string& id, const std::string& container_id) override;
+  Status update_terminal_reason(const std::string& id, const std::string& reason) override;
   Status delete_terminal(const std::string& id) override;
 
   Status audit(const AuditRecord& entry) override;

@@ -39,6 +39,7 @@ struct AgentRecord {
   int64_t created_at = 0;
   std::optional<int64_t> last_seen_at;
   bool revoked = false;
+  std::string kind = "host";  // "host": enrolled by a person; "container": the hub's own, one per container terminal
 };
 
 struct TerminalRecord {
@@ -53,6 +54,9 @@ struct TerminalRecord {
   std::string status;  // starting, running, offline, exited, lost
   std::optional<int> exit_code;
   int64_t created_at = 0;
+  std::string image;         // container terminals
+  std::string container_id;  // container terminals, once created
+  std::string reason;        // why it is lost or exited, when known ("OOM-killed", ...)
 };
 
 struct AuditRecord {
@@ -113,7 +117,7 @@ class Store {
 
   // Agents.
   virtual Result<AgentRecord> create_agent(const std::string& owner_id, const std::string& name,
-                                           const std::string& credential_hash) = 0;
+                                           const std::string& credential_hash, const std::string& kind) = 0;
   virtual Result<std::optional<AgentRecord>> agent_by_credential(const std::string& hash) = 0;
   virtual Result<std::optional<AgentRecord>> agent_by_id(const std::string& id) = 0;
   virtual Result<std::vector<AgentRecord>> list_agents() = 0;
@@ -128,6 +132,8 @@ class Store {
   virtual Status update_terminal_status(const std::string& id, const std::string& status,
                                         std::optional<int> exit_code) = 0;
   virtual Status update_terminal_size(const std::string& id, int cols, int rows) = 0;
+  virtual Status update_terminal_container(const std::string& id, const std::string& container_id) = 0;
+  virtual Status update_terminal_reason(const std::string& id, const std::string& reason) = 0;
   virtual Status delete_terminal(const std::string& id) = 0;
 
   // Audit log.

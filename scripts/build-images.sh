@@ -1,4 +1,65 @@
 #!/usr/bin/env bash
-# make images: builds the local images container terminals run (rexec/busybox, rexec/debian:12).
+# make images: the local images container terminals run, built without any registry:
+#   rexec/busybox:latest  busybox-static and a minimal /etc
+#   rexec/debian:12       debootstrap minbase + bash, procps, less, ca-certificates, through the
+#                         apt mirror this machine is configured with
+# Idempotent: an image that exists is kept (REBUILD=1 rebuilds). Shows what it does.
 set -euo pipefail
-echo "not yet: container images arrive with cloud terminals (issue #6)."
+cd "$(dirname "$0")/.."
+bash scripts/docker-up.sh
+for p in busybox-static debootstrap; do
+  if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+    echo "images: installing $p"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$p" >/dev/null
+  fi
+done
+
+have() { [ -z "${REBUILD:-}" ] && docker image inspect "$1" >/dev/null 2>&1; }
+work=$(mktemp -d /tmp/rexec-images.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+if have rexec/busybox:latest; then
+  echo "images: rexec/busybox:latest is there"
+else
+  echo "images: building rexec/busybox:latest"
+  root=$work/busybox
+  mkdir -p "$root"/{bin,etc,root,tmp,home}
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+  done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  printf 'NAME="BusyBox"\nID=busybox\nPRETTY_NAME="Rexec BusyBox (busybox-static)"\n' >"$root/etc/os-release"
+  chmod 1777 "$root/tmp"
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' -c 'ENV HOME=/root' - rexec/busybox:latest >/dev/null
+  echo "images: rexec/busybox:latest built"
+fi
+
+# The first Debian mirror apt is configured with (deb822 sources or the classic list).
+mirror() {
+  local m=""
+  if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+    m=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources | grep -v security | head -n1 | awk '{print $2}')
+  fi
+  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
+    m=$(grep -E '^deb ' /etc/apt/sources.list | grep -v security | head -n1 | awk '{print $2}')
+  fi
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+if have rexec/debian:12; then
+  echo "images: rexec/debian:12 is there"
+else
+  m=$(mirror)
+  echo "images: building rexec/debian:12 with debootstrap from $m (a few minutes)"
+  root=$work/debian
+  debootstrap --variant=minbase --include=bash,procps,less,ca-certificates bookworm "$root" "$m" \
+    >"$work/debootstrap.log" 2>&1 || { tail -30 "$work/debootstrap.log" >&2; exit 1; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash", "-l"]' \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' -c 'ENV LANG=C.UTF-8' \
+    - rexec/debian:12 >/dev/null
+  echo "images: rexec/debian:12 built"
+fi
+docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep '^  rexec/' || true

@@ -11,6 +11,7 @@ build_pkgs=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev   # fuzz targets (libFuzzer needs clang)
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libssl-dev zlib1g-dev libcap-dev
   libmsgpack-cxx-dev libfmt-dev libsqlite3-dev libsystemd-dev
+  libcurl4-openssl-dev   # the hub talks to Docker's unix socket through libcurl
   libgtest-dev libgmock-dev nlohmann-json3-dev   # JSON: test vectors now, the REST API next
 )
 test_pkgs=(

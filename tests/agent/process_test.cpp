@@ -172,6 +172,20 @@ TEST(Exec, SeparatesStdoutAndStderrAndKeepsTheExitCode) {
   EXPECT_EQ(wait_exit((*e)->child()).code, 7);
 }
 
+TEST(Exec, ABareProgramNameIsFoundInTheChildsPath) {
+  SpawnOptions o;
+  o.argv = {"sh", "-c", "echo found"};  // no slash: looked up in PATH, as a shell would
+  auto e = ExecProcess::spawn(o);
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  (*e)->close_stdin();
+  EXPECT_EQ(read_until((*e)->stdout_fd(), [](const std::string&) { return false; }), "found\n");
+  EXPECT_EQ(wait_exit((*e)->child()).code, 0);
+  o.argv = {"no-such-program-anywhere"};
+  auto missing = ExecProcess::spawn(o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, "spawn_failed");
+}
+
 TEST(Exec, StdinAndKillOfTheWholeGroup) {
   auto e = ExecProcess::spawn(sh("cat; sleep 60 & wait"));
   ASSERT_TRUE(e.ok());

@@ -200,7 +200,8 @@ TEST_F(AccessMatrix, CoversEveryRouteTheHubHas) {
   std::set<std::string> routes;
   {
     hub::Relay relay(**store, &loop);
-    hub::Api api(**store, relay, hub::HubConfig{});
+    hub::Containers containers(&loop, "/nonexistent/docker.sock", "/nonexistent/rexec-agent", dir.string());
+    hub::Api api(**store, relay, hub::HubConfig{}, containers);
     for (const auto& r : api.route_list()) routes.insert(r);
   }
   uv_run(&loop, UV_RUN_DEFAULT);

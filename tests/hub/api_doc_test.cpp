@@ -24,7 +24,8 @@ TEST(ApiDoc, EveryRouteIsDocumented) {
   uv_loop_init(&loop);
   {
     Relay relay(**store, &loop);
-    Api api(**store, relay, HubConfig{});
+    Containers containers(&loop, "/nonexistent/docker.sock", "/nonexistent/rexec-agent", dir.string());
+    Api api(**store, relay, HubConfig{}, containers);
     std::ifstream in(std::string(REXEC_SOURCE_DIR) + "/docs/api.md");
     std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     ASSERT_FALSE(doc.empty());

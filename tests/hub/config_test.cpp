@@ -33,7 +33,7 @@ TEST(Config, BadLinesNameTheirLineNumber) {
 TEST(Config, EveryKeyIsAcceptedAndBadValuesAreRefused) {
   HubConfig c;
   for (auto key : config_keys()) {
-    std::string value = key == "listen" ? "127.0.0.1:1" : (key == "data-dir" || key.starts_with("tls") || key == "docker-socket") ? "/x" : "2048";
+    std::string value = key == "listen" ? "127.0.0.1:1" : (key == "data-dir" || key.starts_with("tls") || key == "docker-socket" || key == "agent-binary") ? "/x" : "2048";
     EXPECT_TRUE(apply_setting(c, key, value).ok()) << key;
   }
   EXPECT_EQ(c.rate_requests, 2048);

@@ -1,0 +1,100 @@
+// Container terminals: POST /api/v1/terminals {"kind":"container", ...} and their DELETE. The
+// hub makes a container agent (its own credential, in a 0600 file mounted read-only), records
+// the terminal as starting, and starts the container; the terminal runs when that agent says
+// HELLO over the hub's unix socket.
+#include <filesystem>
+#include <system_error>
+
+#include "hub/api.h"
+#include "hub/json_fields.h"
+#include "hub/log.h"
+#include "hub/secret_file.h"
+#include "hub/tokens.h"
+
+namespace rx::hub {
+
+std::string Api::container_dir(const std::string& agent_id) const { return config_.data_dir + "/containers/" + agent_id; }
+
+void Api::create_container_terminal(const Principal& p, const nlohmann::json& body, const Exchange& ex) {
+  auto image = opt_string(body, "image");
+  if (!image) return ex->reply(error_response(image.error()));
+  if (!*image || (*image)->empty()) return ex->reply(error_response(bad_field("image", "is required for kind container")));
+  auto name = opt_string(body, "name", 128);
+  auto network = opt_string(body, "network");
+  auto memory = opt_int(body, "memory_mb", 32, 65536);
+  auto cols = opt_int(body, "cols", 1, 1000);
+  auto rows = opt_int(body, "rows", 1, 1000);
+  auto env = opt_env(body);
+  for (const Error* e : {name ? nullptr : &name.error(), network ? nullptr : &network.error(), memory ? nullptr : &memory.error(),
+                         cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(), env ? nullptr : &env.error()})
+    if (e) return ex->reply(error_response(*e));
+  ContainerSpec spec;
+  spec.image = **image;
+  spec.network = network->value_or("none");
+  if (spec.network != "none" && spec.network != "isolated")
+    return ex->reply(error_response(bad_field("network", "must be \"none\" or \"isolated\"")));
+  if (body.contains("cpus") && !body["cpus"].is_null()) {
+    if (!body["cpus"].is_number() || body["cpus"].get<double>() < 0.05 || body["cpus"].get<double>() > 256)
+      return ex->reply(error_response(bad_field("cpus", "must be a number between 0.05 and 256")));
+    spec.cpus = body["cpus"].get<double>();
+  }
+  spec.memory_mb = int(memory->value_or(512));
+  // Quota: the user's container terminals that still hold a container.
+  auto all = store_.list_terminals();
+  if (!all) return ex->reply(error_response(all.error()));
+  int mine = 0;
+  for (const auto& t : *all) mine += t.kind == "container" && t.owner_id == p.user.id;
+  if (mine >= config_.container_quota)
+    return ex->reply(error_response(make_error("quota_exceeded", "you have " + std::to_string(mine) +
+                                                                     " container terminals, the most allowed; delete one first")));
+  if (auto r = limited(terminal_creates_, p.token_id, "terminal_create")) return ex->reply(std::move(*r));
+
+  containers_.check_image(spec.image, [this, p, spec, name = name->value_or(""), cols = uint16_t(cols->value_or(80)),
+                                       rows = uint16_t(rows->value_or(24)), env = *env, ex](Status s) mutable {
+    if (!s) return ex->reply(error_response(s.error()));
+    // The container's own agent, with a credential only it can read.
+    std::string credential = new_token(TokenKind::kAgentCredential);
+    auto agent = store_.create_agent(p.user.id, "container-" + new_id("").substr(0, 8), token_hash(credential), "container");
+    if (!agent) return ex->reply(error_response(agent.error()));
+    std::string dir = container_dir(agent->id);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+    if (auto w = write_secret_file(dir + "/credential", credential); !w) return ex->reply(error_response(w.error()));
+    auto t = relay_.create_container_terminal(p.user, *agent, spec.image, name, cols, rows, env);
+    if (!t) return ex->reply(error_response(t.error()));
+    spec.terminal_id = t->id;
+    containers_.launch(spec, dir + "/credential", [this, p, t = *t, agent = *agent, dir, ex](Result<std::string> id) {
+      if (!id) {
+        (void)relay_.delete_terminal(t.id);
+        (void)store_.revoke_agent(agent.id);
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        log("warn", "container.launch_failed", {{"terminal", t.id}, {"reason", id.error().message}});
+        return ex->reply(error_response(id.error()));
+      }
+      (void)store_.update_terminal_container(t.id, *id);
+      audit(p, "terminal.create", t.id, "image=" + t.image + " container=" + id->substr(0, 12));
+      log("info", "terminal.create", {{"terminal", t.id}, {"image", t.image}, {"container", id->substr(0, 12)}, {"user", p.user.id}});
+      auto rec = store_.terminal_by_id(t.id);
+      ex->reply(json_response(201, terminal_json(rec && *rec ? **rec : t)));
+    });
+  });
+}
+
+void Api::delete_container_terminal(const Principal& p, const TerminalRecord& t, const Exchange& ex) {
+  auto finish = [this, p, t, ex](Status s) {
+    if (!s) return ex->reply(error_response(s.error()));
+    if (auto d = relay_.delete_terminal(t.id); !d) return ex->reply(error_response(d.error()));
+    (void)store_.revoke_agent(t.agent_id);
+    relay_.revoke_agent(t.agent_id);
+    std::error_code ec;
+    std::filesystem::remove_all(container_dir(t.agent_id), ec);
+    audit(p, "terminal.delete", t.id, "container");
+    ex->reply(json_response(200, {{"id", t.id}, {"deleted", true}}));
+  };
+  if (t.container_id.empty()) return finish(Ok{});
+  containers_.remove(t.container_id, finish);
+}
+
+}  // namespace rx::hub
