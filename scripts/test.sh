@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it (make test): build the static agent, build and run every
-# test under the debug preset, run each fuzzer for 60 s, then build and run the whole suite again
+# The whole test suite, as CI runs it (make test): build the static agent, start dockerd and build
+# the container images when needed, build and run every test under the debug preset, run each fuzzer for 60 s, then build and run the whole suite again
 # under ASan+UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,10 @@ echo "=== test: static-agent: the shipped, fully static rexec-agent"
 cmake --preset static-agent >/dev/null
 cmake --build --preset static-agent -j "$jobs"
 export REXEC_REQUIRE_STATIC_AGENT=1  # the static agent's tests may not skip here
+
+echo "=== test: docker: a running daemon and the test images (make images)"
+bash scripts/build-images.sh
+export REXEC_REQUIRE_DOCKER=1  # container tests may not skip here
 
 run_suite debug
 echo "=== test: fuzz: each fuzzer 60 s"

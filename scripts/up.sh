@@ -11,8 +11,14 @@ chmod 700 "$data"
 
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target rexec-hub rexec-agent
+# The static agent is what container terminals run (mounted read-only into each container).
+cmake --preset static-agent >/dev/null
+cmake --build --preset static-agent -j "$(nproc)"
 hub=build/release/hub/rexec-hub
 agent=build/release/agent/rexec-agent
+static_agent=$PWD/build/static-agent/agent/rexec-agent
+# The admin token as a curl header read from a pipe: never on a command line.
+auth() { printf 'Authorization: Bearer %s\n' "$(cat "$data/admin.token")"; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -20,7 +26,7 @@ if alive "$data/hub.pid"; then
   echo "hub: already running (pid $(cat "$data/hub.pid"))"
 else
   : > "$data/hub.log"
-  nohup "$hub" serve --listen "$listen" --data-dir "$data" >>"$data/hub.log" 2>&1 &
+  nohup "$hub" serve --listen "$listen" --data-dir "$data" --agent-binary "$static_agent" >>"$data/hub.log" 2>&1 &
   echo $! > "$data/hub.pid"
   for _ in $(seq 1 100); do grep -q 'event=hub.listening' "$data/hub.log" && break; sleep 0.1; done
   if ! grep -q 'event=hub.listening' "$data/hub.log"; then
@@ -37,7 +43,7 @@ else
   enroll=()
   if [ ! -f "$data/agent.credential" ]; then
     # A one-time enrollment token, handed to the agent on stdin (never on its command line).
-    token=$(curl -fsS -X POST -H "Authorization: Bearer $(cat "$data/admin.token")" "$url/api/v1/agent-enrollments" -d '{}' |
+    token=$(curl -fsS -X POST -H @<(auth) "$url/api/v1/agent-enrollments" -d '{}' |
       sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
     enroll=(--enroll-token-file -)
   fi
@@ -47,7 +53,7 @@ else
 fi
 
 for _ in $(seq 1 50); do
-  curl -fsS -H "Authorization: Bearer $(cat "$data/admin.token")" "$url/api/v1/agents" | grep -q '"online":true' && break
+  curl -fsS -H @<(auth) "$url/api/v1/agents" | grep -q '"online":true' && break
   sleep 0.1
 done
 
@@ -58,6 +64,7 @@ Rexec is up.
   admin token:  data/admin.token   (mode 0600; use it as: Authorization: Bearer \$(cat data/admin.token))
   local agent:  $(hostname), log data/agent.log
   dashboard:    not yet: the web dashboard is issue #7; use the API meanwhile, e.g.
-    curl -H "Authorization: Bearer \$(cat data/admin.token)" $url/api/v1/agents
+    curl -H @<(printf 'Authorization: Bearer %s\\n' "\$(cat data/admin.token)") $url/api/v1/agents
+  containers:   make images, then POST /api/v1/terminals {"kind":"container","image":"rexec/debian:12"}
   stop:         make down
 EOT

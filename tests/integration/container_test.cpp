@@ -1,0 +1,187 @@
+// Container terminals with a real Docker daemon and the images `make images` builds: a shell and
+// exec in both images, every hardening setting as `docker inspect` reports it, no network by
+// default, and clear errors (unknown image, Docker unreachable, quota). make test starts dockerd
+// and builds the images first; run alone, the tests say what is missing.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/relay_support.h"
+
+namespace rx::test {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string static_agent() { return std::string(REXEC_SOURCE_DIR) + "/build/static-agent/agent/rexec-agent"; }
+
+// `docker ARGS...`: its output, or nullopt when it failed.
+std::optional<std::string> docker(std::vector<std::string> args) {
+  TempDir dir("rexec-docker-cli");
+  args.insert(args.begin(), "/usr/bin/env");
+  args.insert(args.begin() + 1, "docker");
+  Process p(args, child_env(), dir / "out");
+  auto st = p.wait(60s);
+  if (!st || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0) return std::nullopt;
+  return p.log();
+}
+
+// Docker, the images and the static agent, or a clear reason to stop.
+void require_docker() {
+  std::string missing;
+  if (!docker({"info"})) missing = "no Docker daemon answers (scripts/docker-up.sh starts one)";
+  else if (!docker({"image", "inspect", "rexec/busybox:latest"}) || !docker({"image", "inspect", "rexec/debian:12"}))
+    missing = "the test images are missing (make images)";
+  else if (!std::filesystem::exists(static_agent())) missing = "no static agent (cmake --preset static-agent)";
+  if (missing.empty()) return;
+  if (std::getenv("REXEC_REQUIRE_DOCKER")) FAIL() << missing;
+  GTEST_SKIP() << missing;
+}
+
+std::vector<std::string> hub_flags(std::vector<std::string> extra = {}) {
+  auto flags = HubFixture::relaxed_limits();
+  flags.insert(flags.end(), {"--agent-binary", static_agent()});
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  return flags;
+}
+
+json body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
+
+class Containers : public testing::Test {
+ protected:
+  void SetUp() override { require_docker(); }
+  void TearDown() override {
+    for (const auto& id : created_) (void)docker({"rm", "-f", "rexec-" + id});  // whatever a failed test left
+  }
+
+  std::string create(HubFixture& hub, const json& spec) {
+    auto r = hub.api("POST", "/api/v1/terminals", spec.dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+    std::string id = body(r).value("id", "");
+    if (!id.empty()) created_.push_back(id);
+    return id;
+  }
+
+  bool wait_running(HubFixture& hub, const std::string& id, std::chrono::milliseconds timeout = 30s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (body(hub.api("GET", "/api/v1/terminals/" + id)).value("status", "") == "running") return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  json exec(HubFixture& hub, const std::string& id, const std::vector<std::string>& argv) {
+    auto r = hub.api("POST", "/api/v1/exec", json{{"targets", {id}}, {"argv", argv}, {"timeout_s", 20}}.dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto results = body(r)["results"];
+    return results.is_array() && !results.empty() ? results[0] : json::object();
+  }
+
+  std::vector<std::string> created_;
+};
+
+TEST_F(Containers, BothImagesGiveAShellAndExec) {
+  HubFixture hub(hub_flags());
+  for (auto [image, os] : {std::pair{"rexec/busybox:latest", "BusyBox"}, std::pair{"rexec/debian:12", "Debian GNU/Linux 12"}}) {
+    SCOPED_TRACE(image);
+    auto t0 = std::chrono::steady_clock::now();
+    std::string id = create(hub, {{"kind", "container"}, {"image", image}});
+    ASSERT_FALSE(id.empty());
+    ASSERT_TRUE(wait_running(hub, id)) << hub.log();
+    std::printf("%s: running %lld ms after the create call\n", image,
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+    // Through the viewer protocol: a login shell.
+    Viewer v;
+    ASSERT_TRUE(v.attach(hub, id));
+    v.type("cat /etc/os-release; id; echo $((6*7))\n");
+    EXPECT_TRUE(v.until([&](const Viewer& v) { return v.saw(os) && v.saw("uid=0(root)") && v.saw("42"); }, 10s)) << v.output;
+    // Through exec: separate processes, no shell involved.
+    auto osr = exec(hub, id, {"cat", "/etc/os-release"});
+    EXPECT_EQ(osr.value("exit_code", -1), 0) << osr;
+    EXPECT_NE(osr.value("stdout", "").find(os), std::string::npos) << osr;
+    auto who = exec(hub, id, {"id"});
+    EXPECT_NE(who.value("stdout", "").find("uid=0(root)"), std::string::npos) << who;
+    // Delete removes the container.
+    ASSERT_EQ(hub.api("DELETE", "/api/v1/terminals/" + id).status, 200);
+    EXPECT_FALSE(docker({"inspect", "rexec-" + id})) << "the container outlived its terminal";
+    EXPECT_EQ(hub.api("GET", "/api/v1/terminals/" + id).status, 404);
+  }
+}
+
+TEST_F(Containers, EveryHardeningSettingAsDockerReportsIt) {
+  HubFixture hub(hub_flags());
+  std::string id = create(hub, {{"kind", "container"}, {"image", "rexec/busybox:latest"}, {"memory_mb", 128}, {"cpus", 0.5}});
+  ASSERT_TRUE(wait_running(hub, id));
+  auto out = docker({"inspect", "rexec-" + id});
+  ASSERT_TRUE(out);
+  json c = json::parse(*out)[0];
+  json h = c["HostConfig"];
+  EXPECT_EQ(h["CapDrop"], json({"ALL"}));
+  EXPECT_EQ(h["CapAdd"], json({"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID"}));
+  EXPECT_EQ(h["SecurityOpt"], json({"no-new-privileges"}));  // the default seccomp profile stays on
+  EXPECT_EQ(h["PidsLimit"], 256);
+  EXPECT_EQ(h["Memory"], 128 * 1024 * 1024);
+  EXPECT_EQ(h["MemorySwap"], h["Memory"]) << "swap must equal memory";
+  EXPECT_EQ(h["NanoCpus"], 500000000);
+  EXPECT_EQ(h["Init"], true);
+  EXPECT_TRUE(h["Tmpfs"].contains("/tmp"));
+  EXPECT_EQ(h["NetworkMode"], "none");
+  EXPECT_EQ(c["Config"]["Labels"]["rexec.terminal"], id);
+  for (const auto& m : c["Mounts"]) EXPECT_EQ(m["RW"], false) << m;  // agent, socket dir, credential: read-only
+  EXPECT_EQ(c["Mounts"].size(), 3u);
+  EXPECT_EQ(c["Config"]["Entrypoint"][0], "/run/rexec/rexec-agent");
+  // The credential: a 0600 file inside, never in the environment.
+  for (const auto& e : c["Config"]["Env"]) EXPECT_EQ(e.get<std::string>().find("rxa_"), std::string::npos) << e;
+  auto environ = exec(hub, id, {"sh", "-c", "cat /proc/*/environ | tr '\\0' '\\n'"});
+  EXPECT_EQ(environ.value("stdout", "").find("rxa_"), std::string::npos) << "a credential is in a process environment";
+  auto mode = exec(hub, id, {"stat", "-c", "%a %u", "/run/rexec/credential"});
+  EXPECT_EQ(mode.value("stdout", ""), "600 0\n") << mode;
+  // No network at all: only loopback, and a connection out fails at once.
+  auto net = exec(hub, id, {"sh", "-c", "nc -w 2 1.1.1.1 80 </dev/null; echo rc=$?"});
+  EXPECT_NE(net.value("stdout", "").find("rc=1"), std::string::npos) << net;
+  EXPECT_NE(net.value("stderr", "").find("unreachable"), std::string::npos) << net;
+  // Capabilities really are gone: raw sockets (CAP_NET_RAW) and mounts (CAP_SYS_ADMIN) fail.
+  auto mnt = exec(hub, id, {"mount", "-t", "tmpfs", "x", "/mnt"});
+  EXPECT_NE(mnt.value("exit_code", 0), 0) << mnt;
+}
+
+TEST_F(Containers, ClearErrors) {
+  HubFixture hub(hub_flags({"--container-quota", "1"}));
+  auto unknown = hub.api("POST", "/api/v1/terminals", R"({"kind":"container","image":"rexec/nonexistent:0"})");
+  EXPECT_EQ(unknown.status, 400) << unknown.body;
+  EXPECT_EQ(body(unknown).value("code", ""), "image_not_found");
+  auto bad_net = hub.api("POST", "/api/v1/terminals", R"({"kind":"container","image":"rexec/busybox:latest","network":"host"})");
+  EXPECT_EQ(body(bad_net).value("code", ""), "bad_field") << bad_net.body;
+  std::string first = create(hub, {{"kind", "container"}, {"image", "rexec/busybox:latest"}});
+  ASSERT_FALSE(first.empty());
+  auto second = hub.api("POST", "/api/v1/terminals", R"({"kind":"container","image":"rexec/busybox:latest"})");
+  EXPECT_EQ(second.status, 409) << second.body;
+  EXPECT_EQ(body(second).value("code", ""), "quota_exceeded");
+  // Container agents do not show up as agents people can pick.
+  EXPECT_TRUE(body(hub.api("GET", "/api/v1/agents"))["agents"].empty());
+  // The containers' socket carries the agent link and nothing else.
+  EXPECT_TRUE(std::filesystem::exists(hub.data_dir() + "/data/sock/hub.sock"));
+}
+
+TEST_F(Containers, DockerUnreachableIs503Quickly) {
+  HubFixture hub(hub_flags({"--docker-socket", "/nonexistent/docker.sock"}));
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = hub.api("POST", "/api/v1/terminals", R"({"kind":"container","image":"rexec/busybox:latest"})");
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(body(r).value("code", ""), "docker_unavailable");
+  EXPECT_LT(took, 2s);
+  auto health = body(http(hub.port(), "GET", "/healthz"));
+  EXPECT_EQ(health["docker"]["reachable"], false);
+  EXPECT_EQ(health["ok"], true) << "Docker is reported, not fatal";
+}
+
+}  // namespace
+}  // namespace rx::test
