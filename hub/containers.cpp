@@ -9,8 +9,8 @@ const std::vector<std::string>& container_capabilities() {
   return caps;
 }
 
-nlohmann::json container_config(const ContainerSpec& spec, const std::string& agent_binary, const std::string& socket_dir,
-                                 const std::string& credential_file) {
+nlohmann::json container_config(const ContainerSpec& spec, const std::string& hub_id, const std::string& agent_binary,
+                                 const std::string& socket_dir, const std::string& credential_file) {
   using nlohmann::json;
   int64_t memory = int64_t(spec.memory_mb) * 1024 * 1024;
   json host{
@@ -36,7 +36,7 @@ nlohmann::json container_config(const ContainerSpec& spec, const std::string& ag
         kContainerCredential, "--name", spec.terminal_id}},
       {"Cmd", json::array()},
       {"Env", json::array()},  // nothing secret here, ever
-      {"Labels", {{kTerminalLabel, spec.terminal_id}}},
+      {"Labels", {{kTerminalLabel, spec.terminal_id}, {kHubLabel, hub_id}}},
       {"Tty", false},
       {"HostConfig", host},
   };
@@ -47,8 +47,12 @@ Error docker_error(const DockerClient::Reply& r, const std::string& what) {
   return make_error("docker_error", what + ": " + r.error);
 }
 
-Containers::Containers(uv_loop_t* loop, std::string docker_socket, std::string agent_binary, std::string socket_dir)
-    : docker_(loop, std::move(docker_socket)), agent_binary_(std::move(agent_binary)), socket_dir_(std::move(socket_dir)) {}
+Containers::Containers(uv_loop_t* loop, std::string docker_socket, std::string hub_id, std::string agent_binary,
+                       std::string socket_dir)
+    : docker_(loop, std::move(docker_socket)),
+      hub_id_(std::move(hub_id)),
+      agent_binary_(std::move(agent_binary)),
+      socket_dir_(std::move(socket_dir)) {}
 
 void Containers::check_image(const std::string& image, std::function<void(Status)> done) {
   docker_.request("GET", "/images/" + image + "/json", "", [image, done = std::move(done)](DockerClient::Reply r) {
@@ -74,7 +78,7 @@ void Containers::ensure_isolated_network(std::function<void(Status)> done) {
 void Containers::launch(const ContainerSpec& spec, const std::string& credential_file,
                         std::function<void(Result<std::string>)> done) {
   auto create = [this, spec, credential_file, done]() {
-    auto body = container_config(spec, agent_binary_, socket_dir_, credential_file).dump();
+    auto body = container_config(spec, hub_id_, agent_binary_, socket_dir_, credential_file).dump();
     docker_.request("POST", "/containers/create?name=rexec-" + spec.terminal_id, body, [this, done](DockerClient::Reply r) {
       if (!r.ok()) return done(docker_error(r, "creating the container"));
       auto j = nlohmann::json::parse(r.body, nullptr, false);

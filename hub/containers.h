@@ -32,17 +32,20 @@ inline constexpr const char* kContainerSocketDir = "/run/rexec/hub";
 inline constexpr const char* kContainerCredential = "/run/rexec/credential";
 inline constexpr const char* kIsolatedNetwork = "rexec-isolated";
 inline constexpr const char* kTerminalLabel = "rexec.terminal";
+inline constexpr const char* kHubLabel = "rexec.hub";  // which hub owns it: hubs sharing a Docker host leave each other's alone
 
 // Capabilities a login shell needs back after dropping all (docs/containers.md says why each).
 const std::vector<std::string>& container_capabilities();
 
 // The body of POST /containers/create: every hardening setting in one place (tested without Docker).
-nlohmann::json container_config(const ContainerSpec& spec, const std::string& agent_binary, const std::string& socket_dir,
-                                 const std::string& credential_file);
+nlohmann::json container_config(const ContainerSpec& spec, const std::string& hub_id, const std::string& agent_binary,
+                                 const std::string& socket_dir, const std::string& credential_file);
 
 class Containers {
  public:
-  Containers(uv_loop_t* loop, std::string docker_socket, std::string agent_binary, std::string socket_dir);
+  // `hub_id`: this hub's own label value (stable across restarts, kept in its data directory).
+  Containers(uv_loop_t* loop, std::string docker_socket, std::string hub_id, std::string agent_binary, std::string socket_dir);
+  const std::string& hub_id() const { return hub_id_; }
 
   void check_image(const std::string& image, std::function<void(Status)> done);
   // Creates and starts; the container's id.
@@ -54,6 +57,7 @@ class Containers {
  private:
   void ensure_isolated_network(std::function<void(Status)> done);
   DockerClient docker_;
+  std::string hub_id_;
   std::string agent_binary_;
   std::string socket_dir_;
 };

@@ -46,12 +46,17 @@ DockerClient::DockerClient(uv_loop_t* loop, std::string socket_path, std::string
   timer_->data = this;
 }
 
-DockerClient::~DockerClient() {
+void DockerClient::cancel_all() {
   for (auto& [easy, t] : transfers_) {
     curl_multi_remove_handle(multi_, easy);  // closes its sockets through on_socket(REMOVE)
     curl_easy_cleanup(easy);
   }
   transfers_.clear();
+  uv_timer_stop(timer_);
+}
+
+DockerClient::~DockerClient() {
+  cancel_all();
   curl_multi_cleanup(multi_);
   uv_timer_stop(timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "hub/accounts.h"
 #include "hub/api.h"
 #include "hub/config.h"
+#include "hub/container_supervisor.h"
 #include "hub/containers.h"
 #include "hub/log.h"
 #include "hub/relay.h"
@@ -132,6 +134,21 @@ int user_add(int argc, char** argv) {
   return 0;
 }
 
+// This hub's name for itself (not a secret): the label on its containers.
+Result<std::string> read_or_create_hub_id(const std::string& data_dir) {
+  std::string path = data_dir + "/hub-id";
+  if (std::ifstream in(path); in) {
+    std::string id;
+    std::getline(in, id);
+    if (!id.empty()) return id;
+  }
+  std::string id = new_id("hub_");
+  std::ofstream out(path);
+  out << id << "\n";
+  if (!out) return make_error("io_error", "cannot write " + path);
+  return id;
+}
+
 struct SignalWatch {
   uv_signal_t handle;
   std::function<void()> on_signal;
@@ -179,8 +196,12 @@ int serve(HubConfig config) {
     if (auto s = relay.load(); !s) return log("error", "hub.load_failed", {{"reason", s.error().message}}), 1;
     std::error_code ec;
     std::filesystem::create_directories(socket_dir, ec);
-    Containers containers(&loop, config.docker_socket, config.agent_binary, socket_dir);
+    auto hub_id = read_or_create_hub_id(data_dir);
+    if (!hub_id) return log("error", "hub.id_failed", {{"reason", hub_id.error().message}}), 1;
+    Containers containers(&loop, config.docker_socket, *hub_id, config.agent_binary, socket_dir);
     Api api(**store, relay, config, containers);
+    ContainerSupervisor supervisor(&loop, **store, relay, containers);
+    supervisor.start();
     lws_set_log_level(std::getenv("REXEC_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO) : LLL_ERR, [](int level, const char* line) {
       std::string l(line);
       while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
@@ -221,6 +242,8 @@ int serve(HubConfig config) {
           // Tell agents (4012: come back at once) and viewers why, give the close frames a
           // moment to leave, then tear down; well inside systemd's stop timeout.
           tick.stop();
+          supervisor.stop();
+          containers.docker().cancel_all();
           (*server)->close_sessions();
           grace.start(300);
           for (auto& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s.handle), nullptr);

@@ -280,6 +280,14 @@ Result<TerminalRecord> Relay::create_container_terminal(const User& owner, const
   return t;
 }
 
+void Relay::mark_lost(const std::string& id, const std::string& reason) {
+  if (auto it = terminals_.find(id); it != terminals_.end()) it->second->set_status("lost");
+  pending_open_.erase(id);
+  (void)store_.update_terminal_status(id, "lost", std::nullopt);
+  (void)store_.update_terminal_reason(id, reason);
+  log("warn", "terminal.lost", {{"terminal", id}, {"reason", reason}});
+}
+
 Terminal* Relay::terminal(const std::string& id) {
   auto it = terminals_.find(id);
   return it == terminals_.end() ? nullptr : it->second.get();

@@ -74,6 +74,9 @@ class Relay {
                                                    const std::string& name, uint16_t cols, uint16_t rows,
                                                    const std::map<std::string, std::string>& env);
   Terminal* terminal(const std::string& id);
+  // The terminal cannot come back (its container is gone, say): viewers are told, the store
+  // keeps the reason.
+  void mark_lost(const std::string& id, const std::string& reason);
   Status delete_terminal(const std::string& id);
   // The status to show: the store's, or "offline" while the agent is away.
   std::string status_of(const TerminalRecord& record) const;

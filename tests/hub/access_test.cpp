@@ -200,7 +200,7 @@ TEST_F(AccessMatrix, CoversEveryRouteTheHubHas) {
   std::set<std::string> routes;
   {
     hub::Relay relay(**store, &loop);
-    hub::Containers containers(&loop, "/nonexistent/docker.sock", "/nonexistent/rexec-agent", dir.string());
+    hub::Containers containers(&loop, "/nonexistent/docker.sock", "hub_test", "/nonexistent/rexec-agent", dir.string());
     hub::Api api(**store, relay, hub::HubConfig{}, containers);
     for (const auto& r : api.route_list()) routes.insert(r);
   }

@@ -24,7 +24,7 @@ TEST(ApiDoc, EveryRouteIsDocumented) {
   uv_loop_init(&loop);
   {
     Relay relay(**store, &loop);
-    Containers containers(&loop, "/nonexistent/docker.sock", "/nonexistent/rexec-agent", dir.string());
+    Containers containers(&loop, "/nonexistent/docker.sock", "hub_test", "/nonexistent/rexec-agent", dir.string());
     Api api(**store, relay, HubConfig{}, containers);
     std::ifstream in(std::string(REXEC_SOURCE_DIR) + "/docs/api.md");
     std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

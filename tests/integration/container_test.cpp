@@ -134,6 +134,7 @@ TEST_F(Containers, EveryHardeningSettingAsDockerReportsIt) {
   EXPECT_TRUE(h["Tmpfs"].contains("/tmp"));
   EXPECT_EQ(h["NetworkMode"], "none");
   EXPECT_EQ(c["Config"]["Labels"]["rexec.terminal"], id);
+  EXPECT_EQ(c["Config"]["Labels"]["rexec.hub"].get<std::string>().rfind("hub_", 0), 0u) << "the owning hub is labelled";
   for (const auto& m : c["Mounts"]) EXPECT_EQ(m["RW"], false) << m;  // agent, socket dir, credential: read-only
   EXPECT_EQ(c["Mounts"].size(), 3u);
   EXPECT_EQ(c["Config"]["Entrypoint"][0], "/run/rexec/rexec-agent");

@@ -1,0 +1,39 @@
+// ContainerSupervisor: keeps the store and Docker in agreement about container terminals. At
+// start and every few seconds it lists the containers labelled rexec.terminal and
+//  - removes a container whose terminal no longer exists (left by a crash between steps),
+//  - marks a terminal lost, with the reason, when its container is gone or stopped (OOM-killed,
+//    exited with a code, removed by someone else).
+// Docker being away is not an error here: the next sweep tries again.
+#pragma once
+
+#include <uv.h>
+
+#include "hub/containers.h"
+#include "hub/relay.h"
+#include "hub/store.h"
+#include "hub/timer.h"
+
+namespace rx::hub {
+
+class ContainerSupervisor {
+ public:
+  ContainerSupervisor(uv_loop_t* loop, Store& store, Relay& relay, Containers& containers, uint64_t every_ms = 3000);
+  void start();
+  void stop();  // the hub is stopping: no more sweeps
+  uint64_t sweeps() const { return sweeps_; }
+
+ private:
+  void sweep();
+  void judge(const nlohmann::json& containers);
+  Store& store_;
+  Relay& relay_;
+  Containers& containers_;
+  uint64_t every_ms_;
+  bool busy_ = false;
+  bool stopped_ = false;
+  bool docker_was_away_ = false;
+  uint64_t sweeps_ = 0;
+  Timer timer_;
+};
+
+}  // namespace rx::hub
