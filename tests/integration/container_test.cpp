@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/integration/relay_support.h"
+#include "tests/integration/container_support.h"
 
 namespace rx::test {
 namespace {
@@ -19,73 +19,14 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string static_agent() { return std::string(REXEC_SOURCE_DIR) + "/build/static-agent/agent/rexec-agent"; }
-
-// `docker ARGS...`: its output, or nullopt when it failed.
-std::optional<std::string> docker(std::vector<std::string> args) {
-  TempDir dir("rexec-docker-cli");
-  args.insert(args.begin(), "/usr/bin/env");
-  args.insert(args.begin() + 1, "docker");
-  Process p(args, child_env(), dir / "out");
-  auto st = p.wait(60s);
-  if (!st || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0) return std::nullopt;
-  return p.log();
-}
-
-// Docker, the images and the static agent, or a clear reason to stop.
-void require_docker() {
-  std::string missing;
-  if (!docker({"info"})) missing = "no Docker daemon answers (scripts/docker-up.sh starts one)";
-  else if (!docker({"image", "inspect", "rexec/busybox:latest"}) || !docker({"image", "inspect", "rexec/debian:12"}))
-    missing = "the test images are missing (make images)";
-  else if (!std::filesystem::exists(static_agent())) missing = "no static agent (cmake --preset static-agent)";
-  if (missing.empty()) return;
-  if (std::getenv("REXEC_REQUIRE_DOCKER")) FAIL() << missing;
-  GTEST_SKIP() << missing;
-}
-
-std::vector<std::string> hub_flags(std::vector<std::string> extra = {}) {
-  auto flags = HubFixture::relaxed_limits();
-  flags.insert(flags.end(), {"--agent-binary", static_agent()});
-  flags.insert(flags.end(), extra.begin(), extra.end());
-  return flags;
-}
-
 json body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
-class Containers : public testing::Test {
+class Containers : public ContainerTest {
  protected:
-  void SetUp() override { require_docker(); }
-  void TearDown() override {
-    for (const auto& id : created_) (void)docker({"rm", "-f", "rexec-" + id});  // whatever a failed test left
-  }
-
-  std::string create(HubFixture& hub, const json& spec) {
-    auto r = hub.api("POST", "/api/v1/terminals", spec.dump());
-    EXPECT_EQ(r.status, 201) << r.body;
-    std::string id = body(r).value("id", "");
-    if (!id.empty()) created_.push_back(id);
-    return id;
-  }
-
-  bool wait_running(HubFixture& hub, const std::string& id, std::chrono::milliseconds timeout = 30s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (body(hub.api("GET", "/api/v1/terminals/" + id)).value("status", "") == "running") return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
-  }
-
-  json exec(HubFixture& hub, const std::string& id, const std::vector<std::string>& argv) {
-    auto r = hub.api("POST", "/api/v1/exec", json{{"targets", {id}}, {"argv", argv}, {"timeout_s", 20}}.dump());
-    EXPECT_EQ(r.status, 200) << r.body;
-    auto results = body(r)["results"];
-    return results.is_array() && !results.empty() ? results[0] : json::object();
-  }
-
-  std::vector<std::string> created_;
+  bool wait_running(HubFixture& hub, const std::string& id) { return wait_status(hub, id, "running"); }
 };
+
+std::vector<std::string> hub_flags(std::vector<std::string> extra = {}) { return container_hub_flags(std::move(extra)); }
 
 TEST_F(Containers, BothImagesGiveAShellAndExec) {
   HubFixture hub(hub_flags());

@@ -1,5 +1,11 @@
 #include "tests/integration/relay_support.h"
 
+#include <cctype>
+
+#include <sstream>
+
+#include <cstring>
+
 #include <gtest/gtest.h>
 
 #include "protocol/viewer.h"
@@ -111,6 +117,32 @@ std::optional<json> Viewer::event(const std::string& type) const {
   for (auto it = events.rbegin(); it != events.rend(); ++it)
     if ((*it)["type"] == type) return *it;
   return std::nullopt;
+}
+
+
+std::string pid_after(const std::string& output, size_t from) {
+  for (auto p = output.find("PID=", from); p != std::string::npos; p = output.find("PID=", p + 1)) {
+    auto end = p + 4;
+    while (end < output.size() && std::isdigit(static_cast<unsigned char>(output[end]))) ++end;
+    if (end > p + 4 && end < output.size() && output[end] == '\r') return output.substr(p + 4, end - p - 4);
+  }
+  return "";
+}
+
+void expect_every_line_once(const std::string& output, int lines) {
+  auto begin = output.find(kBegin);
+  ASSERT_NE(begin, std::string::npos);
+  begin += std::strlen(kBegin);
+  auto end = output.find(kEnd, begin);
+  ASSERT_NE(end, std::string::npos);
+  std::istringstream in(output.substr(begin, end - begin));
+  int expected = 1;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    ASSERT_EQ(line, std::to_string(expected)) << "line " << expected << " is wrong or missing";
+    ++expected;
+  }
+  EXPECT_EQ(expected - 1, lines);
 }
 
 }  // namespace rx::test

@@ -37,6 +37,15 @@ class AgentProcess {
 
 bool wait_online(HubFixture& hub, const std::string& name, std::chrono::milliseconds timeout);
 
+// The shell's PID as printed by `echo PID=$$` (the typed line shows "PID=$$", the answer digits).
+std::string pid_after(const std::string& output, size_t from = 0);
+// Markers typed as B''EGIN and E''ND, so only the shell's output contains BEGIN and END (the tty
+// may echo a typed line before the shell prints its previous prompt).
+inline constexpr const char* kBegin = "BEGIN\r\n";
+inline constexpr const char* kEnd = "END\r\n";
+// Checks that the numbered lines 1..lines appear once each, in order, between the markers.
+void expect_every_line_once(const std::string& output, int lines);
+
 struct Viewer {
   WsClient ws;
   std::string output;
