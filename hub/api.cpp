@@ -58,6 +58,8 @@ void Api::routes() {
   add("GET", "/api/v1/terminals", Access::kRead, &Api::list_terminals);
   add("GET", "/api/v1/terminals/{id}", Access::kRead, &Api::get_terminal);
   add("DELETE", "/api/v1/terminals/{id}", Access::kWrite, &Api::delete_terminal);
+  add("POST", "/api/v1/terminals/{id}/stop", Access::kWrite, &Api::stop_terminal);
+  add("POST", "/api/v1/terminals/{id}/start", Access::kWrite, &Api::start_terminal);
   add("POST", "/api/v1/exec", Access::kWrite, &Api::exec);
   add("POST", "/api/v1/tokens", Access::kWrite, &Api::create_token);
   add("GET", "/api/v1/tokens", Access::kRead, &Api::list_tokens);

@@ -83,6 +83,8 @@ class Api final : public HttpHandler {
   void create_container_terminal(const Principal&, const nlohmann::json& body, const Exchange&);
   void delete_container_terminal(const Principal&, const TerminalRecord& t, const Exchange&);
   std::string container_dir(const std::string& terminal_id) const;
+  void stop_terminal(const Principal&, Request&, const Exchange&);
+  void start_terminal(const Principal&, Request&, const Exchange&);
   // api_tokens.cpp
   void create_token(const Principal&, Request&, const Exchange&);
   void list_tokens(const Principal&, Request&, const Exchange&);

@@ -97,4 +97,38 @@ void Api::delete_container_terminal(const Principal& p, const TerminalRecord& t,
   containers_.remove(t.container_id, finish);
 }
 
+void Api::stop_terminal(const Principal& p, Request& req, const Exchange& ex) {
+  auto t = find_terminal(p, req.params["id"]);
+  if (!t) return ex->reply(error_response(t.error()));
+  if (t->kind != "container" || t->container_id.empty())
+    return ex->reply(error_response(make_error("conflict", "only a container terminal can be stopped")));
+  std::string status = relay_.status_of(*t);
+  if (status == "stopped" || status == "lost")
+    return ex->reply(error_response(make_error("conflict", "the terminal is " + status)));
+  relay_.mark_stopped(t->id);  // first: the agent's link going down is then no surprise
+  containers_.stop(t->container_id, [this, p, id = t->id, ex](Status s) {
+    if (!s) return ex->reply(error_response(s.error()));
+    audit(p, "terminal.stop", id);
+    ex->reply(json_response(200, {{"id", id}, {"status", "stopped"}}));
+  });
+}
+
+void Api::start_terminal(const Principal& p, Request& req, const Exchange& ex) {
+  auto t = find_terminal(p, req.params["id"]);
+  if (!t) return ex->reply(error_response(t.error()));
+  if (t->kind != "container" || t->container_id.empty())
+    return ex->reply(error_response(make_error("conflict", "only a container terminal can be started")));
+  if (relay_.status_of(*t) != "stopped")
+    return ex->reply(error_response(make_error("conflict", "the terminal is " + relay_.status_of(*t) + ", not stopped")));
+  if (auto s = relay_.restart_container_terminal(t->id); !s) return ex->reply(error_response(s.error()));
+  containers_.start(t->container_id, [this, p, id = t->id, ex](Status s) {
+    if (!s) {
+      relay_.mark_stopped(id);
+      return ex->reply(error_response(s.error()));
+    }
+    audit(p, "terminal.start", id);
+    ex->reply(json_response(200, {{"id", id}, {"status", "starting"}}));
+  });
+}
+
 }  // namespace rx::hub

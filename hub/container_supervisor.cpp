@@ -64,7 +64,7 @@ void ContainerSupervisor::judge(const nlohmann::json& list) {
   }
   // Terminals whose container is gone or stopped: lost, with the reason Docker gives.
   for (const auto& [id, t] : mine) {
-    if (t->status == "lost" || t->status == "exited" || t->container_id.empty()) continue;
+    if (t->status == "lost" || t->status == "exited" || t->status == "stopped" || t->container_id.empty()) continue;
     auto it = by_terminal.find(id);
     if (it == by_terminal.end()) {
       relay_.mark_lost(id, "its container is gone");

@@ -99,6 +99,21 @@ void Containers::launch(const ContainerSpec& spec, const std::string& credential
   });
 }
 
+void Containers::stop(const std::string& container_id, std::function<void(Status)> done) {
+  // SIGTERM, then SIGKILL after 5 s; 304 = already stopped.
+  docker_.request("POST", "/containers/" + container_id + "/stop?t=5", "", [done = std::move(done)](DockerClient::Reply r) {
+    if (r.ok() || r.status == 304) return done(Ok{});
+    done(docker_error(r, "stopping the container"));
+  }, 20000);
+}
+
+void Containers::start(const std::string& container_id, std::function<void(Status)> done) {
+  docker_.request("POST", "/containers/" + container_id + "/start", "", [done = std::move(done)](DockerClient::Reply r) {
+    if (r.ok() || r.status == 304) return done(Ok{});
+    done(docker_error(r, "starting the container"));
+  });
+}
+
 void Containers::remove(const std::string& container_id, std::function<void(Status)> done) {
   docker_.request("DELETE", "/containers/" + container_id + "?force=true&v=true", "", [done = std::move(done)](DockerClient::Reply r) {
     if (r.ok() || r.status == 404) return done(Ok{});

@@ -50,6 +50,8 @@ class Containers {
   void check_image(const std::string& image, std::function<void(Status)> done);
   // Creates and starts; the container's id.
   void launch(const ContainerSpec& spec, const std::string& credential_file, std::function<void(Result<std::string>)> done);
+  void stop(const std::string& container_id, std::function<void(Status)> done);
+  void start(const std::string& container_id, std::function<void(Status)> done);
   // Force-removes (a container already gone counts as removed).
   void remove(const std::string& container_id, std::function<void(Status)> done);
   DockerClient& docker() { return docker_; }

@@ -288,6 +288,30 @@ void Relay::mark_lost(const std::string& id, const std::string& reason) {
   log("warn", "terminal.lost", {{"terminal", id}, {"reason", reason}});
 }
 
+void Relay::mark_stopped(const std::string& id) {
+  if (auto it = terminals_.find(id); it != terminals_.end()) it->second->set_status("stopped");
+  pending_open_.erase(id);
+  (void)store_.update_terminal_status(id, "stopped", std::nullopt);
+}
+
+Status Relay::restart_container_terminal(const std::string& id) {
+  auto rec = store_.terminal_by_id(id);
+  if (!rec) return rec.error();
+  if (!*rec) return make_error("not_found", "no terminal " + id);
+  const TerminalRecord& t = **rec;
+  auto channel = store_.next_channel(t.agent_id);
+  if (!channel) return channel.error();
+  if (auto it = terminals_.find(id); it != terminals_.end()) it->second->drop_viewers("terminal restarted: attach again");
+  by_channel_.erase({t.agent_id, t.channel});
+  auto term = std::make_unique<Terminal>(id, t.agent_id, *channel, kDefaultWindow);
+  term->set_status("starting");
+  terminals_[id] = std::move(term);
+  by_channel_[{t.agent_id, *channel}] = id;
+  pending_open_[id] = Open{*channel, ChannelKind::kPty, {}, {}, uint16_t(t.cols), uint16_t(t.rows), kDefaultWindow};
+  if (auto s = store_.update_terminal_channel(id, *channel); !s) return s;
+  return store_.update_terminal_status(id, "starting", std::nullopt);
+}
+
 Terminal* Relay::terminal(const std::string& id) {
   auto it = terminals_.find(id);
   return it == terminals_.end() ? nullptr : it->second.get();

@@ -77,6 +77,10 @@ class Relay {
   // The terminal cannot come back (its container is gone, say): viewers are told, the store
   // keeps the reason.
   void mark_lost(const std::string& id, const std::string& reason);
+  // Container stop/start: a stopped terminal waits; a started one gets a new shell on a new
+  // channel (viewers are closed and attach again; offsets start over).
+  void mark_stopped(const std::string& id);
+  Status restart_container_terminal(const std::string& id);
   Status delete_terminal(const std::string& id);
   // The status to show: the store's, or "offline" while the agent is away.
   std::string status_of(const TerminalRecord& record) const;

@@ -280,6 +280,7 @@ int Server::on_http(lws* wsi, lws_callback_reasons reason, void* user, void* in,
         return declared > kMaxDiscard ? -1 : 0;
       }
       if (declared > 0) return 0;  // wait for LWS_CALLBACK_HTTP_BODY_COMPLETION
+      ex->dispatched_ = true;
       handler_.handle(ex);
       return 0;
     }
@@ -295,6 +296,9 @@ int Server::on_http(lws* wsi, lws_callback_reasons reason, void* user, void* in,
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
       auto it = http_.find(wsi);
       if (it == http_.end() || it->second->discarding_) return -1;
+      // lws completes a POST's (empty) body even when there was none to wait for: once only.
+      if (it->second->dispatched_) return 0;
+      it->second->dispatched_ = true;
       handler_.handle(it->second);
       return 0;
     }

@@ -42,6 +42,7 @@ class HttpExchange {
   size_t body_sent_ = 0;
   bool headers_sent_ = false;
   bool discarding_ = false;  // answered 413; the rest of the body is read and dropped
+  bool dispatched_ = false;  // handed to the handler (exactly once)
 };
 
 // A WebSocket connection as its session sees it.

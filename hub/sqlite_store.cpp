@@ -357,6 +357,12 @@ Status SqliteStore::update_terminal_reason(const std::string& id, const std::str
   return s->bind(1, reason).bind(2, id).run();
 }
 
+Status SqliteStore::update_terminal_channel(const std::string& id, uint32_t channel) {
+  auto s = db_.prepare("UPDATE terminals SET channel = ? WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, int64_t(channel)).bind(2, id).run();
+}
+
 Status SqliteStore::delete_terminal(const std::string& id) {
   auto s = db_.prepare("DELETE FROM terminals WHERE id = ?");
   if (!s) return s.error();

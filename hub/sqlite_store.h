@@ -49,6 +49,7 @@ class SqliteStore final : public Store {
   Status update_terminal_size(const std::string& id, int cols, int rows) override;
   Status update_terminal_container(const std::string& id, const std::string& container_id) override;
   Status update_terminal_reason(const std::string& id, const std::string& reason) override;
+  Status update_terminal_channel(const std::string& id, uint32_t channel) override;
   Status delete_terminal(const std::string& id) override;
 
   Status audit(const AuditRecord& entry) override;

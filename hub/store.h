@@ -134,6 +134,7 @@ class Store {
   virtual Status update_terminal_size(const std::string& id, int cols, int rows) = 0;
   virtual Status update_terminal_container(const std::string& id, const std::string& container_id) = 0;
   virtual Status update_terminal_reason(const std::string& id, const std::string& reason) = 0;
+  virtual Status update_terminal_channel(const std::string& id, uint32_t channel) = 0;
   virtual Status delete_terminal(const std::string& id) = 0;
 
   // Audit log.

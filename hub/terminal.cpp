@@ -71,6 +71,12 @@ void Terminal::on_exit(int32_t code, const std::string& signal) {
   broadcast({{"type", "exit"}, {"code", code}, {"signal", signal}});
 }
 
+void Terminal::drop_viewers(const std::string& reason) {
+  auto viewers = std::move(viewers_);
+  viewers_.clear();
+  for (auto& [v, cursor] : viewers) v->terminal_gone(reason);
+}
+
 void Terminal::set_status(const std::string& status) {
   if (status == status_) return;
   status_ = status;

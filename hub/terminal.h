@@ -63,6 +63,8 @@ class Terminal {
   void on_input_ack(uint64_t offset);
   void on_exit(int32_t code, const std::string& signal);
   void set_status(const std::string& status);  // tells viewers
+  // Closes every viewer's socket with `reason` (the terminal is being replaced).
+  void drop_viewers(const std::string& reason);
 
   // --- the viewer side ---
   // Attaches a viewer that wants output from `since` (nullopt: all the ring holds).

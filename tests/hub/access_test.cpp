@@ -137,6 +137,11 @@ class AccessMatrix : public testing::Test {
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal, std::string()); }},
         {"DELETE", "/api/v1/terminals/{id}", false, false, {200, 404, 200, 403},
          [] { return std::make_pair("/api/v1/terminals/" + terminal_of_alice(), std::string()); }},
+        // Agent terminals cannot be stopped (409); the point here is who gets that far.
+        {"POST", "/api/v1/terminals/{id}/stop", false, false, {409, 404, 409, 403},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/stop", std::string()); }},
+        {"POST", "/api/v1/terminals/{id}/start", false, false, {409, 404, 409, 403},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/start", std::string()); }},
         {"GET", "/api/v1/terminals/{id}/attach", true, false, {101, 404, 101, 101},
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/attach", std::string()); }},
         {"POST", "/api/v1/exec", false, false, {200, 404, 200, 403},

@@ -94,6 +94,29 @@ TEST_F(Containers, EveryHardeningSettingAsDockerReportsIt) {
   EXPECT_NE(mnt.value("exit_code", 0), 0) << mnt;
 }
 
+TEST_F(Containers, StopAndStartGiveANewShellInTheSameContainer) {
+  HubFixture hub(hub_flags());
+  std::string id = create(hub, {{"kind", "container"}, {"image", "rexec/busybox:latest"}});
+  ASSERT_TRUE(wait_running(hub, id));
+  auto stopped = hub.api("POST", "/api/v1/terminals/" + id + "/stop");
+  ASSERT_EQ(stopped.status, 200) << stopped.body;
+  EXPECT_EQ(body(hub.api("GET", "/api/v1/terminals/" + id)).value("status", ""), "stopped");
+  auto state = docker({"inspect", "-f", "{{.State.Running}}", "rexec-" + id});
+  ASSERT_TRUE(state);
+  EXPECT_EQ(*state, "false\n");
+  EXPECT_EQ(hub.api("POST", "/api/v1/terminals/" + id + "/stop").status, 409) << "stopping twice";
+  std::this_thread::sleep_for(4s);  // more than a supervisor sweep: a stopped container is not "lost"
+  EXPECT_EQ(body(hub.api("GET", "/api/v1/terminals/" + id)).value("status", ""), "stopped");
+  auto started = hub.api("POST", "/api/v1/terminals/" + id + "/start");
+  ASSERT_EQ(started.status, 200) << started.body;
+  ASSERT_TRUE(wait_running(hub, id)) << hub.log();
+  Viewer v;
+  ASSERT_TRUE(v.attach(hub, id));
+  v.type("echo again-$((20+22))\n");
+  EXPECT_TRUE(v.until([](const Viewer& v) { return v.saw("again-42"); }, 10s)) << v.output;
+  EXPECT_EQ(hub.api("POST", "/api/v1/terminals/" + id + "/start").status, 409) << "starting a running terminal";
+}
+
 TEST_F(Containers, ClearErrors) {
   HubFixture hub(hub_flags({"--container-quota", "1"}));
   auto unknown = hub.api("POST", "/api/v1/terminals", R"({"kind":"container","image":"rexec/nonexistent:0"})");
