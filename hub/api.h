@@ -47,6 +47,7 @@ class Api final : public HttpHandler {
   // From the hub's housekeeping timer: /healthz reports the loop alive while this keeps coming.
   void tick() { last_tick_ = std::chrono::steady_clock::now(); }
   Metrics& metrics() { return metrics_; }
+  void set_warm_pool(class WarmPool* pool) { pool_ = pool; }
 
  private:
   using Exchange = std::shared_ptr<HttpExchange>;
@@ -100,6 +101,7 @@ class Api final : public HttpHandler {
   Relay& relay_;
   HubConfig config_;
   Containers& containers_;
+  class WarmPool* pool_ = nullptr;
   Router<Route> router_;
   Metrics metrics_;
   RateLimiter ip_requests_;

@@ -10,6 +10,7 @@
 #include "hub/log.h"
 #include "hub/secret_file.h"
 #include "hub/tokens.h"
+#include "hub/warm_pool.h"
 
 namespace rx::hub {
 
@@ -48,6 +49,25 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
     return ex->reply(error_response(make_error("quota_exceeded", "you have " + std::to_string(mine) +
                                                                      " container terminals, the most allowed; delete one first")));
   if (auto r = limited(terminal_creates_, p.token_id, "terminal_create")) return ex->reply(std::move(*r));
+
+  // A warm container fits a request with the default limits: its agent is online already.
+  bool defaults = spec.network == "none" && !memory->has_value() && !(body.contains("cpus") && !body["cpus"].is_null());
+  if (pool_ && defaults) {
+    if (auto w = pool_->take(spec.image)) {
+      (void)store_.update_agent_owner(w->agent_id, p.user.id);
+      auto agent = store_.agent_by_id(w->agent_id);
+      if (agent && *agent) {
+        auto t = relay_.create_container_terminal(p.user, **agent, spec.image, name->value_or(""),
+                                                  uint16_t(cols->value_or(80)), uint16_t(rows->value_or(24)), *env,
+                                                  w->terminal_id);
+        if (!t) return ex->reply(error_response(t.error()));
+        (void)store_.update_terminal_container(t->id, w->container_id);
+        audit(p, "terminal.create", t->id, "image=" + t->image + " container=" + w->container_id.substr(0, 12) + " warm");
+        auto rec = store_.terminal_by_id(t->id);
+        return ex->reply(json_response(201, terminal_json(rec && *rec ? **rec : *t)));
+      }
+    }
+  }
 
   containers_.check_image(spec.image, [this, p, spec, name = name->value_or(""), cols = uint16_t(cols->value_or(80)),
                                        rows = uint16_t(rows->value_or(24)), env = *env, ex](Status s) mutable {

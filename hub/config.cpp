@@ -28,7 +28,8 @@ const std::vector<std::string_view>& config_keys() {
   static const std::vector<std::string_view> keys{"listen",        "data-dir",      "tls-cert",
                                                   "tls-key",       "max-body",      "rate-requests",
                                                   "rate-terminal-creates", "viewers-per-terminal",
-                                                  "docker-socket", "agent-binary", "container-quota"};
+                                                  "docker-socket", "agent-binary", "container-quota",
+                                                  "warm-pool"};
   return keys;
 }
 
@@ -60,6 +61,8 @@ Status apply_setting(HubConfig& c, std::string_view key, std::string_view value)
     c.docker_socket = value;
   } else if (key == "agent-binary") {
     c.agent_binary = value;
+  } else if (key == "warm-pool") {
+    c.warm_pool = value;
   } else if (key == "container-quota") {
     return set_int(c.container_quota, 0, 100000);
   } else {

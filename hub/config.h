@@ -27,6 +27,7 @@ struct HubConfig {
   // The static rexec-agent that container terminals run (bind-mounted read-only as their entrypoint).
   std::string agent_binary = "/usr/local/lib/rexec/rexec-agent";
   int container_quota = 10;  // container terminals one user may have at once
+  std::string warm_pool;     // "IMAGE=N,...": containers started ahead per image (empty: none)
 };
 
 // The keys a file or a flag may set, for usage text and docs.

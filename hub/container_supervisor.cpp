@@ -58,7 +58,7 @@ void ContainerSupervisor::judge(const nlohmann::json& list) {
     if (t.kind == "container") mine[t.id] = &t;
   // Containers without a terminal: leftovers of a crash between steps. Remove them.
   for (const auto& [terminal, seen] : by_terminal) {
-    if (mine.count(terminal)) continue;
+    if (mine.count(terminal) || (expected_ && expected_(terminal))) continue;
     log("warn", "containers.orphan_removed", {{"terminal", terminal}, {"container", seen.id.substr(0, 12)}});
     containers_.remove(seen.id, [](Status) {});
   }

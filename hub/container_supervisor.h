@@ -18,6 +18,8 @@ namespace rx::hub {
 class ContainerSupervisor {
  public:
   ContainerSupervisor(uv_loop_t* loop, Store& store, Relay& relay, Containers& containers, uint64_t every_ms = 3000);
+  // Terminal ids whose containers exist without a row on purpose (the warm pool's).
+  void set_expected(std::function<bool(const std::string&)> expected) { expected_ = std::move(expected); }
   void start();
   void stop();  // the hub is stopping: no more sweeps
   uint64_t sweeps() const { return sweeps_; }
@@ -34,6 +36,7 @@ class ContainerSupervisor {
   bool docker_was_away_ = false;
   uint64_t sweeps_ = 0;
   Timer timer_;
+  std::function<bool(const std::string&)> expected_;
 };
 
 }  // namespace rx::hub

@@ -36,7 +36,8 @@ nlohmann::json container_config(const ContainerSpec& spec, const std::string& hu
         kContainerCredential, "--name", spec.terminal_id}},
       {"Cmd", json::array()},
       {"Env", json::array()},  // nothing secret here, ever
-      {"Labels", {{kTerminalLabel, spec.terminal_id}, {kHubLabel, hub_id}}},
+      {"Labels", spec.pooled ? json{{kTerminalLabel, spec.terminal_id}, {kHubLabel, hub_id}, {"rexec.pool", "1"}}
+                             : json{{kTerminalLabel, spec.terminal_id}, {kHubLabel, hub_id}}},
       {"Tty", false},
       {"HostConfig", host},
   };

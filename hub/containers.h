@@ -24,6 +24,7 @@ struct ContainerSpec {
   double cpus = 1.0;
   int memory_mb = 512;
   int pids_limit = 256;
+  bool pooled = false;  // started ahead by the warm pool (label rexec.pool=1)
 };
 
 // Where things are inside the container.

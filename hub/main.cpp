@@ -30,6 +30,7 @@
 #include "hub/sqlite_store.h"
 #include "hub/timer.h"
 #include "hub/tokens.h"
+#include "hub/warm_pool.h"
 
 namespace {
 
@@ -201,7 +202,14 @@ int serve(HubConfig config) {
     Containers containers(&loop, config.docker_socket, *hub_id, config.agent_binary, socket_dir);
     Api api(**store, relay, config, containers);
     ContainerSupervisor supervisor(&loop, **store, relay, containers);
-    supervisor.start();
+    auto pool_sizes = parse_warm_pool(config.warm_pool);
+    if (!pool_sizes) return log("error", "hub.config_failed", {{"reason", pool_sizes.error().message}}), 2;
+    auto admin = (*store)->user_by_name("admin");
+    WarmPool pool(**store, relay, containers, data_dir, admin && *admin ? (**admin).id : "", *pool_sizes);
+    api.set_warm_pool(&pool);
+    supervisor.set_expected([&pool](const std::string& terminal) { return pool.holds(terminal); });
+    supervisor.start();  // first: this hub's leftovers (an earlier pool's among them) go
+    pool.fill();
     lws_set_log_level(std::getenv("REXEC_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO) : LLL_ERR, [](int level, const char* line) {
       std::string l(line);
       while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();

@@ -256,11 +256,12 @@ Result<TerminalRecord> Relay::create_terminal(const User& owner, const AgentReco
 
 Result<TerminalRecord> Relay::create_container_terminal(const User& owner, const AgentRecord& agent,
                                                         const std::string& image, const std::string& name, uint16_t cols,
-                                                        uint16_t rows, const std::map<std::string, std::string>& env) {
+                                                        uint16_t rows, const std::map<std::string, std::string>& env,
+                                                        const std::string& id) {
   auto channel = store_.next_channel(agent.id);
   if (!channel) return channel.error();
   TerminalRecord t;
-  t.id = new_id("t_");
+  t.id = id.empty() ? new_id("t_") : id;
   t.owner_id = owner.id;
   t.kind = "container";
   t.agent_id = agent.id;
@@ -276,7 +277,9 @@ Result<TerminalRecord> Relay::create_container_terminal(const User& owner, const
   term->set_status("starting");
   by_channel_[{agent.id, t.channel}] = t.id;
   terminals_[t.id] = std::move(term);
-  pending_open_[t.id] = Open{t.channel, ChannelKind::kPty, {}, env, cols, rows, kDefaultWindow};
+  Open open{t.channel, ChannelKind::kPty, {}, env, cols, rows, kDefaultWindow};
+  if (auto link = online_.find(agent.id); link != online_.end()) link->second->send(open);
+  else pending_open_[t.id] = open;
   return t;
 }
 

@@ -70,9 +70,12 @@ class Relay {
                                          uint16_t cols, uint16_t rows, const std::map<std::string, std::string>& env);
   // A container terminal: its agent is not there yet (the container is being started); the
   // OPEN goes out when that agent says HELLO.
+  // `id`: the terminal's id when the container was made for it ahead (warm pool); empty: new.
+  // When that agent is online already (a warm container), the OPEN goes at once.
   Result<TerminalRecord> create_container_terminal(const User& owner, const AgentRecord& agent, const std::string& image,
                                                    const std::string& name, uint16_t cols, uint16_t rows,
-                                                   const std::map<std::string, std::string>& env);
+                                                   const std::map<std::string, std::string>& env,
+                                                   const std::string& id = "");
   Terminal* terminal(const std::string& id);
   // The terminal cannot come back (its container is gone, say): viewers are told, the store
   // keeps the reason.

@@ -296,6 +296,12 @@ Status SqliteStore::revoke_agent(const std::string& id) {
   return s->bind(1, id).run();
 }
 
+Status SqliteStore::update_agent_owner(const std::string& id, const std::string& owner_id) {
+  auto s = db_.prepare("UPDATE agents SET owner_id = ? WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, owner_id).bind(2, id).run();
+}
+
 Result<uint32_t> SqliteStore::next_channel(const std::string& agent_id) {
   auto s = db_.prepare("UPDATE agents SET next_channel = next_channel + 1 WHERE id = ? RETURNING next_channel - 1");
   if (!s) return s.error();

@@ -40,6 +40,7 @@ class SqliteStore final : public Store {
   Result<std::vector<AgentRecord>> list_agents() override;
   Status update_agent_seen(const std::string& id, const std::string& host_json, int64_t now) override;
   Status revoke_agent(const std::string& id) override;
+  Status update_agent_owner(const std::string& id, const std::string& owner_id) override;
 
   Result<uint32_t> next_channel(const std::string& agent_id) override;
   Status create_terminal(const TerminalRecord& t) override;

@@ -123,6 +123,7 @@ class Store {
   virtual Result<std::vector<AgentRecord>> list_agents() = 0;
   virtual Status update_agent_seen(const std::string& id, const std::string& host_json, int64_t now) = 0;
   virtual Status revoke_agent(const std::string& id) = 0;
+  virtual Status update_agent_owner(const std::string& id, const std::string& owner_id) = 0;  // warm pool hand-over
 
   // Terminals. next_channel() hands out a channel number never used before on that agent.
   virtual Result<uint32_t> next_channel(const std::string& agent_id) = 0;

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -115,6 +117,42 @@ TEST_F(Containers, StopAndStartGiveANewShellInTheSameContainer) {
   v.type("echo again-$((20+22))\n");
   EXPECT_TRUE(v.until([](const Viewer& v) { return v.saw("again-42"); }, 10s)) << v.output;
   EXPECT_EQ(hub.api("POST", "/api/v1/terminals/" + id + "/start").status, 409) << "starting a running terminal";
+}
+
+TEST_F(Containers, WarmPoolHandsOutAReadyContainerAndRefills) {
+  HubFixture hub(hub_flags({"--warm-pool", "rexec/busybox:latest=1"}));
+  std::ifstream in(hub.data_dir() + "/data/hub-id");
+  std::string hub_id;
+  std::getline(in, hub_id);
+  auto pooled = [&] {
+    auto out = docker({"ps", "-q", "--filter", "label=rexec.pool=1", "--filter", "label=rexec.hub=" + hub_id});
+    return out ? std::count(out->begin(), out->end(), '\n') : 0;
+  };
+  for (int i = 0; i < 100 && pooled() < 1; ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(pooled(), 1) << hub.log();
+  std::this_thread::sleep_for(1s);  // its agent says HELLO
+  auto t0 = std::chrono::steady_clock::now();
+  std::string id = create(hub, {{"kind", "container"}, {"image", "rexec/busybox:latest"}});
+  ASSERT_FALSE(id.empty());
+  Viewer v;
+  ASSERT_TRUE(v.attach(hub, id));
+  ASSERT_TRUE(v.until([](const Viewer& v) { return !v.output.empty(); }, 10s));
+  std::printf("warm card: first prompt byte %lld ms after the create call\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+  json audit = body(hub.api("GET", "/api/v1/audit?action=terminal.create"));
+  ASSERT_FALSE(audit["entries"].empty());
+  EXPECT_NE(audit["entries"].back().value("detail", "").find("warm"), std::string::npos) << audit;
+  v.type("echo warm-$((6*7))\n");
+  EXPECT_TRUE(v.until([](const Viewer& v) { return v.saw("warm-42"); }, 10s)) << v.output;
+  // The hand-over is complete: it is the user's terminal, and the pool starts a replacement.
+  EXPECT_EQ(body(hub.api("GET", "/api/v1/terminals/" + id)).value("owner", "").rfind("u_", 0), 0u);
+  bool refilled = false;
+  for (int i = 0; i < 100 && !refilled; ++i) {
+    refilled = pooled() == 2;  // the taken one still carries the pool label, plus its replacement
+    if (!refilled) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(refilled);
+  ASSERT_EQ(hub.api("DELETE", "/api/v1/terminals/" + id).status, 200);
 }
 
 TEST_F(Containers, ClearErrors) {
