@@ -28,13 +28,6 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 namespace viewer = rx::protocol::viewer;
 
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
 // CPU seconds (user + system) a process has used so far.
 double cpu_seconds(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

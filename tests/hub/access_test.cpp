@@ -14,6 +14,7 @@
 #include "hub/relay.h"
 #include "hub/sqlite_store.h"
 #include "hub/tokens.h"
+#include "tests/support/api_expect.h"
 #include "tests/support/hub_fixture.h"
 
 namespace rx::test {
@@ -21,8 +22,6 @@ namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-json body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 enum Who { kAnonymous, kMalformed, kOwner, kOther, kAdmin, kReadOnly, kRevoked, kExpired, kWhoCount };
 const char* kWhoNames[] = {"anonymous", "malformed", "owner", "other user", "admin", "read-only", "revoked", "expired"};

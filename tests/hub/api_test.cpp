@@ -10,6 +10,7 @@
 
 #include "protocol/limits.h"
 #include "protocol/viewer.h"
+#include "tests/support/api_expect.h"
 #include "tests/support/hub_fixture.h"
 
 namespace rx::test {
@@ -19,16 +20,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 namespace viewer = protocol::viewer;
 
-json body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
-
-void expect_error(const HttpResult& r, int status, const std::string& code) {
-  EXPECT_EQ(r.status, status) << r.body;
-  auto j = body(r);
-  ASSERT_TRUE(j.is_object()) << "not JSON: " << r.body;
-  EXPECT_EQ(j.value("code", ""), code) << r.body;
-  EXPECT_FALSE(j.value("error", "").empty()) << r.body;
-  EXPECT_EQ(r.headers.at("content-type"), "application/json");
-}
 
 class ApiTest : public testing::Test {
  protected:

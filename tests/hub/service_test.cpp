@@ -13,6 +13,7 @@
 
 #include "hub/sqlite.h"
 #include "protocol/viewer.h"
+#include "tests/support/api_expect.h"
 #include "tests/support/hub_fixture.h"
 #include "tests/support/notify_socket.h"
 
@@ -23,16 +24,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 namespace viewer = protocol::viewer;
 
-json body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
-
-void expect_error(const HttpResult& r, int status, const std::string& code) {
-  EXPECT_EQ(r.status, status) << r.body;
-  auto j = body(r);
-  ASSERT_TRUE(j.is_object()) << "not JSON: " << r.body;
-  EXPECT_EQ(j.value("code", ""), code) << r.body;
-  EXPECT_FALSE(j.value("error", "").empty()) << r.body;
-  EXPECT_EQ(r.headers.count("content-type") ? r.headers.at("content-type") : "", "application/json");
-}
 
 std::string make_user(HubFixture& hub, const std::string& name) {
   auto r = hub.api("POST", "/api/v1/users", json{{"name", name}}.dump());

@@ -14,14 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/container_support.h"
+#include "tests/support/api_expect.h"
 
 namespace rx::test {
 namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-json body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 class Containers : public ContainerTest {
  protected:

@@ -9,14 +9,13 @@
 #include <thread>
 
 #include "tests/integration/container_support.h"
+#include "tests/support/api_expect.h"
 
 namespace rx::test {
 namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-json body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 // dockerd's pid, from its pid file (scripts/docker-up.sh and systemd both write it).
 pid_t dockerd_pid() {

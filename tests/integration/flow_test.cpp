@@ -13,13 +13,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// Resident memory of a process in KiB (VmRSS).
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
 
 // Caps stated by the acceptance test: generous next to the idle footprint, far below
 // what buffering a `yes` flood for 30 s would need (gigabytes).

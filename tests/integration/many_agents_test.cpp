@@ -19,13 +19,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
 
 TEST(ManyAgents, AThousandIdleAgentsStayOnline) {
   const int kAgents = std::getenv("REXEC_AGENTS") ? std::atoi(std::getenv("REXEC_AGENTS")) : 1000;

@@ -60,6 +60,9 @@ class TempDir {
 // lws-debug settings of the test's own environment, so a sanitizer build's children report too.
 std::map<std::string, std::string> child_env();
 
+// Resident memory of a process in KiB (VmRSS of /proc/PID/status); -1 when it is gone.
+long rss_kib(pid_t pid);
+
 std::string read_file(const std::string& path);
 // The directory of the built binaries (REXEC_BINARY_DIR) joined with `rel`.
 std::string binary(const std::string& rel);
