@@ -86,6 +86,13 @@ TEST_F(Containers, EveryHardeningSettingAsDockerReportsIt) {
   EXPECT_EQ(environ.value("stdout", "").find("rxa_"), std::string::npos) << "a credential is in a process environment";
   auto mode = exec(hub, id, {"stat", "-c", "%a %u", "/run/rexec/credential"});
   EXPECT_EQ(mode.value("stdout", ""), "600 0\n") << mode;
+  // Docker's default seccomp filter is on (mode 2) and no-new-privileges holds inside.
+  auto status = exec(hub, id, {"grep", "-E", "^(Seccomp|NoNewPrivs|CapEff):", "/proc/self/status"});
+  EXPECT_NE(status.value("stdout", "").find("Seccomp:\t2"), std::string::npos) << status;
+  EXPECT_NE(status.value("stdout", "").find("NoNewPrivs:\t1"), std::string::npos) << status;
+  // CapEff: exactly the 7 capabilities (CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, FSETID 4, KILL 5,
+  // SETGID 6, SETUID 7) = 0xfb.
+  EXPECT_NE(status.value("stdout", "").find("CapEff:\t00000000000000fb"), std::string::npos) << status;
   // No network at all: only loopback, and a connection out fails at once.
   auto net = exec(hub, id, {"sh", "-c", "nc -w 2 1.1.1.1 80 </dev/null; echo rc=$?"});
   EXPECT_NE(net.value("stdout", "").find("rc=1"), std::string::npos) << net;
