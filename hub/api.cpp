@@ -131,15 +131,27 @@ void Api::audit(const Principal& p, const std::string& action, const std::string
     log("error", "audit.failed", {{"action", action}, {"reason", s.error().message}});
 }
 
+Response Api::auth_failed(const Request& req, const Error& e) {
+  metrics_.add("rexec_auth_failures_total", {});
+  log("info", "auth.failed", {{"path", req.path}, {"peer", req.peer}, {"reason", e.message}});
+  if (e.code == "unauthorized") audit("anonymous", req, "auth.failed", req.path, e.message);
+  return error_response(e);
+}
+
+std::variant<Principal, Response> Api::admit(const Request& req) {
+  if (auto r = limited(ip_requests_, req.peer, "ip")) return std::move(*r);
+  auto principal = authenticate(req);
+  if (!principal) return auth_failed(req, principal.error());
+  if (auto r = limited(token_requests_, principal->token_id, "token")) return std::move(*r);
+  return std::move(principal).value();
+}
+
 void Api::handle(Exchange ex) {
   Request& req = ex->request;
   if (req.via_socket)  // the containers' socket carries agent links and nothing else
     return ex->reply(error_response(make_error("not_found", "only the agent link is served on this socket")));
   auto match = router_.match(req);
-  std::string route = match.handler ? "" : "unmatched";
-  if (match.handler)
-    for (const auto& r : router_.routes())
-      if (&r.handler == match.handler) route = r.pattern;
+  std::string route = match.pattern ? *match.pattern : "unmatched";
   auto start = std::chrono::steady_clock::now();
   ex->on_reply = [this, route, method = req.method, start](const Response& r) {
     metrics_.add("rexec_http_requests_total", {{"route", route}, {"method", method}, {"code", std::to_string(r.status)}});
@@ -153,15 +165,9 @@ void Api::handle(Exchange ex) {
   }
   const Route& target = *match.handler;
   if (target.access == Access::kPublic) return target.handler(Principal{{}, "", "", req.peer}, req, ex);
-  if (auto r = limited(ip_requests_, req.peer, "ip")) return ex->reply(std::move(*r));
-  auto principal = authenticate(req);
-  if (!principal) {
-    metrics_.add("rexec_auth_failures_total", {});
-    log("info", "auth.failed", {{"path", req.path}, {"peer", req.peer}, {"reason", principal.error().message}});
-    if (principal.error().code == "unauthorized") audit("anonymous", req, "auth.failed", req.path, principal.error().message);
-    return ex->reply(error_response(principal.error()));
-  }
-  if (auto r = limited(token_requests_, principal->token_id, "token")) return ex->reply(std::move(*r));
+  auto admitted = admit(req);
+  if (auto* refusal = std::get_if<Response>(&admitted)) return ex->reply(std::move(*refusal));
+  auto* principal = &std::get<Principal>(admitted);
   const char* need = target.access == Access::kRead ? "read" : target.access == Access::kWrite ? "write" : "admin";
   if (!principal->can(need)) {
     std::string why = target.access == Access::kAdmin && !principal->user.admin

@@ -59,6 +59,10 @@ class Api final : public HttpHandler {
   void routes();
   void describe_metrics();
   Result<Principal> authenticate(const Request& request);
+  // Per-IP limit, authentication, per-token limit: the caller, or the answer refusing it.
+  std::variant<Principal, Response> admit(const Request& request);
+  // A refused credential: counted, logged, audited (actor "anonymous"); the error response.
+  Response auth_failed(const Request& request, const Error& error);
   // 429 with Retry-After when `limiter` says no; counts the hit.
   std::optional<Response> limited(RateLimiter& limiter, const std::string& key, const std::string& which);
   void audit(const std::string& actor, const Request& req, const std::string& action, const std::string& target,
@@ -83,7 +87,9 @@ class Api final : public HttpHandler {
   // api_containers.cpp
   void create_container_terminal(const Principal&, const nlohmann::json& body, const Exchange&);
   void delete_container_terminal(const Principal&, const TerminalRecord& t, const Exchange&);
-  std::string container_dir(const std::string& terminal_id) const;
+  // The container started: remember it, audit, answer 201 (`note`: " warm" for the pool's).
+  void created_container_terminal(const Principal& p, TerminalRecord t, const std::string& container_id,
+                                  const std::string& note, const Exchange& ex);
   void stop_terminal(const Principal&, Request&, const Exchange&);
   void start_terminal(const Principal&, Request&, const Exchange&);
   // api_tokens.cpp

@@ -74,11 +74,7 @@ void Api::delete_agent(const Principal& p, Request& req, const Exchange& ex) {
 }
 
 std::variant<std::unique_ptr<WsSession>, Response> Api::agent_upgrade(Request& req) {
-  auto refuse = [&](const std::string& why) {
-    metrics_.add("rexec_auth_failures_total", {});
-    audit("anonymous", req, "auth.failed", req.path, why);
-    return error_response(make_error("unauthorized", why));
-  };
+  auto refuse = [&](const std::string& why) { return auth_failed(req, make_error("unauthorized", why)); };
   auto token = req.bearer();
   if (!token) return refuse("missing agent credential or enrollment token");
   if (looks_like(TokenKind::kAgentCredential, *token)) {

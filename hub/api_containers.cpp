@@ -2,19 +2,14 @@
 // hub makes a container agent (its own credential, in a 0600 file mounted read-only), records
 // the terminal as starting, and starts the container; the terminal runs when that agent says
 // HELLO over the hub's unix socket.
-#include <filesystem>
-#include <system_error>
 
 #include "hub/api.h"
+#include "hub/container_agent.h"
 #include "hub/json_fields.h"
 #include "hub/log.h"
-#include "hub/secret_file.h"
-#include "hub/tokens.h"
 #include "hub/warm_pool.h"
 
 namespace rx::hub {
-
-std::string Api::container_dir(const std::string& agent_id) const { return config_.data_dir + "/containers/" + agent_id; }
 
 void Api::create_container_terminal(const Principal& p, const nlohmann::json& body, const Exchange& ex) {
   auto image = opt_string(body, "image");
@@ -34,7 +29,8 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
   spec.network = network->value_or("none");
   if (spec.network != "none" && spec.network != "isolated")
     return ex->reply(error_response(bad_field("network", "must be \"none\" or \"isolated\"")));
-  if (body.contains("cpus") && !body["cpus"].is_null()) {
+  bool has_cpus = body.contains("cpus") && !body["cpus"].is_null();
+  if (has_cpus) {
     if (!body["cpus"].is_number() || body["cpus"].get<double>() < 0.05 || body["cpus"].get<double>() > 256)
       return ex->reply(error_response(bad_field("cpus", "must be a number between 0.05 and 256")));
     spec.cpus = body["cpus"].get<double>();
@@ -51,7 +47,7 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
   if (auto r = limited(terminal_creates_, p.token_id, "terminal_create")) return ex->reply(std::move(*r));
 
   // A warm container fits a request with the default limits: its agent is online already.
-  bool defaults = spec.network == "none" && !memory->has_value() && !(body.contains("cpus") && !body["cpus"].is_null());
+  bool defaults = spec.network == "none" && !memory->has_value() && !has_cpus;
   if (pool_ && defaults) {
     if (auto w = pool_->take(spec.image)) {
       (void)store_.update_agent_owner(w->agent_id, p.user.id);
@@ -61,10 +57,7 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
                                                   uint16_t(cols->value_or(80)), uint16_t(rows->value_or(24)), *env,
                                                   w->terminal_id);
         if (!t) return ex->reply(error_response(t.error()));
-        (void)store_.update_terminal_container(t->id, w->container_id);
-        audit(p, "terminal.create", t->id, "image=" + t->image + " container=" + w->container_id.substr(0, 12) + " warm");
-        auto rec = store_.terminal_by_id(t->id);
-        return ex->reply(json_response(201, terminal_json(rec && *rec ? **rec : *t)));
+        return created_container_terminal(p, *t, w->container_id, " warm", ex);
       }
     }
   }
@@ -73,43 +66,38 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
                                        rows = uint16_t(rows->value_or(24)), env = *env, ex](Status s) mutable {
     if (!s) return ex->reply(error_response(s.error()));
     // The container's own agent, with a credential only it can read.
-    std::string credential = new_token(TokenKind::kAgentCredential);
-    auto agent = store_.create_agent(p.user.id, "container-" + new_id("").substr(0, 8), token_hash(credential), "container");
-    if (!agent) return ex->reply(error_response(agent.error()));
-    std::string dir = container_dir(agent->id);
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-    if (auto w = write_secret_file(dir + "/credential", credential); !w) return ex->reply(error_response(w.error()));
-    auto t = relay_.create_container_terminal(p.user, *agent, spec.image, name, cols, rows, env);
+    auto made = create_container_agent(store_, config_.data_dir, p.user.id, "container-");
+    if (!made) return ex->reply(error_response(made.error()));
+    auto t = relay_.create_container_terminal(p.user, made->agent, spec.image, name, cols, rows, env);
     if (!t) return ex->reply(error_response(t.error()));
     spec.terminal_id = t->id;
-    containers_.launch(spec, dir + "/credential", [this, p, t = *t, agent = *agent, dir, ex](Result<std::string> id) {
+    containers_.launch(spec, made->credential_file, [this, p, t = *t, ex](Result<std::string> id) {
       if (!id) {
         (void)relay_.delete_terminal(t.id);
-        (void)store_.revoke_agent(agent.id);
-        std::error_code ec;
-        std::filesystem::remove_all(dir, ec);
+        discard_container_agent(store_, config_.data_dir, t.agent_id);
         log("warn", "container.launch_failed", {{"terminal", t.id}, {"reason", id.error().message}});
         return ex->reply(error_response(id.error()));
       }
-      (void)store_.update_terminal_container(t.id, *id);
-      audit(p, "terminal.create", t.id, "image=" + t.image + " container=" + id->substr(0, 12));
-      log("info", "terminal.create", {{"terminal", t.id}, {"image", t.image}, {"container", id->substr(0, 12)}, {"user", p.user.id}});
-      auto rec = store_.terminal_by_id(t.id);
-      ex->reply(json_response(201, terminal_json(rec && *rec ? **rec : t)));
+      created_container_terminal(p, t, *id, "", ex);
     });
   });
+}
+
+void Api::created_container_terminal(const Principal& p, TerminalRecord t, const std::string& container_id,
+                                     const std::string& note, const Exchange& ex) {
+  (void)store_.update_terminal_container(t.id, container_id);
+  t.container_id = container_id;
+  audit(p, "terminal.create", t.id, "image=" + t.image + " container=" + container_id.substr(0, 12) + note);
+  log("info", "terminal.create", {{"terminal", t.id}, {"image", t.image}, {"container", container_id.substr(0, 12)}, {"user", p.user.id}});
+  ex->reply(json_response(201, terminal_json(t)));
 }
 
 void Api::delete_container_terminal(const Principal& p, const TerminalRecord& t, const Exchange& ex) {
   auto finish = [this, p, t, ex](Status s) {
     if (!s) return ex->reply(error_response(s.error()));
     if (auto d = relay_.delete_terminal(t.id); !d) return ex->reply(error_response(d.error()));
-    (void)store_.revoke_agent(t.agent_id);
+    discard_container_agent(store_, config_.data_dir, t.agent_id);
     relay_.revoke_agent(t.agent_id);
-    std::error_code ec;
-    std::filesystem::remove_all(container_dir(t.agent_id), ec);
     audit(p, "terminal.delete", t.id, "container");
     ex->reply(json_response(200, {{"id", t.id}, {"deleted", true}}));
   };

@@ -126,14 +126,9 @@ void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
 }
 
 std::variant<std::unique_ptr<WsSession>, Response> Api::viewer_upgrade(Request& req, const std::string& id) {
-  if (auto r = limited(ip_requests_, req.peer, "ip")) return std::move(*r);
-  auto principal = authenticate(req);
-  if (!principal) {
-    metrics_.add("rexec_auth_failures_total", {});
-    if (principal.error().code == "unauthorized") audit("anonymous", req, "auth.failed", req.path, principal.error().message);
-    return error_response(principal.error());
-  }
-  if (auto r = limited(token_requests_, principal->token_id, "token")) return std::move(*r);
+  auto admitted = admit(req);
+  if (auto* refusal = std::get_if<Response>(&admitted)) return std::move(*refusal);
+  auto* principal = &std::get<Principal>(admitted);
   if (!principal->can("read")) return error_response(make_error("forbidden", "this token lacks the read scope"));
   auto t = find_terminal(*principal, id);
   if (!t) return error_response(t.error());

@@ -25,7 +25,6 @@ void ContainerSupervisor::sweep() {
       "GET", "/containers/json?all=true&filters=%7B%22label%22%3A%5B%22rexec.hub%3D" + containers_.hub_id() + "%22%5D%7D", "",
       [this](DockerClient::Reply r) {
         busy_ = false;
-        ++sweeps_;
         if (!stopped_) timer_.start(every_ms_);
         if (!r.ok()) {
           if (!docker_was_away_) log("warn", "containers.docker_away", {{"reason", r.error}});

@@ -22,7 +22,6 @@ class ContainerSupervisor {
   void set_expected(std::function<bool(const std::string&)> expected) { expected_ = std::move(expected); }
   void start();
   void stop();  // the hub is stopping: no more sweeps
-  uint64_t sweeps() const { return sweeps_; }
 
  private:
   void sweep();
@@ -34,7 +33,6 @@ class ContainerSupervisor {
   bool busy_ = false;
   bool stopped_ = false;
   bool docker_was_away_ = false;
-  uint64_t sweeps_ = 0;
   Timer timer_;
   std::function<bool(const std::string&)> expected_;
 };

@@ -35,11 +35,9 @@ class DockerClient {
   // (never from inside request()), unless the client is destroyed first.
   void request(const std::string& method, const std::string& path, const std::string& body, Callback done,
                long timeout_ms = 30000);
-  const std::string& socket_path() const { return socket_path_; }
   // Drops every request in flight without calling back (the hub is stopping): nothing of ours
   // keeps the loop alive after this.
   void cancel_all();
-  size_t in_flight() const { return transfers_.size(); }
 
  private:
   struct Transfer;

@@ -38,14 +38,15 @@ using namespace rx;
 using namespace rx::hub;
 
 int usage() {
-  std::fputs(
-      "usage: rexec-hub serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]\n"
-      "                       [--max-body BYTES] [--rate-requests N] [--rate-terminal-creates N]\n"
-      "                       [--viewers-per-terminal N] [--docker-socket PATH]\n"
-      "       rexec-hub user add NAME [--admin] --data-dir DIR\n"
-      "       rexec-hub token create --data-dir DIR --name NAME\n"
-      "A config file holds `key = value` lines; keys are the long flags without --. Flags win.\n",
-      stderr);
+  std::string keys;  // from the config's own list, so a new setting cannot be left out here
+  for (auto k : config_keys()) keys += (keys.empty() ? "" : ", ") + std::string(k);
+  std::fprintf(stderr,
+               "usage: rexec-hub serve [--config FILE] [--KEY VALUE]...\n"
+               "         KEY (a long flag, or a `key = value` line of the config file; flags win):\n"
+               "         %s\n"
+               "       rexec-hub user add NAME [--admin] --data-dir DIR\n"
+               "       rexec-hub token create --data-dir DIR --name NAME\n",
+               keys.c_str());
   return 2;
 }
 

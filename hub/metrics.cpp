@@ -46,13 +46,6 @@ void Metrics::observe(const std::string& name, const Labels& labels, double valu
   ++h.count;
 }
 
-double Metrics::value(const std::string& name, const Labels& labels) const {
-  auto f = families_.find(name);
-  if (f == families_.end()) return 0;
-  auto v = f->second.values.find(label_text(labels));
-  return v == f->second.values.end() ? 0 : v->second;
-}
-
 std::string Metrics::render() const {
   std::string out;
   auto braces = [](const std::string& labels) { return labels.empty() ? std::string() : "{" + labels + "}"; };

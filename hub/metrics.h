@@ -21,7 +21,6 @@ class Metrics {
   void set(const std::string& name, const Labels& labels, double value);   // gauges (and copied counters)
   void clear(const std::string& name);                                     // a gauge family whose label sets change
   void observe(const std::string& name, const Labels& labels, double value);
-  double value(const std::string& name, const Labels& labels = {}) const;  // 0 when absent (tests, /healthz)
   std::string render() const;
 
  private:

@@ -20,9 +20,7 @@ class RateLimiter {
   // Takes one event for `key`. nullopt: allowed. Otherwise the whole seconds to wait before the
   // next event would be allowed (for Retry-After). A limit of 0 or less means unlimited.
   std::optional<int> take(const std::string& key, Clock::time_point now = Clock::now());
-  void set_limit(int per_minute) { per_minute_ = per_minute; }
   int limit() const { return per_minute_; }
-  size_t tracked() const { return buckets_.size(); }
 
  private:
   struct Bucket {

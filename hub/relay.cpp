@@ -72,7 +72,7 @@ Status Relay::load() {
     by_channel_[{t.agent_id, t.channel}] = t.id;
     // A container that never got its shell before the restart still gets it (its env is lost).
     if (t.kind == "container" && t.status == "starting")
-      pending_open_[t.id] = Open{t.channel, ChannelKind::kPty, {}, {}, uint16_t(t.cols), uint16_t(t.rows), kDefaultWindow};
+      pending_open_[t.id] = pty_open(t.channel, t.cols, t.rows, {});
   }
   return Ok{};
 }
@@ -230,57 +230,57 @@ void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) 
 Result<TerminalRecord> Relay::create_terminal(const User& owner, const AgentRecord& agent, const std::string& name,
                                               uint16_t cols, uint16_t rows,
                                               const std::map<std::string, std::string>& env) {
-  auto link = online_.find(agent.id);
-  if (link == online_.end()) return make_error("agent_offline", "agent " + agent.name + " is not connected");
-  auto channel = store_.next_channel(agent.id);
-  if (!channel) return channel.error();
+  if (!online(agent.id)) return make_error("agent_offline", "agent " + agent.name + " is not connected");
   TerminalRecord t;
-  t.id = new_id("t_");
   t.owner_id = owner.id;
   t.kind = "agent";
   t.agent_id = agent.id;
-  t.channel = *channel;
   t.name = name.empty() ? agent.name : name;
   t.cols = cols;
   t.rows = rows;
-  t.status = "starting";
-  t.created_at = now();
-  if (auto s = store_.create_terminal(t); !s) return s.error();
-  auto term = std::make_unique<Terminal>(t.id, agent.id, t.channel, kDefaultWindow);
-  term->set_status("starting");
-  by_channel_[{agent.id, t.channel}] = t.id;
-  terminals_[t.id] = std::move(term);
-  link->second->send(Open{t.channel, ChannelKind::kPty, {}, env, cols, rows, kDefaultWindow});
-  return t;
+  return add_terminal(std::move(t), env);
 }
 
 Result<TerminalRecord> Relay::create_container_terminal(const User& owner, const AgentRecord& agent,
                                                         const std::string& image, const std::string& name, uint16_t cols,
                                                         uint16_t rows, const std::map<std::string, std::string>& env,
                                                         const std::string& id) {
-  auto channel = store_.next_channel(agent.id);
-  if (!channel) return channel.error();
   TerminalRecord t;
-  t.id = id.empty() ? new_id("t_") : id;
+  t.id = id;
   t.owner_id = owner.id;
   t.kind = "container";
   t.agent_id = agent.id;
-  t.channel = *channel;
   t.name = name.empty() ? image : name;
   t.cols = cols;
   t.rows = rows;
+  t.image = image;
+  return add_terminal(std::move(t), env);
+}
+
+Result<TerminalRecord> Relay::add_terminal(TerminalRecord t, const std::map<std::string, std::string>& env) {
+  auto channel = store_.next_channel(t.agent_id);
+  if (!channel) return channel.error();
+  if (t.id.empty()) t.id = new_id("t_");
+  t.channel = *channel;
   t.status = "starting";
   t.created_at = now();
-  t.image = image;
   if (auto s = store_.create_terminal(t); !s) return s.error();
-  auto term = std::make_unique<Terminal>(t.id, agent.id, t.channel, kDefaultWindow);
-  term->set_status("starting");
-  by_channel_[{agent.id, t.channel}] = t.id;
-  terminals_[t.id] = std::move(term);
-  Open open{t.channel, ChannelKind::kPty, {}, env, cols, rows, kDefaultWindow};
-  if (auto link = online_.find(agent.id); link != online_.end()) link->second->send(open);
+  make_live(t.id, t.agent_id, t.channel);
+  Open open = pty_open(t.channel, t.cols, t.rows, env);
+  if (auto link = online_.find(t.agent_id); link != online_.end()) link->second->send(open);
   else pending_open_[t.id] = open;
   return t;
+}
+
+Open Relay::pty_open(uint32_t channel, int cols, int rows, const std::map<std::string, std::string>& env) {
+  return Open{channel, ChannelKind::kPty, {}, env, uint16_t(cols), uint16_t(rows), kDefaultWindow};
+}
+
+void Relay::make_live(const std::string& id, const std::string& agent_id, uint32_t channel) {
+  auto term = std::make_unique<Terminal>(id, agent_id, channel, kDefaultWindow);
+  term->set_status("starting");
+  by_channel_[{agent_id, channel}] = id;
+  terminals_[id] = std::move(term);
 }
 
 void Relay::mark_lost(const std::string& id, const std::string& reason) {
@@ -306,11 +306,10 @@ Status Relay::restart_container_terminal(const std::string& id) {
   if (!channel) return channel.error();
   if (auto it = terminals_.find(id); it != terminals_.end()) it->second->drop_viewers("terminal restarted: attach again");
   by_channel_.erase({t.agent_id, t.channel});
-  auto term = std::make_unique<Terminal>(id, t.agent_id, *channel, kDefaultWindow);
-  term->set_status("starting");
-  terminals_[id] = std::move(term);
-  by_channel_[{t.agent_id, *channel}] = id;
-  pending_open_[id] = Open{*channel, ChannelKind::kPty, {}, {}, uint16_t(t.cols), uint16_t(t.rows), kDefaultWindow};
+  make_live(id, t.agent_id, *channel);
+  // The restarted container's agent asks for it when it says HELLO (the old link may not have
+  // noticed its end yet).
+  pending_open_[id] = pty_open(*channel, t.cols, t.rows, {});
   if (auto s = store_.update_terminal_channel(id, *channel); !s) return s;
   return store_.update_terminal_status(id, "starting", std::nullopt);
 }

@@ -106,7 +106,6 @@ class Relay {
   Store& store() { return store_; }
   RelayCounters& counters() { return counters_; }
   size_t online_count() const { return online_.size(); }
-  const std::map<std::string, std::unique_ptr<Terminal>>& terminals() const { return terminals_; }
 
   // --- exec fan-out ---
   // Replies on `exchange` when every target finished or the timeout passed.
@@ -120,6 +119,12 @@ class Relay {
   void on_exec_frame(AgentLink& link, ExecTarget& target, const protocol::Frame& frame);
   void on_exec_data(AgentLink& link, ExecTarget& target, const protocol::DataView& data);
   void finish_exec_target(ExecTarget& target);
+  // A new pty terminal: a fresh channel on its agent, recorded, live; its OPEN goes now when the
+  // agent is online, else when it next says HELLO.
+  Result<TerminalRecord> add_terminal(TerminalRecord t, const std::map<std::string, std::string>& env);
+  static protocol::Open pty_open(uint32_t channel, int cols, int rows, const std::map<std::string, std::string>& env);
+  // The live Terminal (starting) of `id` on that channel, replacing any earlier one.
+  void make_live(const std::string& id, const std::string& agent_id, uint32_t channel);
   void maybe_reply(ExecRun& run);
 
   Store& store_;

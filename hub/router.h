@@ -27,6 +27,7 @@ class Router {
 
   struct Match {
     const Handler* handler = nullptr;  // null: see error
+    const std::string* pattern = nullptr;  // the matched route's pattern (metrics label it by route)
     Error error;
     std::string allow;  // for 405
   };
@@ -39,13 +40,13 @@ class Router {
       if (!matches(r.pattern, req.path, params)) continue;
       if (r.method == req.method) {
         req.params = std::move(params);
-        return {&r.handler, {}, {}};
+        return {&r.handler, &r.pattern, {}, {}};
       }
       allow += (allow.empty() ? "" : ", ") + r.method;
     }
     if (!allow.empty())
-      return {nullptr, make_error("method_not_allowed", req.method + " is not allowed on " + req.path), allow};
-    return {nullptr, make_error("not_found", "no route for " + req.path), {}};
+      return {nullptr, nullptr, make_error("method_not_allowed", req.method + " is not allowed on " + req.path), allow};
+    return {nullptr, nullptr, make_error("not_found", "no route for " + req.path), {}};
   }
 
   const std::vector<Route>& routes() const { return routes_; }

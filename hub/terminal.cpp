@@ -18,10 +18,7 @@ Terminal::Terminal(std::string id, std::string agent_id, uint32_t channel, uint3
       input_(kInputBuffer),
       in_window_(window) {}
 
-Terminal::~Terminal() {
-  auto viewers = std::move(viewers_);
-  for (auto& [v, cursor] : viewers) v->terminal_gone("terminal deleted");
-}
+Terminal::~Terminal() { drop_viewers("terminal deleted"); }
 
 void Terminal::attach_agent(AgentPort* port, uint64_t agent_input_received) {
   agent_ = port;

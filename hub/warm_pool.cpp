@@ -1,9 +1,7 @@
 #include "hub/warm_pool.h"
 
-#include <filesystem>
-
+#include "hub/container_agent.h"
 #include "hub/log.h"
-#include "hub/secret_file.h"
 #include "hub/tokens.h"
 
 namespace rx::hub {
@@ -34,14 +32,6 @@ WarmPool::WarmPool(Store& store, Relay& relay, Containers& containers, std::stri
       owner_id_(std::move(owner_id)),
       sizes_(std::move(sizes)) {}
 
-size_t WarmPool::ready(const std::string& image) const {
-  auto it = warm_.find(image);
-  if (it == warm_.end()) return 0;
-  size_t n = 0;
-  for (const auto& w : it->second) n += relay_.online(w.agent_id);
-  return n;
-}
-
 void WarmPool::fill() {
   for (const auto& [image, want] : sizes_) {
     int have = int(warm_[image].size()) + starting_[image];
@@ -50,27 +40,19 @@ void WarmPool::fill() {
 }
 
 void WarmPool::start_one(const std::string& image) {
-  std::string credential = new_token(TokenKind::kAgentCredential);
-  auto agent = store_.create_agent(owner_id_, "warm-" + new_id("").substr(0, 8), token_hash(credential), "container");
-  if (!agent) return log("warn", "pool.failed", {{"reason", agent.error().message}});
-  std::string dir = data_dir_ + "/containers/" + agent->id;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-  if (auto w = write_secret_file(dir + "/credential", credential); !w) return log("warn", "pool.failed", {{"reason", w.error().message}});
+  auto made = create_container_agent(store_, data_dir_, owner_id_, "warm-");
+  if (!made) return log("warn", "pool.failed", {{"reason", made.error().message}});
   ContainerSpec spec;
   spec.terminal_id = new_id("t_");
   spec.image = image;
   spec.pooled = true;
   terminal_ids_.insert(spec.terminal_id);
   ++starting_[image];
-  containers_.launch(spec, dir + "/credential", [this, spec, agent = *agent, dir](Result<std::string> id) {
+  containers_.launch(spec, made->credential_file, [this, spec, agent = made->agent](Result<std::string> id) {
     --starting_[spec.image];
     if (!id) {
       terminal_ids_.erase(spec.terminal_id);
-      (void)store_.revoke_agent(agent.id);
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
+      discard_container_agent(store_, data_dir_, agent.id);
       log("warn", "pool.start_failed", {{"image", spec.image}, {"reason", id.error().message}});
       return;  // not retried at once: Docker may be away; the next take() or fill() tries again
     }

@@ -36,7 +36,6 @@ class WarmPool {
   // A ready container of `image` (its agent online), or nullopt.
   std::optional<WarmContainer> take(const std::string& image);
   bool holds(const std::string& terminal_id) const { return terminal_ids_.count(terminal_id) > 0; }
-  size_t ready(const std::string& image) const;
 
  private:
   void start_one(const std::string& image);
