@@ -25,10 +25,8 @@ TEST_F(ContainerResilience, HubKill9KeepsTheShellAndItsOutput) {
   ASSERT_TRUE(wait_status(hub, id, "running"));
   Viewer v;
   ASSERT_TRUE(v.attach(hub, id));
-  v.type("echo PID=$$\n");
-  ASSERT_TRUE(v.until([](const Viewer& v) { return !pid_after(v.output).empty(); }, 10s)) << v.output;
-  std::string pid = pid_after(v.output);
-  v.type("echo B''EGIN; i=1; while [ $i -le " + std::to_string(kLines) + " ]; do echo $i; i=$((i+1)); done; echo E''ND\n");
+  std::string pid = start_printing(v, kLines);
+  ASSERT_FALSE(pid.empty());
   ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("\r\n2000\r\n"); }, 60s));
   ASSERT_FALSE(v.saw(kEnd)) << "the stream finished before the kill: nothing was tested";
   hub.kill9();
@@ -43,10 +41,7 @@ TEST_F(ContainerResilience, HubKill9KeepsTheShellAndItsOutput) {
   EXPECT_EQ(again.duplicates, 0u);
   EXPECT_EQ(again.gaps, 0u);
   expect_every_line_once(again.output, kLines);
-  again.type("echo PID=$$\n");
-  size_t mark = again.output.size();
-  ASSERT_TRUE(again.until([&](const Viewer& v) { return !pid_after(v.output, mark).empty(); }, 10s));
-  EXPECT_EQ(pid_after(again.output, mark), pid) << "the container's shell must be the same process";
+  EXPECT_EQ(ask_pid(again), pid) << "the container's shell must be the same process";
 }
 
 TEST_F(ContainerResilience, RemovedContainersAreReportedAndOrphansRemoved) {

@@ -145,4 +145,18 @@ void expect_every_line_once(const std::string& output, int lines) {
   EXPECT_EQ(expected - 1, lines);
 }
 
+std::string ask_pid(Viewer& v) {
+  size_t mark = v.output.size();
+  v.type("echo PID=$$\n");
+  EXPECT_TRUE(v.until([&](const Viewer& v) { return !pid_after(v.output, mark).empty(); }, std::chrono::seconds(10)))
+      << v.output.substr(mark);
+  return pid_after(v.output, mark);
+}
+
+std::string start_printing(Viewer& v, int lines) {
+  std::string pid = ask_pid(v);
+  v.type("echo B''EGIN; i=1; while [ $i -le " + std::to_string(lines) + " ]; do echo $i; i=$((i+1)); done; echo E''ND\n");
+  return pid;
+}
+
 }  // namespace rx::test

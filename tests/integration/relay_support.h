@@ -64,4 +64,11 @@ struct Viewer {
 
 std::string create_terminal(HubFixture& hub, const std::string& agent);
 
+// The shell's PID, from `echo PID=$$` typed now (empty on timeout).
+std::string ask_pid(Viewer& v);
+// Has the shell print its PID (returned; empty on timeout), then lines 1..lines between the
+// markers, with a shell loop rather than `seq`: slow enough (seconds) for a disconnect to land
+// mid-stream.
+std::string start_printing(Viewer& v, int lines);
+
 }  // namespace rx::test

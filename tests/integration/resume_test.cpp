@@ -21,16 +21,6 @@ using namespace std::chrono_literals;
 
 constexpr int kLines = 200000;
 
-// Starts the numbered output in a shell and returns its PID.
-std::string start_printing(Viewer& v) {
-  v.type("echo PID=$$\n");
-  EXPECT_TRUE(v.until([](const Viewer& v) { return !pid_after(v.output).empty(); }, 10s)) << v.output;
-  std::string pid = pid_after(v.output);
-  // A shell loop rather than `seq`: slow enough (seconds) that the disconnect lands mid-stream.
-  v.type("echo B''EGIN; i=1; while [ $i -le " + std::to_string(kLines) + " ]; do echo $i; i=$((i+1)); done; echo E''ND\n");
-  return pid;
-}
-
 // How the hub goes away mid-stream: SIGKILL (a crash) or SIGTERM (systemd stop / restart).
 enum class Stop { kKill9, kSigterm };
 
@@ -43,7 +33,7 @@ TEST_P(HubStopped, AndRestartedMidStreamLosesNothing) {
   auto id = create_terminal(hub, "resumer");
   Viewer v;
   ASSERT_TRUE(v.attach(hub, id));
-  std::string pid = start_printing(v);
+  std::string pid = start_printing(v, kLines);
   ASSERT_FALSE(pid.empty());
   // Let a good part of the stream through, then kill the hub hard.
   ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("\r\n20000\r\n"); }, 60s)) << v.output.size();
@@ -81,11 +71,7 @@ TEST_P(HubStopped, AndRestartedMidStreamLosesNothing) {
   EXPECT_EQ(again.duplicates, 0u);
   EXPECT_EQ(again.gaps, 0u);
   expect_every_line_once(again.output, kLines);
-  // Same shell, same PID.
-  again.type("echo PID=$$\n");
-  size_t mark = again.output.size();
-  ASSERT_TRUE(again.until([&](const Viewer& v) { return !pid_after(v.output, mark).empty(); }, 10s));
-  EXPECT_EQ(pid_after(again.output, mark), pid);
+  EXPECT_EQ(ask_pid(again), pid) << "same shell, same PID";
 }
 
 INSTANTIATE_TEST_SUITE_P(Resume, HubStopped, testing::Values(Stop::kKill9, Stop::kSigterm),
@@ -99,7 +85,7 @@ TEST(Resume, AgentLinkCutByTheNetworkFor10Seconds) {
   auto id = create_terminal(hub, "cut");
   Viewer v;
   ASSERT_TRUE(v.attach(hub, id));
-  std::string pid = start_printing(v);
+  std::string pid = start_printing(v, kLines);
   ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("\r\n20000\r\n"); }, 60s));
   ASSERT_FALSE(v.saw(kEnd)) << "the stream finished before the cut: nothing was tested";
   proxy.cut();
