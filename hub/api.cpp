@@ -38,7 +38,8 @@ Api::Api(Store& store, Relay& relay, const HubConfig& config, Containers& contai
       containers_(containers),
       ip_requests_(config.rate_requests),
       token_requests_(config.rate_requests),
-      terminal_creates_(config.rate_terminal_creates) {
+      terminal_creates_(config.rate_terminal_creates),
+      web_(config.web_dir) {
   routes();
   describe_metrics();
 }
@@ -67,10 +68,20 @@ void Api::routes() {
   add("POST", "/api/v1/users", Access::kAdmin, &Api::create_user);
   add("GET", "/api/v1/users", Access::kAdmin, &Api::list_users);
   add("GET", "/api/v1/audit", Access::kRead, &Api::list_audit);
+  add("POST", "/api/v1/sessions", Access::kPublic, &Api::create_session);
+  add("GET", "/api/v1/sessions/current", Access::kRead, &Api::current_session);
+  add("DELETE", "/api/v1/sessions/current", Access::kRead, &Api::delete_session);
+  add("GET", "/api/v1/images", Access::kRead, &Api::list_images);
+  add("POST", "/api/v1/terminals/{id}/shares", Access::kWrite, &Api::create_share);
+  add("GET", "/api/v1/terminals/{id}/shares", Access::kRead, &Api::list_shares);
+  add("DELETE", "/api/v1/shares/{id}", Access::kWrite, &Api::delete_share);
+  add("POST", "/api/v1/shares/lookup", Access::kPublic, &Api::lookup_share);
+  for (const char* page : {"/", "/login", "/t/{id}", "/s/{code}", "/assets/{file}", "/embed.js", "/favicon.svg"})
+    add("GET", page, Access::kPublic, &Api::serve_web);
 }
 
 std::vector<std::string> Api::route_list() const {
-  std::vector<std::string> out{"GET /api/v1/agent/connect", "GET /api/v1/terminals/{id}/attach"};
+  std::vector<std::string> out{"GET /api/v1/agent/connect", "GET /api/v1/terminals/{id}/attach", "GET /api/v1/events"};
   for (const auto& r : router_.routes()) out.push_back(r.method + " " + r.pattern);
   return out;
 }
@@ -92,21 +103,55 @@ void Api::describe_metrics() {
 
 Result<Principal> Api::authenticate(const Request& request) {
   auto token = request.bearer();
-  if (!token) return make_error("unauthorized", "missing bearer token (Authorization: Bearer <token>)");
+  if (!token) {
+    // A browser: its session cookie, accepted only from this hub's own pages for anything that
+    // changes state (SameSite=Strict already keeps other sites' requests cookie-less; this is
+    // the second lock).
+    if (auto cookie = request.cookie(kSessionCookie)) {
+      bool changes = request.method != "GET" || request.header("sec-websocket-protocol");
+      if (changes && !request.same_origin())
+        return make_error("forbidden", "cross-site request refused (Origin is not this hub)");
+      return authenticate_session(*cookie, request);
+    }
+    return make_error("unauthorized", "missing bearer token (Authorization: Bearer <token>) or session cookie");
+  }
   if (!looks_like(TokenKind::kApi, *token)) return make_error("unauthorized", "not an API token");
   std::string hash = token_hash(*token);
   auto rec = store_.token_by_hash(hash);
   if (!rec) return rec.error();
   // The lookup is by hash; the check after it is constant-time, so no timing depends on the secret.
-  if (!*rec || !hashes_equal((*rec)->hash, hash) || (*rec)->revoked)
-    return make_error("unauthorized", "unknown or revoked token");
+  if (!*rec || !hashes_equal((*rec)->hash, hash)) return make_error("unauthorized", "unknown or revoked token");
+  return principal_of_token(**rec, request);
+}
+
+Result<Principal> Api::principal_of_token(const TokenRecord& rec, const Request& request) {
+  if (rec.revoked) return make_error("unauthorized", "unknown or revoked token");
   int64_t t = now();
-  if ((*rec)->expires_at && *(*rec)->expires_at <= t) return make_error("unauthorized", "token expired");
-  auto user = store_.user_by_id((*rec)->user_id);
+  if (rec.expires_at && *rec.expires_at <= t) return make_error("unauthorized", "token expired");
+  auto user = store_.user_by_id(rec.user_id);
   if (!user) return user.error();
   if (!*user) return make_error("unauthorized", "the token's user no longer exists");
-  if (!(*rec)->last_used_at || *(*rec)->last_used_at + kTouchEvery <= t) (void)store_.touch_token((*rec)->id, t);
-  return Principal{**user, (*rec)->id, (*rec)->scopes, request.peer};
+  if (!rec.last_used_at || *rec.last_used_at + kTouchEvery <= t) (void)store_.touch_token(rec.id, t);
+  return Principal{**user, rec.id, rec.scopes, request.peer, "", 0};
+}
+
+Result<Principal> Api::authenticate_session(const std::string& cookie, const Request& request) {
+  if (!looks_like(TokenKind::kSession, cookie)) return make_error("unauthorized", "not a session cookie");
+  std::string hash = token_hash(cookie);
+  auto rec = store_.session_by_hash(hash);
+  if (!rec) return rec.error();
+  if (!*rec || !hashes_equal((*rec)->hash, hash) || (*rec)->revoked)
+    return make_error("unauthorized", "signed out or unknown session; sign in again");
+  if ((*rec)->expires_at <= now()) return make_error("unauthorized", "session expired; sign in again");
+  // A session is only as good as the token it was made from.
+  auto token = store_.token_by_id((*rec)->token_id);
+  if (!token) return token.error();
+  if (!*token) return make_error("unauthorized", "the session's token no longer exists; sign in again");
+  auto p = principal_of_token(**token, request);
+  if (!p) return p.error();
+  p->session_id = (*rec)->id;
+  p->session_expires_at = (*rec)->expires_at;
+  return p;
 }
 
 std::optional<Response> Api::limited(RateLimiter& limiter, const std::string& key, const std::string& which) {
@@ -164,7 +209,7 @@ void Api::handle(Exchange ex) {
     return ex->reply(std::move(r));
   }
   const Route& target = *match.handler;
-  if (target.access == Access::kPublic) return target.handler(Principal{{}, "", "", req.peer}, req, ex);
+  if (target.access == Access::kPublic) return target.handler(Principal{{}, "", "", req.peer, "", 0}, req, ex);
   auto admitted = admit(req);
   if (auto* refusal = std::get_if<Response>(&admitted)) return ex->reply(std::move(*refusal));
   auto* principal = &std::get<Principal>(admitted);
@@ -190,9 +235,14 @@ std::variant<std::unique_ptr<WsSession>, Response> Api::upgrade(Request& req, co
   }
   static const std::string kPrefix = "/api/v1/terminals/", kSuffix = "/attach";
   if (req.path.size() > kPrefix.size() + kSuffix.size() && req.path.starts_with(kPrefix) && req.path.ends_with(kSuffix)) {
-    if (protocol != "rexec.term.v1")
+    if (!viewer_protocol_ok(protocol))
       return error_response(make_error("bad_request", "attaching needs subprotocol rexec.term.v1"));
     return viewer_upgrade(req, req.path.substr(kPrefix.size(), req.path.size() - kPrefix.size() - kSuffix.size()));
+  }
+  if (req.path == "/api/v1/events") {
+    if (protocol != "rexec.events.v1")
+      return error_response(make_error("bad_request", "the events feed needs subprotocol rexec.events.v1"));
+    return events_upgrade(req);
   }
   return error_response(make_error("not_found", "no WebSocket endpoint at " + req.path));
 }

@@ -18,6 +18,7 @@
 #include "hub/router.h"
 #include "hub/server.h"
 #include "hub/store.h"
+#include "hub/web.h"
 
 namespace rx::hub {
 
@@ -26,11 +27,19 @@ struct Principal {
   std::string token_id;
   std::string scopes;  // "read write admin"
   std::string ip;
+  std::string session_id;  // signed in by a browser session cookie (not a bearer token)
+  int64_t session_expires_at = 0;
   // Admin scope counts only on an admin user's token.
   bool can(std::string_view scope) const;
   bool is_admin() const { return user.admin && can("admin"); }
   bool sees(const std::string& owner_id) const { return owner_id == user.id || is_admin(); }
 };
+
+// The browser's sign-in cookie (HttpOnly, SameSite=Strict): its value is a session secret.
+inline constexpr std::string_view kSessionCookie = "rexec_session";
+
+// True when a Sec-WebSocket-Protocol header offers the viewer protocol (among others).
+bool viewer_protocol_ok(const std::string& header);
 
 // What a route asks of its caller.
 enum class Access { kPublic, kRead, kWrite, kAdmin };
@@ -48,6 +57,7 @@ class Api final : public HttpHandler {
   void tick() { last_tick_ = std::chrono::steady_clock::now(); }
   Metrics& metrics() { return metrics_; }
   void set_warm_pool(class WarmPool* pool) { pool_ = pool; }
+  void set_events(class Events* events) { events_ = events; }
 
  private:
   using Exchange = std::shared_ptr<HttpExchange>;
@@ -59,6 +69,10 @@ class Api final : public HttpHandler {
   void routes();
   void describe_metrics();
   Result<Principal> authenticate(const Request& request);
+  // The principal of an API token (looked up by hash, checked in constant time, not revoked or
+  // expired), touching its last-used time.
+  Result<Principal> principal_of_token(const TokenRecord& token, const Request& request);
+  Result<Principal> authenticate_session(const std::string& cookie, const Request& request);
   // Per-IP limit, authentication, per-token limit: the caller, or the answer refusing it.
   std::variant<Principal, Response> admit(const Request& request);
   // A refused credential: counted, logged, audited (actor "anonymous"); the error response.
@@ -84,6 +98,9 @@ class Api final : public HttpHandler {
   Result<TerminalRecord> find_terminal(const Principal& p, const std::string& id);
   nlohmann::json terminal_json(const TerminalRecord& t);
   std::variant<std::unique_ptr<WsSession>, Response> viewer_upgrade(Request& req, const std::string& id);
+  std::variant<std::unique_ptr<WsSession>, Response> share_viewer_upgrade(Request& req, const std::string& id,
+                                                                          const std::string& code,
+                                                                          std::optional<uint64_t> since);
   // api_containers.cpp
   void create_container_terminal(const Principal&, const nlohmann::json& body, const Exchange&);
   void delete_container_terminal(const Principal&, const TerminalRecord& t, const Exchange&);
@@ -98,6 +115,23 @@ class Api final : public HttpHandler {
   void delete_token(const Principal&, Request&, const Exchange&);
   void create_user(const Principal&, Request&, const Exchange&);
   void list_users(const Principal&, Request&, const Exchange&);
+  // api_sessions.cpp
+  void create_session(const Principal&, Request&, const Exchange&);
+  void current_session(const Principal&, Request&, const Exchange&);
+  void delete_session(const Principal&, Request&, const Exchange&);
+  // api_web.cpp: the dashboard's files and its events feed
+  void serve_web(const Principal&, Request&, const Exchange&);
+  void list_images(const Principal&, Request&, const Exchange&);
+  std::variant<std::unique_ptr<WsSession>, Response> events_upgrade(Request& req);
+  // api_shares.cpp
+  void create_share(const Principal&, Request&, const Exchange&);
+  void list_shares(const Principal&, Request&, const Exchange&);
+  void delete_share(const Principal&, Request&, const Exchange&);
+  void lookup_share(const Principal&, Request&, const Exchange&);
+  // The share a viewer's ?share=CODE names, if it is valid for terminal `id`.
+  Result<ShareRecord> find_share(const std::string& code, const std::string& terminal_id);
+  // "http(s)://host[:port]" users reach this hub at: public-url, else from the request.
+  std::string public_base(const Request& req) const;
   // api_service.cpp
   void list_audit(const Principal&, Request&, const Exchange&);
   void healthz(const Principal&, Request&, const Exchange&);
@@ -108,11 +142,13 @@ class Api final : public HttpHandler {
   HubConfig config_;
   Containers& containers_;
   class WarmPool* pool_ = nullptr;
+  class Events* events_ = nullptr;
   Router<Route> router_;
   Metrics metrics_;
   RateLimiter ip_requests_;
   RateLimiter token_requests_;
   RateLimiter terminal_creates_;
+  WebFiles web_;
   std::chrono::steady_clock::time_point last_tick_ = std::chrono::steady_clock::now();
 };
 

@@ -4,6 +4,7 @@
 #include "hub/agent_session.h"
 #include "hub/api.h"
 #include "hub/json_fields.h"
+#include "hub/views.h"
 #include "hub/log.h"
 #include "hub/tokens.h"
 
@@ -24,7 +25,13 @@ void Api::create_enrollment(const Principal& p, Request& req, const Exchange& ex
   if (auto s = store_.create_enrollment(p.user.id, token_hash(token), expires_at, int(uses->value_or(1))); !s)
     return ex->reply(error_response(s.error()));
   audit(p, "enrollment.create", "", "uses=" + std::to_string(uses->value_or(1)));
-  ex->reply(json_response(201, {{"token", token}, {"expires_at", expires_at}, {"uses", uses->value_or(1)}}));
+  // The one line "Add machine" shows. The token goes in on stdin (printf is a shell builtin, so it
+  // is in no process's argv), the hub's URL as an argument.
+  std::string base = public_base(req);
+  std::string install = "curl -fsSL " + base + "/install-agent.sh -o rexec-install.sh && printf '%s\\n' '" + token +
+                        "' | sudo sh rexec-install.sh --hub " + base + " --enroll-token-file -";
+  ex->reply(json_response(201, {{"token", token}, {"expires_at", expires_at}, {"uses", uses->value_or(1)},
+                                {"install_command", install}}));
 }
 
 Result<AgentRecord> Api::find_agent(const Principal& p, const std::string& id_or_name) {
@@ -44,22 +51,7 @@ void Api::list_agents(const Principal& p, Request&, const Exchange& ex) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& a : *agents) {
     if (a.revoked || a.kind != "host" || !p.sees(a.owner_id)) continue;  // container agents show as their terminals
-    nlohmann::json j{{"id", a.id}, {"name", a.name}, {"online", relay_.online(a.id)}, {"owner", a.owner_id}};
-    auto host = nlohmann::json::parse(a.host_json, nullptr, false);
-    j["host"] = host.is_discarded() ? nlohmann::json::object() : host;
-    j["gpus"] = j["host"].value("gpus", nlohmann::json::array());
-    j["last_seen_at"] = a.last_seen_at ? nlohmann::json(*a.last_seen_at) : nlohmann::json(nullptr);
-    if (auto s = relay_.latest_stats(a.id)) {
-      nlohmann::json gpus = nlohmann::json::array();
-      for (const auto& g : s->gpus)
-        gpus.push_back({{"index", g.index}, {"utilization", g.utilization}, {"memory_used", g.memory_used},
-                        {"memory_total", g.memory_total}});
-      j["stats"] = {{"cpu_percent", s->cpu_permille / 10.0}, {"memory_used", s->memory_used},
-                    {"memory_total", s->memory_total}, {"gpus", gpus}};
-    } else {
-      j["stats"] = nullptr;
-    }
-    out.push_back(std::move(j));
+    out.push_back(agent_view(a, relay_));
   }
   ex->reply(json_response(200, {{"agents", out}}));
 }

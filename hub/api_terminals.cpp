@@ -1,9 +1,11 @@
 // Terminals: create, list, get, delete, attach (the viewer upgrade), and exec fan-out.
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "hub/api.h"
 #include "hub/json_fields.h"
+#include "hub/views.h"
 #include "hub/log.h"
 #include "hub/viewer_session.h"
 
@@ -17,17 +19,10 @@ Result<TerminalRecord> Api::find_terminal(const Principal& p, const std::string&
 }
 
 nlohmann::json Api::terminal_json(const TerminalRecord& t) {
-  nlohmann::json j{{"id", t.id}, {"name", t.name}, {"kind", t.kind}, {"agent", t.agent_id}, {"owner", t.owner_id},
-                   {"cols", t.cols}, {"rows", t.rows}, {"status", relay_.status_of(t)}, {"created_at", t.created_at}};
-  j["exit_code"] = t.exit_code ? nlohmann::json(*t.exit_code) : nlohmann::json(nullptr);
-  if (t.kind == "container") j["image"] = t.image;
-  if (!t.reason.empty()) j["reason"] = t.reason;
-  if (auto* live = relay_.terminal(t.id)) {
-    j["output_offset"] = live->output().end();
-    j["viewers"] = live->viewer_count();
-    if (live->exit_code()) j["exit_code"] = *live->exit_code();
-  }
-  return j;
+  std::string agent_name;
+  if (t.kind == "agent")
+    if (auto a = store_.agent_by_id(t.agent_id); a && *a) agent_name = (*a)->name;
+  return terminal_view(t, relay_, agent_name);
 }
 
 void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) {
@@ -125,7 +120,52 @@ void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
   relay_.exec(std::move(agents), r, ex);
 }
 
+namespace {
+
+// The entries of a Sec-WebSocket-Protocol header ("a, b").
+std::vector<std::string> protocol_list(const std::string& header) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= header.size()) {
+    auto comma = header.find(',', pos);
+    std::string item = header.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+Result<std::optional<uint64_t>> since_of(const Request& req) {
+  auto s = req.query.find("since");
+  if (s == req.query.end()) return std::optional<uint64_t>();
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(s->second.c_str(), &end, 10);
+  if (s->second.empty() || *end != '\0' || errno == ERANGE || s->second[0] == '-')
+    return make_error("bad_request", "since must be a byte offset (a non-negative integer)");
+  return std::optional<uint64_t>(v);
+}
+
+}  // namespace
+
+bool viewer_protocol_ok(const std::string& header) {
+  for (const auto& p : protocol_list(header))
+    if (p == "rexec.term.v1") return true;
+  return false;
+}
+
 std::variant<std::unique_ptr<WsSession>, Response> Api::viewer_upgrade(Request& req, const std::string& id) {
+  auto since = since_of(req);
+  if (!since) return error_response(since.error());
+  if (auto code = req.query.find("share"); code != req.query.end()) return share_viewer_upgrade(req, id, code->second, *since);
+  // A browser cannot set Authorization on a WebSocket: an embed given a token passes it as a
+  // second subprotocol, "rexec.bearer.<token>" (a header, so never in a URL or a log line).
+  for (const auto& p : protocol_list(req.header("sec-websocket-protocol").value_or("")))
+    if (p.starts_with("rexec.bearer.") && !req.header("authorization"))
+      req.headers["authorization"] = "Bearer " + p.substr(std::strlen("rexec.bearer."));
   auto admitted = admit(req);
   if (auto* refusal = std::get_if<Response>(&admitted)) return std::move(*refusal);
   auto* principal = &std::get<Principal>(admitted);
@@ -141,18 +181,30 @@ std::variant<std::unique_ptr<WsSession>, Response> Api::viewer_upgrade(Request& 
     r.headers.push_back({"Retry-After", "5"});
     return r;
   }
-  std::optional<uint64_t> since;
-  if (auto s = req.query.find("since"); s != req.query.end()) {
-    char* end = nullptr;
-    errno = 0;
-    unsigned long long v = std::strtoull(s->second.c_str(), &end, 10);
-    if (s->second.empty() || *end != '\0' || errno == ERANGE || s->second[0] == '-')
-      return error_response(make_error("bad_request", "since must be a byte offset (a non-negative integer)"));
-    since = v;
-  }
   bool read_only = !principal->can("write");
   audit(*principal, "terminal.attach", t->id, read_only ? "read-only" : "control");
-  return std::unique_ptr<WsSession>(new ViewerSession(relay_, live->id(), read_only, since, principal->user.id, req.peer));
+  return std::unique_ptr<WsSession>(new ViewerSession(relay_, live->id(), read_only, *since, principal->user.id, req.peer));
+}
+
+std::variant<std::unique_ptr<WsSession>, Response> Api::share_viewer_upgrade(Request& req, const std::string& id,
+                                                                             const std::string& code,
+                                                                             std::optional<uint64_t> since) {
+  if (auto r = limited(ip_requests_, req.peer, "ip")) return std::move(*r);
+  auto share = find_share(code, id);
+  if (!share) return auth_failed(req, share.error());
+  Terminal* live = relay_.terminal(share->terminal_id);
+  if (!live) return error_response(make_error("not_found", "the shared terminal has no live session"));
+  std::string who = "share:" + share->id;
+  if (relay_.viewer_sockets(share->terminal_id, who) >= config_.viewers_per_terminal * 4) {
+    metrics_.add("rexec_rate_limited_total", {{"limit", "viewers_per_terminal"}});
+    auto r = error_response(make_error("rate_limited", "too many viewers on this share link"));
+    r.headers.push_back({"Retry-After", "5"});
+    return r;
+  }
+  bool read_only = share->mode != "control";
+  audit(who, req, "terminal.attach", share->terminal_id, read_only ? "share view" : "share control");
+  return std::unique_ptr<WsSession>(
+      new ViewerSession(relay_, live->id(), read_only, since, who, req.peer, share->id));
 }
 
 }  // namespace rx::hub

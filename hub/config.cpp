@@ -29,7 +29,8 @@ const std::vector<std::string_view>& config_keys() {
                                                   "tls-key",       "max-body",      "rate-requests",
                                                   "rate-terminal-creates", "viewers-per-terminal",
                                                   "docker-socket", "agent-binary", "container-quota",
-                                                  "warm-pool"};
+                                                  "warm-pool",     "session-ttl",  "web-dir",
+                                                  "public-url"};
   return keys;
 }
 
@@ -63,6 +64,15 @@ Status apply_setting(HubConfig& c, std::string_view key, std::string_view value)
     c.agent_binary = value;
   } else if (key == "warm-pool") {
     c.warm_pool = value;
+  } else if (key == "session-ttl") {
+    return set_int(c.session_ttl_s, 60, int64_t(365) * 24 * 3600);
+  } else if (key == "web-dir") {
+    c.web_dir = value;
+  } else if (key == "public-url") {
+    if (!value.starts_with("http://") && !value.starts_with("https://"))
+      return make_error("bad_config", "public-url: expected http://HOST[:PORT] or https://...");
+    c.public_url = value;
+    while (!c.public_url.empty() && c.public_url.back() == '/') c.public_url.pop_back();
   } else if (key == "container-quota") {
     return set_int(c.container_quota, 0, 100000);
   } else {

@@ -28,6 +28,9 @@ struct HubConfig {
   std::string agent_binary = "/usr/local/lib/rexec/rexec-agent";
   int container_quota = 10;  // container terminals one user may have at once
   std::string warm_pool;     // "IMAGE=N,...": containers started ahead per image (empty: none)
+  int64_t session_ttl_s = 24 * 3600;  // browser sign-in lifetime (never past its token's)
+  std::string web_dir;     // serve the dashboard from this directory (development); empty: the built-in copy
+  std::string public_url;  // how users reach the hub (share links, install command); empty: from Host
 };
 
 // The keys a file or a flag may set, for usage text and docs.

@@ -1,5 +1,6 @@
 #include "hub/containers.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace rx::hub {
@@ -119,6 +120,26 @@ void Containers::remove(const std::string& container_id, std::function<void(Stat
   docker_.request("DELETE", "/containers/" + container_id + "?force=true&v=true", "", [done = std::move(done)](DockerClient::Reply r) {
     if (r.ok() || r.status == 404) return done(Ok{});
     done(docker_error(r, "removing the container"));
+  });
+}
+
+void Containers::list_images(std::function<void(Result<nlohmann::json>)> done) {
+  docker_.request("GET", "/images/json", "", [done = std::move(done)](DockerClient::Reply r) {
+    if (!r.ok()) return done(docker_error(r, "cannot list images"));
+    auto all = nlohmann::json::parse(r.body, nullptr, false);
+    if (!all.is_array()) return done(make_error("docker_error", "Docker answered the image list with something else"));
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& img : all) {
+      nlohmann::json tags = nlohmann::json::array();
+      if (img.contains("RepoTags") && img["RepoTags"].is_array())
+        for (const auto& t : img["RepoTags"])
+          if (t.is_string() && t.get<std::string>() != "<none>:<none>") tags.push_back(t);
+      if (tags.empty()) continue;  // untagged layers are nothing to start a terminal from
+      out.push_back({{"id", img.value("Id", "")}, {"tags", tags}, {"size", img.value("Size", int64_t(0))},
+                     {"created", img.value("Created", int64_t(0))}});
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a["created"] > b["created"]; });
+    done(std::move(out));
   });
 }
 

@@ -55,6 +55,8 @@ class Containers {
   void start(const std::string& container_id, std::function<void(Status)> done);
   // Force-removes (a container already gone counts as removed).
   void remove(const std::string& container_id, std::function<void(Status)> done);
+  // The daemon's tagged images: [{"id", "tags", "size", "created"}], newest first.
+  void list_images(std::function<void(Result<nlohmann::json>)> done);
   DockerClient& docker() { return docker_; }
 
  private:

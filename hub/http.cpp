@@ -20,6 +20,31 @@ std::optional<std::string> Request::bearer() const {
   return token;
 }
 
+std::optional<std::string> Request::cookie(std::string_view name) const {
+  auto h = header("cookie");
+  if (!h) return std::nullopt;
+  std::string_view rest(*h);
+  while (!rest.empty()) {
+    auto semi = rest.find(';');
+    auto pair = rest.substr(0, semi);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    auto eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return std::string(pair.substr(eq + 1));
+    if (semi == std::string_view::npos) break;
+    rest.remove_prefix(semi + 1);
+  }
+  return std::nullopt;
+}
+
+bool Request::same_origin() const {
+  auto origin = header("origin");
+  auto host = header("host");
+  if (!origin || !host) return false;
+  auto scheme_end = origin->find("://");
+  if (scheme_end == std::string::npos) return false;
+  return origin->substr(scheme_end + 3) == *host;
+}
+
 Response json_response(int status, const nlohmann::json& body) {
   Response r;
   r.status = status;

@@ -29,6 +29,12 @@ struct Request {
   std::optional<std::string> header(const std::string& lower_name) const;
   // The token of "Authorization: Bearer <token>", if any.
   std::optional<std::string> bearer() const;
+  // The value of cookie `name` in the Cookie header, if any.
+  std::optional<std::string> cookie(std::string_view name) const;
+  // True when the Origin header names this hub (its authority equals the Host header). A
+  // browser sends Origin on every cross-site POST/DELETE and WebSocket upgrade, so a cookie-signed
+  // request whose Origin is another site is a forgery attempt.
+  bool same_origin() const;
 };
 
 struct Response {

@@ -21,6 +21,7 @@
 #include "hub/accounts.h"
 #include "hub/api.h"
 #include "hub/config.h"
+#include "hub/events.h"
 #include "hub/container_supervisor.h"
 #include "hub/containers.h"
 #include "hub/log.h"
@@ -201,7 +202,9 @@ int serve(HubConfig config) {
     auto hub_id = read_or_create_hub_id(data_dir);
     if (!hub_id) return log("error", "hub.id_failed", {{"reason", hub_id.error().message}}), 1;
     Containers containers(&loop, config.docker_socket, *hub_id, config.agent_binary, socket_dir);
+    Events events(&loop, **store, relay);
     Api api(**store, relay, config, containers);
+    api.set_events(&events);
     ContainerSupervisor supervisor(&loop, **store, relay, containers);
     auto pool_sizes = parse_warm_pool(config.warm_pool);
     if (!pool_sizes) return log("error", "hub.config_failed", {{"reason", pool_sizes.error().message}}), 2;

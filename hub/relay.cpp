@@ -187,7 +187,9 @@ void Relay::agent_frame(AgentLink& link, const Frame& frame) {
   if (auto* d = std::get_if<Data>(&frame)) return agent_data(link, DataView{d->channel, d->stream, d->offset, d->bytes});
   uint32_t ch = frame_channel(frame);
   if (auto* s = std::get_if<Stats>(&frame)) {
-    if (ch == 0) stats_[link.agent().id] = *s;
+    if (ch != 0) return;
+    stats_[link.agent().id] = *s;
+    if (stats_listener_) stats_listener_(link.agent().id, *s);
     return;
   }
   if (std::holds_alternative<Unknown>(frame)) return;  // a newer agent's frame: ignore

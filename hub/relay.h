@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -63,6 +64,10 @@ class Relay {
   void agent_gone(AgentLink& link);
   bool online(const std::string& agent_id) const { return online_.count(agent_id) > 0; }
   std::optional<protocol::Stats> latest_stats(const std::string& agent_id) const;
+  // Told of every STATS sample as it arrives (the dashboard's events feed).
+  void set_stats_listener(std::function<void(const std::string& agent_id, const protocol::Stats&)> listener) {
+    stats_listener_ = std::move(listener);
+  }
   void revoke_agent(const std::string& agent_id);
 
   // --- terminals ---
@@ -138,6 +143,7 @@ class Relay {
   std::map<std::pair<std::string, std::string>, int> viewer_sockets_;
   std::map<std::string, protocol::Open> pending_open_;  // terminal id -> OPEN waiting for its agent
   RelayCounters counters_;
+  std::function<void(const std::string&, const protocol::Stats&)> stats_listener_;
 };
 
 }  // namespace rx::hub

@@ -11,7 +11,7 @@ namespace {
 
 // Subprotocols the hub speaks; protocols_[0] is plain HTTP.
 constexpr const char* kHttpProtocol = "http";
-constexpr const char* kWsProtocols[] = {"rexec.agent.v1", "rexec.term.v1"};
+constexpr const char* kWsProtocols[] = {"rexec.agent.v1", "rexec.term.v1", "rexec.events.v1"};
 constexpr size_t kBodyChunk = 16 * 1024;
 constexpr size_t kMaxDiscard = 64 * 1024 * 1024;  // a body over the limit is drained up to this
 
@@ -76,10 +76,10 @@ void WsConn::want_write() {
 
 bool WsConn::choked() const { return !wsi_ || lws_send_pipe_choked(wsi_); }
 
-bool WsConn::send(std::vector<uint8_t>& frame) {
+bool WsConn::send(std::vector<uint8_t>& frame, bool text) {
   if (!wsi_ || frame.size() < LWS_PRE) return false;
   size_t len = frame.size() - LWS_PRE;
-  return lws_write(wsi_, frame.data() + LWS_PRE, len, LWS_WRITE_BINARY) >= int(len);
+  return lws_write(wsi_, frame.data() + LWS_PRE, len, text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY) >= int(len);
 }
 
 void WsConn::close(uint16_t code, std::string reason) {
@@ -221,6 +221,7 @@ Request Server::read_request(lws* wsi, const char* uri) {
                                {WSI_TOKEN_HTTP_COOKIE, "cookie"},
                                {WSI_TOKEN_ORIGIN, "origin"},
                                {WSI_TOKEN_HOST, "host"},
+                               {WSI_TOKEN_HTTP_ACCEPT_ENCODING, "accept-encoding"},
                                {WSI_TOKEN_PROTOCOL, "sec-websocket-protocol"}};
   for (const auto& h : kHeaders) {
     auto v = copy_header(wsi, h.token);

@@ -51,9 +51,9 @@ class WsConn {
   explicit WsConn(lws* wsi) : wsi_(wsi) {}
   // Asks for on_writable() soon.
   void want_write();
-  // Sends one binary message; `frame` must start with LWS_PRE bytes of headroom. Call only
-  // from on_writable(); more than once per call only while !choked(). False if the write failed.
-  bool send(std::vector<uint8_t>& frame);
+  // Sends one binary (or text) message; `frame` must start with LWS_PRE bytes of headroom. Call
+  // only from on_writable(); more than once per call only while !choked(). False if the write failed.
+  bool send(std::vector<uint8_t>& frame, bool text = false);
   // True when the socket would not take another message now.
   bool choked() const;
   // Closes with a WebSocket close code and reason (after on_writable returns).

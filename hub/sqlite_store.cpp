@@ -52,6 +52,18 @@ constexpr const char* kMigrations[] = {
     ALTER TABLE terminals ADD COLUMN container_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE terminals ADD COLUMN reason TEXT NOT NULL DEFAULT '';
     )sql",
+    // 4: the dashboard: browser sessions and share links
+    R"sql(
+    CREATE TABLE sessions (
+      id TEXT PRIMARY KEY, token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+      user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, hash TEXT NOT NULL UNIQUE,
+      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE shares (
+      id TEXT PRIMARY KEY, terminal_id TEXT NOT NULL REFERENCES terminals(id) ON DELETE CASCADE,
+      owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, mode TEXT NOT NULL,
+      hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+    CREATE INDEX shares_terminal ON shares (terminal_id);
+    )sql",
 };
 constexpr int kSchemaVersion = int(std::size(kMigrations));
 
@@ -113,6 +125,16 @@ TokenRecord token_from(const Stmt& s) {
                      s.opt_int64(5), s.opt_int64(6), s.int64(7) != 0, s.text(8)};
 }
 constexpr const char* kTokenCols = "id, user_id, name, scopes, created_at, expires_at, last_used_at, revoked, hash";
+
+SessionRecord session_from(const Stmt& s) {
+  return SessionRecord{s.text(0), s.text(1), s.text(2), s.int64(3), s.int64(4), s.int64(5) != 0, s.text(6)};
+}
+constexpr const char* kSessionCols = "id, token_id, user_id, created_at, expires_at, revoked, hash";
+
+ShareRecord share_from(const Stmt& s) {
+  return ShareRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4), s.int64(5), s.text(6)};
+}
+constexpr const char* kShareCols = "id, terminal_id, owner_id, mode, created_at, expires_at, hash";
 
 }  // namespace
 
@@ -224,6 +246,61 @@ Result<std::vector<TokenRecord>> SqliteStore::list_tokens(const std::string& use
 
 Status SqliteStore::revoke_token(const std::string& id) {
   auto s = db_.prepare("UPDATE tokens SET revoked = 1 WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, id).run();
+}
+
+Status SqliteStore::create_session(const SessionRecord& r) {
+  auto s = db_.prepare("INSERT INTO sessions (id, token_id, user_id, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  return s->bind(1, r.id).bind(2, r.token_id).bind(3, r.user_id).bind(4, r.hash).bind(5, r.created_at)
+      .bind(6, r.expires_at).run();
+}
+
+Result<std::optional<SessionRecord>> SqliteStore::session_by_hash(const std::string& hash) {
+  auto s = db_.prepare(std::string("SELECT ") + kSessionCols + " FROM sessions WHERE hash = ?");
+  if (!s) return s.error();
+  s->bind(1, hash);
+  return one_row(*s, [](const Stmt& r) { return session_from(r); });
+}
+
+Status SqliteStore::revoke_session(const std::string& id) {
+  auto s = db_.prepare("UPDATE sessions SET revoked = 1 WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, id).run();
+}
+
+Status SqliteStore::create_share(const ShareRecord& r) {
+  auto s = db_.prepare(
+      "INSERT INTO shares (id, terminal_id, owner_id, mode, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  return s->bind(1, r.id).bind(2, r.terminal_id).bind(3, r.owner_id).bind(4, r.mode).bind(5, r.hash)
+      .bind(6, r.created_at).bind(7, r.expires_at).run();
+}
+
+Result<std::optional<ShareRecord>> SqliteStore::share_by_hash(const std::string& hash) {
+  auto s = db_.prepare(std::string("SELECT ") + kShareCols + " FROM shares WHERE hash = ?");
+  if (!s) return s.error();
+  s->bind(1, hash);
+  return one_row(*s, [](const Stmt& r) { return share_from(r); });
+}
+
+Result<std::optional<ShareRecord>> SqliteStore::share_by_id(const std::string& id) {
+  auto s = db_.prepare(std::string("SELECT ") + kShareCols + " FROM shares WHERE id = ?");
+  if (!s) return s.error();
+  s->bind(1, id);
+  return one_row(*s, [](const Stmt& r) { return share_from(r); });
+}
+
+Result<std::vector<ShareRecord>> SqliteStore::list_shares(const std::string& terminal_id) {
+  auto s = db_.prepare(std::string("SELECT ") + kShareCols + " FROM shares WHERE terminal_id = ? ORDER BY created_at");
+  if (!s) return s.error();
+  s->bind(1, terminal_id);
+  return all_rows(*s, [](const Stmt& r) { return share_from(r); });
+}
+
+Status SqliteStore::delete_share(const std::string& id) {
+  auto s = db_.prepare("DELETE FROM shares WHERE id = ?");
   if (!s) return s.error();
   return s->bind(1, id).run();
 }

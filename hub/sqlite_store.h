@@ -30,6 +30,15 @@ class SqliteStore final : public Store {
   Result<std::vector<TokenRecord>> list_tokens(const std::string& user_id) override;
   Status revoke_token(const std::string& id) override;
 
+  Status create_session(const SessionRecord& s) override;
+  Result<std::optional<SessionRecord>> session_by_hash(const std::string& hash) override;
+  Status revoke_session(const std::string& id) override;
+  Status create_share(const ShareRecord& s) override;
+  Result<std::optional<ShareRecord>> share_by_hash(const std::string& hash) override;
+  Result<std::optional<ShareRecord>> share_by_id(const std::string& id) override;
+  Result<std::vector<ShareRecord>> list_shares(const std::string& terminal_id) override;
+  Status delete_share(const std::string& id) override;
+
   Status create_enrollment(const std::string& owner_id, const std::string& hash, int64_t expires_at, int uses) override;
   Result<std::string> consume_enrollment(const std::string& hash, int64_t now) override;
 

@@ -59,6 +59,29 @@ struct TerminalRecord {
   std::string reason;        // why it is lost or exited, when known ("OOM-killed", ...)
 };
 
+// A browser sign-in: made from an API token, carried in an HttpOnly cookie. It is only as good
+// as its token: revoking or expiring the token ends the session too.
+struct SessionRecord {
+  std::string id;
+  std::string token_id;
+  std::string user_id;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+  bool revoked = false;
+  std::string hash;
+};
+
+// A share link: whoever has the code may watch (view) or type into (control) one terminal.
+struct ShareRecord {
+  std::string id;
+  std::string terminal_id;
+  std::string owner_id;
+  std::string mode;  // "view" | "control"
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+  std::string hash;
+};
+
 struct AuditRecord {
   int64_t id = 0;
   int64_t at = 0;
@@ -107,6 +130,18 @@ class Store {
   virtual Result<std::optional<TokenRecord>> token_by_id(const std::string& id) = 0;
   virtual Result<std::vector<TokenRecord>> list_tokens(const std::string& user_id) = 0;  // "" = every user's
   virtual Status revoke_token(const std::string& id) = 0;
+
+  // Browser sessions (sign-in cookies).
+  virtual Status create_session(const SessionRecord& s) = 0;
+  virtual Result<std::optional<SessionRecord>> session_by_hash(const std::string& hash) = 0;
+  virtual Status revoke_session(const std::string& id) = 0;
+
+  // Share links. Deleting a terminal deletes its shares.
+  virtual Status create_share(const ShareRecord& s) = 0;
+  virtual Result<std::optional<ShareRecord>> share_by_hash(const std::string& hash) = 0;
+  virtual Result<std::optional<ShareRecord>> share_by_id(const std::string& id) = 0;
+  virtual Result<std::vector<ShareRecord>> list_shares(const std::string& terminal_id) = 0;
+  virtual Status delete_share(const std::string& id) = 0;
 
   // Enrollment tokens: single- or few-use, short-lived. consume() is atomic: two agents racing
   // with the same token cannot both succeed. Errors: enrollment_invalid, enrollment_expired,

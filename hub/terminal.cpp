@@ -1,6 +1,7 @@
 #include "hub/terminal.h"
 
 #include <algorithm>
+#include <ctime>
 
 #include "protocol/limits.h"
 #include "protocol/viewer.h"
@@ -42,6 +43,7 @@ void Terminal::on_data(uint64_t offset, std::span<const uint8_t> bytes) {
   auto accept = out_cursor_.on_data(offset, bytes.size());
   if (accept.skip >= bytes.size()) return;  // all of it is a resend we already have
   uint64_t first = offset + accept.skip;
+  last_activity_ = int64_t(std::time(nullptr));
   if (first != output_.end()) {
     // The agent no longer had the bytes in between (or the hub lost its ring in a restart):
     // start the ring afresh where the data begins; viewers behind it get a gap event.
@@ -72,6 +74,17 @@ void Terminal::drop_viewers(const std::string& reason) {
   auto viewers = std::move(viewers_);
   viewers_.clear();
   for (auto& [v, cursor] : viewers) v->terminal_gone(reason);
+}
+
+void Terminal::drop_share_viewers(const std::string& share_id, const std::string& reason) {
+  std::vector<Viewer*> gone;
+  for (auto& [v, cursor] : viewers_)
+    if (!share_id.empty() && v->share_id() == share_id) gone.push_back(v);
+  for (auto* v : gone) {
+    viewers_.erase(v);
+    v->terminal_gone(reason);
+  }
+  if (!gone.empty()) broadcast({{"type", "viewers"}, {"count", viewers_.size()}});
 }
 
 void Terminal::set_status(const std::string& status) {
@@ -136,6 +149,7 @@ Status Terminal::send_input(std::span<const uint8_t> bytes) {
   if (input_.size() + bytes.size() > input_.capacity())
     return make_error("input_dropped", "the terminal's agent is not taking input; " + std::to_string(bytes.size()) +
                                            " bytes dropped");
+  last_activity_ = int64_t(std::time(nullptr));
   input_.append(bytes);
   pump_input();
   return Ok{};

@@ -35,6 +35,8 @@ class Viewer {
   virtual void queue_event(const nlohmann::json& event) = 0;
   // The terminal was deleted: the viewer must drop its pointer to it and close.
   virtual void terminal_gone(const std::string& reason) = 0;
+  // The share link this viewer came in by (empty: a signed-in user).
+  virtual const std::string& share_id() const = 0;
 };
 
 class Terminal {
@@ -50,6 +52,8 @@ class Terminal {
   const std::string& status() const { return status_; }
   std::optional<int32_t> exit_code() const { return exit_code_; }
   const protocol::ReplayRing& output() const { return output_; }
+  // Unix time of the last output or input (0: none since the hub started).
+  int64_t last_activity() const { return last_activity_; }
 
   // --- the agent side ---
   // The agent link came up (or came back) and the channel is alive there: resend unacknowledged
@@ -65,6 +69,8 @@ class Terminal {
   void set_status(const std::string& status);  // tells viewers
   // Closes every viewer's socket with `reason` (the terminal is being replaced).
   void drop_viewers(const std::string& reason);
+  // Closes the viewers that came in by share link `share_id` (the link was deleted).
+  void drop_share_viewers(const std::string& share_id, const std::string& reason);
 
   // --- the viewer side ---
   // Attaches a viewer that wants output from `since` (nullopt: all the ring holds).
@@ -86,6 +92,7 @@ class Terminal {
   static constexpr size_t kInputBuffer = 256 * 1024;
 
  private:
+  int64_t last_activity_ = 0;
   void pump_input();
   void maybe_ack();
   void broadcast(const nlohmann::json& event);

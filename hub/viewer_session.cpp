@@ -9,13 +9,14 @@ namespace rx::hub {
 namespace viewer = protocol::viewer;
 
 ViewerSession::ViewerSession(Relay& relay, std::string terminal_id, bool read_only, std::optional<uint64_t> since,
-                             std::string who, std::string ip)
+                             std::string who, std::string ip, std::string share_id)
     : relay_(relay),
       terminal_id_(std::move(terminal_id)),
       read_only_(read_only),
       since_(since),
       who_(std::move(who)),
-      ip_(std::move(ip)) {
+      ip_(std::move(ip)),
+      share_id_(std::move(share_id)) {
   relay_.viewer_opened(terminal_id_, who_);
 }
 

@@ -18,8 +18,9 @@ namespace rx::hub {
 class ViewerSession final : public WsSession, public Viewer {
  public:
   // The terminal is looked up when the socket opens: it may have been deleted since the upgrade.
+  // `who`: the user's id, or "share:<id>" with `share_id` for a share link's viewer.
   ViewerSession(Relay& relay, std::string terminal_id, bool read_only, std::optional<uint64_t> since, std::string who,
-                std::string ip);
+                std::string ip, std::string share_id = "");
   ~ViewerSession() override;
 
   void on_open(WsConn& conn) override;
@@ -32,6 +33,7 @@ class ViewerSession final : public WsSession, public Viewer {
   void wake() override;
   void queue_event(const nlohmann::json& event) override;
   void terminal_gone(const std::string& reason) override;
+  const std::string& share_id() const override { return share_id_; }
 
  private:
   Relay& relay_;
@@ -41,6 +43,7 @@ class ViewerSession final : public WsSession, public Viewer {
   std::optional<uint64_t> since_;
   std::string who_;
   std::string ip_;
+  std::string share_id_;
   bool opened_ = false;
   WsConn* conn_ = nullptr;
   std::deque<std::vector<uint8_t>> events_;

@@ -18,6 +18,7 @@ test_pkgs=(
   python3 python3-msgpack    # the independent decoder that checks our test vectors
   file procps iproute2 curl systemd   # systemd-analyze verifies our units
   openssl                    # the TLS test makes its own CA and hub certificate
+  chromium fonts-dejavu-core # the dashboard's browser tests (driven by npm playwright-core)
 )
 
 case "$what" in
@@ -35,15 +36,21 @@ for p in "${pkgs[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#pkgs[@]} packages ($what) already installed"
-  exit 0
-fi
-
-if [ "$(id -u)" -ne 0 ]; then
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: missing packages: ${missing[*]}" >&2
   echo "install-deps: run as root (or: sudo $0 $what)" >&2
   exit 1
+fi
+
+# The dashboard (web/) is bundled with npm at build time. The machine's own Node.js is used when
+# there is one (Debian's nodejs conflicts with it); only a machine without any gets Debian's.
+if [ "$what" != test ] && ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages ($what) already installed"
+  exit 0
 fi
 
 echo "install-deps: installing ${#missing[@]} missing packages: ${missing[*]}"

@@ -27,7 +27,7 @@ enum Who { kAnonymous, kMalformed, kOwner, kOther, kAdmin, kReadOnly, kRevoked, 
 const char* kWhoNames[] = {"anonymous", "malformed", "owner", "other user", "admin", "read-only", "revoked", "expired"};
 
 // Expected status for the four callers that get past authentication; the other four always get
-// 401 (or the route's public answer).
+// 401. A public route answers every caller alike: with `owner`'s status.
 struct Expect {
   int owner, other, admin, read_only;
 };
@@ -49,6 +49,8 @@ class AccessMatrix : public testing::Test {
   static inline std::string alice_agent;  // owned by alice (the owner), online
   static inline std::unique_ptr<FakeAgent> alice_link;
   static inline std::string alice_terminal;
+  // What GET /api/v1/images answers past authentication: 200 with a Docker daemon, else 503.
+  static inline int images_status = 0;
 
   static json call(const std::string& token, const std::string& method, const std::string& path, const std::string& b = "") {
     auto r = http(hub->port(), method, path, token, b);
@@ -88,6 +90,13 @@ class AccessMatrix : public testing::Test {
     return body(r).dump();
   }
 
+  static std::string share_of_alice(const std::string& mode = "view") {
+    auto r = http(hub->port(), "POST", "/api/v1/terminals/" + alice_terminal + "/shares", tokens[kOwner],
+                  json{{"mode", mode}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+    return r.body;
+  }
+
   static void SetUpTestSuite() {
     hub = std::make_unique<HubFixture>();
     tokens[kAnonymous] = "";
@@ -108,6 +117,8 @@ class AccessMatrix : public testing::Test {
       if (ag["name"] == "alice-box") alice_agent = ag["id"];
     ASSERT_FALSE(alice_agent.empty()) << call(tokens[kOwner], "GET", "/api/v1/agents").dump();
     alice_terminal = terminal_of_alice();
+    images_status = http(hub->port(), "GET", "/api/v1/images", tokens[kAdmin]).status;
+    ASSERT_TRUE(images_status == 200 || images_status == 503) << images_status;
     std::this_thread::sleep_for(1100ms);  // let the expiring token expire
   }
 
@@ -158,6 +169,31 @@ class AccessMatrix : public testing::Test {
          [] { return std::make_pair(std::string("/api/v1/users"), json{{"name", "u" + std::to_string(serial++)}}.dump()); }},
         {"GET", "/api/v1/users", false, false, {403, 403, 200, 403}, fixed("/api/v1/users")},
         {"GET", "/api/v1/audit", false, false, {200, 200, 200, 200}, fixed("/api/v1/audit")},
+        {"GET", "/api/v1/images", false, false, {images_status, images_status, images_status, images_status},
+         fixed("/api/v1/images")},
+        {"POST", "/api/v1/terminals/{id}/shares", false, false, {201, 404, 201, 403},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/shares", std::string(R"({"mode":"view"})")); }},
+        {"GET", "/api/v1/terminals/{id}/shares", false, false, {200, 404, 200, 200},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/shares", std::string()); }},
+        {"DELETE", "/api/v1/shares/{id}", false, false, {200, 404, 200, 403},
+         [] { return std::make_pair("/api/v1/shares/" + json::parse(share_of_alice())["id"].get<std::string>(), std::string()); }},
+        // Public: the code in the body is the credential (a share code, not any caller's token).
+        {"POST", "/api/v1/shares/lookup", false, true, {200, 200, 200, 200},
+         [] { return std::make_pair(std::string("/api/v1/shares/lookup"), json{{"code", json::parse(share_of_alice())["code"]}}.dump()); }},
+        // Public: signing in takes the token in the body; whoever calls, a good token gets a session.
+        {"POST", "/api/v1/sessions", false, true, {201, 201, 201, 201},
+         [] { return std::make_pair(std::string("/api/v1/sessions"), json{{"token", tokens[kReadOnly]}}.dump()); }},
+        {"GET", "/api/v1/sessions/current", false, false, {200, 200, 200, 200}, fixed("/api/v1/sessions/current")},
+        {"DELETE", "/api/v1/sessions/current", false, false, {204, 204, 204, 204}, fixed("/api/v1/sessions/current")},
+        {"GET", "/api/v1/events", true, false, {101, 101, 101, 101}, fixed("/api/v1/events")},
+        // The dashboard's files are public: the page signs in by itself.
+        {"GET", "/", false, true, {200, 200, 200, 200}, fixed("/")},
+        {"GET", "/login", false, true, {200, 200, 200, 200}, fixed("/login")},
+        {"GET", "/t/{id}", false, true, {200, 200, 200, 200}, [] { return std::make_pair("/t/" + alice_terminal, std::string()); }},
+        {"GET", "/s/{code}", false, true, {200, 200, 200, 200}, fixed("/s/rxs_anything")},
+        {"GET", "/assets/{file}", false, true, {200, 200, 200, 200}, fixed("/assets/app.js")},
+        {"GET", "/embed.js", false, true, {200, 200, 200, 200}, fixed("/embed.js")},
+        {"GET", "/favicon.svg", false, true, {200, 200, 200, 200}, fixed("/favicon.svg")},
         // API tokens are not agent credentials: nobody in this matrix may open an agent link.
         {"GET", "/api/v1/agent/connect", true, false, {401, 401, 401, 401}, fixed("/api/v1/agent/connect")},
     };
@@ -170,8 +206,10 @@ class AccessMatrix : public testing::Test {
     HttpResult refusal;
     std::map<std::string, std::string> headers;
     if (!token.empty()) headers["Authorization"] = "Bearer " + token;
-    bool agent = path == "/api/v1/agent/connect";
-    if (ws.connect(hub->port(), path, agent ? "rexec.agent.v1" : "rexec.term.v1", headers, &refusal)) return 101;
+    std::string protocol = path == "/api/v1/agent/connect" ? "rexec.agent.v1"
+                           : path == "/api/v1/events"      ? "rexec.events.v1"
+                                                           : "rexec.term.v1";
+    if (ws.connect(hub->port(), path, protocol, headers, &refusal)) return 101;
     return refusal.status;
   }
 };
@@ -181,7 +219,7 @@ TEST_F(AccessMatrix, EveryRouteAgainstEveryCaller) {
   for (const auto& row : table()) {
     for (int who = 0; who < kWhoCount; ++who) {
       int want = 401;
-      if (row.is_public) want = 200;
+      if (row.is_public) want = row.expect.owner;
       else if (who == kOwner) want = row.expect.owner;
       else if (who == kOther) want = row.expect.other;
       else if (who == kAdmin) want = row.expect.admin;

@@ -12,6 +12,7 @@
 #include "protocol/viewer.h"
 #include "tests/support/api_expect.h"
 #include "tests/support/hub_fixture.h"
+#include "tests/support/viewer_log.h"
 
 namespace rx::test {
 namespace {
@@ -54,37 +55,6 @@ class ApiTest : public testing::Test {
                           {{"Authorization", "Bearer " + hub.admin_token()}}, &refusal))
         << refusal.status << " " << refusal.body;
     return v;
-  }
-};
-
-// Reads viewer messages until `pred` holds for the output collected so far or an event matches.
-struct ViewerLog {
-  std::string output;
-  uint64_t next_offset = 0;
-  std::vector<json> events;
-  bool pump(WsClient& v, const std::function<bool(const ViewerLog&)>& done, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done(*this)) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      auto m = v.receive(left);
-      if (!m) return false;
-      auto d = viewer::decode_server(m->data);
-      if (!d) return false;
-      if (auto* o = std::get_if<viewer::Output>(&*d)) {
-        EXPECT_EQ(o->offset, next_offset) << "output must continue exactly where the last ended";
-        output.append(o->bytes.begin(), o->bytes.end());
-        next_offset = o->offset + o->bytes.size();
-      } else if (auto* e = std::get_if<viewer::Event>(&*d)) {
-        events.push_back(json::parse(e->json));
-      }
-    }
-    return true;
-  }
-  bool has_event(const std::string& type) const {
-    for (const auto& e : events)
-      if (e.value("type", "") == type) return true;
-    return false;
   }
 };
 

@@ -33,11 +33,19 @@ TEST(Config, BadLinesNameTheirLineNumber) {
 TEST(Config, EveryKeyIsAcceptedAndBadValuesAreRefused) {
   HubConfig c;
   for (auto key : config_keys()) {
-    std::string value = key == "listen" ? "127.0.0.1:1" : (key == "data-dir" || key.starts_with("tls") || key == "docker-socket" || key == "agent-binary") ? "/x" : "2048";
+    std::string value = key == "listen"       ? "127.0.0.1:1"
+                        : key == "public-url" ? "https://hub.example:8443/"
+                        : (key == "data-dir" || key.starts_with("tls") || key == "docker-socket" || key == "agent-binary" ||
+                           key == "web-dir")
+                            ? "/x"
+                            : "2048";
     EXPECT_TRUE(apply_setting(c, key, value).ok()) << key;
   }
   EXPECT_EQ(c.rate_requests, 2048);
   EXPECT_EQ(c.max_body, 2048u);
+  EXPECT_EQ(c.public_url, "https://hub.example:8443") << "a trailing slash is dropped";
+  EXPECT_FALSE(apply_setting(c, "public-url", "hub.example").ok()) << "a scheme is required";
+  EXPECT_FALSE(apply_setting(c, "session-ttl", "5").ok());
   auto unknown = apply_setting(c, "colour", "blue");
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.error().message.find("colour"), std::string::npos);

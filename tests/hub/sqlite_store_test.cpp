@@ -36,7 +36,7 @@ class SqliteStoreTest : public testing::Test {
 TEST_F(SqliteStoreTest, MigratesAFreshFileAndReopens) {
   auto s = open();
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->schema_version(), 3);
+  EXPECT_EQ(s->schema_version(), 4);
   ASSERT_TRUE(s->create_user("alice", true).ok());
   s.reset();
   auto again = open();
@@ -55,7 +55,7 @@ TEST_F(SqliteStoreTest, UpgradesAnOlderStoreKeepingItsRows) {
   }
   auto s = open();
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->schema_version(), 3);
+  EXPECT_EQ(s->schema_version(), 4);
   EXPECT_TRUE(s->user_by_name("carol")->has_value());
   ASSERT_TRUE(s->audit(audit_entry("u", "a", "t", "", "192.0.2.1")).ok());  // the column migration 2 added
   EXPECT_EQ(s->list_audit(AuditFilter{})->back().ip, "192.0.2.1");
@@ -246,6 +246,46 @@ TEST_F(SqliteStoreTest, TokensListRevokeAndHealthWrite) {
   EXPECT_EQ(s->list_users()->size(), 2u);
   EXPECT_TRUE(s->health_check(1).ok());
   EXPECT_TRUE(s->health_check(2).ok());  // an upsert: the probe row never grows
+}
+
+TEST_F(SqliteStoreTest, SessionsAndSharesGoWithWhatTheyHangOn) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  auto u = s->create_user("dana", false);
+  ASSERT_TRUE(u.ok());
+  auto tok = s->create_token(u->id, "web", "read write", "hash-web", std::nullopt);
+  ASSERT_TRUE(tok.ok());
+  SessionRecord se{new_id("se_"), tok->id, u->id, 10, 20, false, "hash-session"};
+  ASSERT_TRUE(s->create_session(se).ok());
+  EXPECT_FALSE(s->create_session(se).ok());  // same id and hash
+  auto found = s->session_by_hash("hash-session");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->token_id, tok->id);
+  EXPECT_EQ((*found)->expires_at, 20);
+  ASSERT_TRUE(s->revoke_session(se.id).ok());
+  EXPECT_TRUE((*s->session_by_hash("hash-session"))->revoked);
+  EXPECT_FALSE(s->session_by_hash("nope")->has_value());
+
+  auto a = s->create_agent(u->id, "box", "cred", "host");
+  ASSERT_TRUE(a.ok());
+  TerminalRecord t;
+  t.id = new_id("t_");
+  t.owner_id = u->id;
+  t.kind = "agent";
+  t.agent_id = a->id;
+  t.channel = 1;
+  t.name = "shell";
+  t.status = "running";
+  ASSERT_TRUE(s->create_terminal(t).ok());
+  ShareRecord sh{new_id("sh_"), t.id, u->id, "view", 1, 100, "hash-share"};
+  ASSERT_TRUE(s->create_share(sh).ok());
+  EXPECT_EQ((*s->share_by_hash("hash-share"))->mode, "view");
+  EXPECT_EQ((*s->share_by_id(sh.id))->terminal_id, t.id);
+  EXPECT_EQ(s->list_shares(t.id)->size(), 1u);
+  // Deleting the terminal deletes its links (foreign key cascade).
+  ASSERT_TRUE(s->delete_terminal(t.id).ok());
+  EXPECT_FALSE(s->share_by_hash("hash-share")->has_value());
+  EXPECT_TRUE(s->list_shares(t.id)->empty());
 }
 
 }  // namespace

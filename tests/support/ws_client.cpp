@@ -100,7 +100,7 @@ HttpResult http(int port, const std::string& method, const std::string& path, co
   HttpResult r;
   int fd = dial(port);
   if (fd < 0) return r;
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n";
   if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT")
@@ -134,7 +134,7 @@ bool WsClient::connect(int port, const std::string& path, const std::string& pro
                        const std::map<std::string, std::string>& headers, HttpResult* refusal) {
   fd_ = dial(port);
   if (fd_ < 0) return false;
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
   if (!protocol.empty()) req += "Sec-WebSocket-Protocol: " + protocol + "\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";

@@ -1,0 +1,140 @@
+#include "hub/events.h"
+
+#include <ctime>
+
+#include "hub/views.h"
+
+namespace rx::hub {
+
+Events::Events(uv_loop_t* loop, Store& store, Relay& relay)
+    : store_(store), relay_(relay), timer_(loop, [this] { refresh(); }) {
+  relay_.set_stats_listener([this](const std::string& agent, const protocol::Stats& s) { on_stats(agent, s); });
+  timer_.start(1000, 1000);
+  timer_.unref();
+}
+
+void Events::add(EventsSession* session) {
+  refresh();  // everyone else first learns what changed since the last tick
+  sessions_.insert(session);
+  nlohmann::json terminals = nlohmann::json::array(), agents = nlohmann::json::array(),
+                 stats = nlohmann::json::object();
+  for (const auto& [id, e] : terminals_)
+    if (session->sees(e.owner)) terminals.push_back(e.view);
+  for (const auto& [id, e] : agents_)
+    if (session->sees(e.owner)) agents.push_back(e.view);
+  for (const auto& [agent, samples] : history_) {
+    auto owner = agent_owner_.find(agent);
+    if (owner == agent_owner_.end() || !session->sees(owner->second)) continue;
+    stats[agent] = nlohmann::json(samples);
+  }
+  session->send({{"type", "snapshot"}, {"terminals", terminals}, {"agents", agents}, {"stats", stats}});
+}
+
+void Events::remove(EventsSession* session) { sessions_.erase(session); }
+
+void Events::on_stats(const std::string& agent_id, const protocol::Stats& stats) {
+  auto sample = stats_view(stats, int64_t(std::time(nullptr)));
+  auto& h = history_[agent_id];
+  h.push_back(sample);
+  while (h.size() > kHistory) h.pop_front();
+  auto owner = agent_owner_.find(agent_id);
+  if (owner == agent_owner_.end()) {
+    auto a = store_.agent_by_id(agent_id);
+    if (!a || !*a) return;
+    owner = agent_owner_.emplace(agent_id, (*a)->owner_id).first;
+  }
+  broadcast(owner->second, {{"type", "stats"}, {"agent", agent_id}, {"sample", sample}});
+}
+
+void Events::refresh() {
+  if (sessions_.empty() && !terminals_.empty()) {
+    // Nobody is watching: forget, and start from a fresh snapshot when somebody comes.
+    terminals_.clear();
+    agents_.clear();
+  }
+  auto agents = store_.list_agents();
+  auto terminals = store_.list_terminals();
+  if (!agents || !terminals) return;  // the store is busy: next second
+  std::map<std::string, std::string> names;
+  std::map<std::string, Entry> now_agents;
+  for (const auto& a : *agents) {
+    if (a.revoked) continue;
+    agent_owner_[a.id] = a.owner_id;
+    names[a.id] = a.name;
+    if (a.kind == "host") now_agents[a.id] = {a.owner_id, agent_view(a, relay_)};
+  }
+  std::map<std::string, Entry> now_terminals;
+  for (const auto& t : *terminals) {
+    auto view = terminal_view(t, relay_, names[t.agent_id]);
+    view.erase("output_offset");  // changes with every byte; the page has no use for it here
+    now_terminals[t.id] = {t.owner_id, std::move(view)};
+  }
+  auto diff = [this](std::map<std::string, Entry>& was, std::map<std::string, Entry>& now, const char* kind,
+                     const char* removed) {
+    for (const auto& [id, e] : now) {
+      auto it = was.find(id);
+      if (it == was.end() || it->second.view != e.view) broadcast(e.owner, {{"type", kind}, {kind, e.view}});
+    }
+    for (const auto& [id, e] : was)
+      if (!now.count(id)) broadcast(e.owner, {{"type", removed}, {"id", id}});
+    was = std::move(now);
+  };
+  diff(agents_, now_agents, "agent", "agent_removed");
+  diff(terminals_, now_terminals, "terminal", "terminal_removed");
+  // Stats of agents that are gone (deleted container terminals) are dropped.
+  for (auto it = history_.begin(); it != history_.end();)
+    it = names.count(it->first) ? std::next(it) : history_.erase(it);
+}
+
+void Events::broadcast(const std::string& owner, const nlohmann::json& message) {
+  if (sessions_.empty()) return;
+  for (auto* s : sessions_)
+    if (s->sees(owner)) s->send(message);
+}
+
+EventsSession::~EventsSession() {
+  if (added_) events_.remove(this);
+}
+
+void EventsSession::send(const nlohmann::json& message) {
+  if (!conn_ || conn_->closing()) return;
+  if (queue_.size() >= kMaxQueued) {
+    queue_.clear();
+    conn_->close(4008, "events backlog: the page is not reading; reconnect");
+    return;
+  }
+  std::string text = message.dump();
+  std::vector<uint8_t> frame(LWS_PRE + text.size());
+  std::copy(text.begin(), text.end(), frame.begin() + LWS_PRE);
+  queue_.push_back(std::move(frame));
+  conn_->want_write();
+}
+
+void EventsSession::on_open(WsConn& conn) {
+  conn_ = &conn;
+  added_ = true;
+  events_.add(this);
+}
+
+void EventsSession::on_message(WsConn& conn, std::span<const uint8_t>, bool) {
+  conn.close(1003, "the events feed takes no messages");
+}
+
+void EventsSession::on_writable(WsConn& conn) {
+  while (!queue_.empty()) {
+    if (!conn.send(queue_.front(), true)) return;
+    queue_.pop_front();
+    if (!queue_.empty() && conn.choked()) {
+      conn.want_write();
+      return;
+    }
+  }
+}
+
+void EventsSession::on_close() {
+  conn_ = nullptr;
+  if (added_) events_.remove(this);
+  added_ = false;
+}
+
+}  // namespace rx::hub

@@ -1,0 +1,90 @@
+// Events: the dashboard's live feed. Each page holds one WebSocket (GET /api/v1/events,
+// subprotocol rexec.events.v1, JSON text messages): first a snapshot of the terminals and agents
+// its user may see with the last minutes of STATS per agent, then changes as they happen —
+// every STATS sample at once, and terminal/agent changes found by comparing each second's views
+// with the last ones sent (so no state change is missed, whichever part of the hub made it).
+// A page that stops reading is cut off with a reason rather than buffered without end; it
+// reconnects and gets a fresh snapshot.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hub/relay.h"
+#include "hub/server.h"
+#include "hub/store.h"
+#include "hub/timer.h"
+
+namespace rx::hub {
+
+class EventsSession;
+
+class Events {
+ public:
+  // Samples kept per agent for the sparklines: 5 minutes at the agent's 5 s.
+  static constexpr size_t kHistory = 60;
+
+  Events(uv_loop_t* loop, Store& store, Relay& relay);
+  ~Events() { relay_.set_stats_listener(nullptr); }
+  Events(const Events&) = delete;
+  Events& operator=(const Events&) = delete;
+
+  void add(EventsSession* session);
+  void remove(EventsSession* session);
+  // From the relay: one STATS sample of an agent.
+  void on_stats(const std::string& agent_id, const protocol::Stats& stats);
+  // Compares the current views with the last ones sent and tells every session what changed.
+  void refresh();
+  size_t session_count() const { return sessions_.size(); }
+
+ private:
+  struct Entry {
+    std::string owner;
+    nlohmann::json view;
+  };
+  void broadcast(const std::string& owner, const nlohmann::json& message);
+
+  Store& store_;
+  Relay& relay_;
+  std::set<EventsSession*> sessions_;
+  std::map<std::string, Entry> terminals_;  // id -> last view sent
+  std::map<std::string, Entry> agents_;     // host agents only, as GET /api/v1/agents lists them
+  std::map<std::string, std::string> agent_owner_;  // every agent (container ones too): whose stats
+  std::map<std::string, std::deque<nlohmann::json>> history_;
+  Timer timer_;
+};
+
+class EventsSession final : public WsSession {
+ public:
+  // A page that lets this many messages queue up is cut off (it reconnects for a snapshot).
+  static constexpr size_t kMaxQueued = 4096;
+
+  EventsSession(Events& events, std::string user_id, bool admin) : events_(events), user_id_(std::move(user_id)), admin_(admin) {}
+  ~EventsSession() override;
+  bool sees(const std::string& owner) const { return admin_ || owner == user_id_; }
+  void send(const nlohmann::json& message);
+
+  void on_open(WsConn& conn) override;
+  void on_message(WsConn& conn, std::span<const uint8_t> message, bool binary) override;
+  void on_writable(WsConn& conn) override;
+  void on_close() override;
+  bool pending() const override { return !queue_.empty(); }
+  size_t max_message() const override { return 1024; }
+
+ private:
+  Events& events_;
+  std::string user_id_;
+  bool admin_;
+  WsConn* conn_ = nullptr;
+  bool added_ = false;
+  std::deque<std::vector<uint8_t>> queue_;
+};
+
+}  // namespace rx::hub

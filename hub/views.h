@@ -1,0 +1,22 @@
+// Views: the JSON shapes of terminals, agents and STATS samples, shared by the REST API and the
+// dashboard's events feed so both always say the same thing (docs/api.md describes them).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "hub/relay.h"
+#include "hub/store.h"
+#include "protocol/frame.h"
+
+namespace rx::hub {
+
+// `agent_name`: the name of the terminal's agent (shown for agent terminals).
+nlohmann::json terminal_view(const TerminalRecord& t, Relay& relay, const std::string& agent_name);
+nlohmann::json agent_view(const AgentRecord& a, const Relay& relay);
+// A STATS sample taken at unix time `at`.
+nlohmann::json stats_view(const protocol::Stats& s, int64_t at);
+
+}  // namespace rx::hub

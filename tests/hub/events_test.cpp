@@ -1,0 +1,119 @@
+// The dashboard's events feed against a real hub: a snapshot first, then STATS samples as they
+// come and terminal changes within about a second; each user sees only what is theirs.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/api_expect.h"
+#include "tests/support/hub_fixture.h"
+
+namespace rx::test {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+class Events : public testing::Test {
+ protected:
+  HubFixture hub;
+
+  WsClient feed(const std::string& token) {
+    WsClient ws;
+    HttpResult refusal;
+    EXPECT_TRUE(ws.connect(hub.port(), "/api/v1/events", "rexec.events.v1", {{"Authorization", "Bearer " + token}}, &refusal))
+        << refusal.status << " " << refusal.body;
+    return ws;
+  }
+  // The next message of `type` (others skipped).
+  static json next(WsClient& ws, const std::string& type, std::chrono::milliseconds timeout = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto m = ws.receive(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+      if (!m) break;
+      EXPECT_FALSE(m->binary) << "events are JSON text";
+      auto j = json::parse(std::string(m->data.begin(), m->data.end()), nullptr, false);
+      if (j.is_object() && j.value("type", "") == type) return j;
+    }
+    return nullptr;
+  }
+};
+
+TEST_F(Events, SnapshotThenStatsAndTerminalChanges) {
+  FakeAgent agent;
+  ASSERT_TRUE(agent.connect(hub.port(), hub.enroll(), "box"));
+  ASSERT_TRUE(agent.hello());
+  auto created = hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"box","name":"work"})");
+  ASSERT_EQ(created.status, 201);
+  std::string id = body(created)["id"];
+  std::string agent_id = body(created)["agent"];
+
+  auto ws = feed(hub.admin_token());
+  json snap = next(ws, "snapshot");
+  ASSERT_TRUE(snap.is_object());
+  ASSERT_EQ(snap["terminals"].size(), 1u);
+  EXPECT_EQ(snap["terminals"][0]["id"], id);
+  EXPECT_EQ(snap["terminals"][0]["name"], "work");
+  EXPECT_EQ(snap["terminals"][0]["agent_name"], "box");
+  EXPECT_EQ(snap["terminals"][0]["status"], "starting");
+  ASSERT_EQ(snap["agents"].size(), 1u);
+  EXPECT_EQ(snap["agents"][0]["online"], true);
+
+  // A STATS sample reaches the page as it arrives, and is kept for the next page's snapshot.
+  agent.send(protocol::Stats{0, 734, 1 << 20, 4 << 20, {}});
+  json st = next(ws, "stats");
+  ASSERT_TRUE(st.is_object());
+  EXPECT_EQ(st["agent"], agent_id);
+  EXPECT_DOUBLE_EQ(st["sample"]["cpu_percent"].get<double>(), 73.4);
+  EXPECT_EQ(st["sample"]["memory_used"], 1 << 20);
+
+  // Status change (the agent opened the channel) and removal.
+  auto open = agent.next_of<protocol::Open>();
+  ASSERT_TRUE(open);
+  agent.send(protocol::Opened{open->channel, 99});
+  json t = next(ws, "terminal");
+  ASSERT_TRUE(t.is_object());
+  EXPECT_EQ(t["terminal"]["status"], "running");
+  ASSERT_EQ(hub.api("DELETE", "/api/v1/terminals/" + id).status, 200);
+  json gone = next(ws, "terminal_removed");
+  ASSERT_TRUE(gone.is_object());
+  EXPECT_EQ(gone["id"], id);
+
+  auto later = feed(hub.admin_token());
+  json snap2 = next(later, "snapshot");
+  ASSERT_EQ(snap2["stats"][agent_id].size(), 1u);
+  EXPECT_DOUBLE_EQ(snap2["stats"][agent_id][0]["cpu_percent"].get<double>(), 73.4);
+
+  // The agent leaves: its card goes grey.
+  agent.ws.cut();
+  json off = next(ws, "agent");
+  ASSERT_TRUE(off.is_object());
+  EXPECT_EQ(off["agent"]["online"], false);
+}
+
+TEST_F(Events, EachUserSeesOnlyTheirOwn) {
+  std::string bob = body(hub.api("POST", "/api/v1/users", R"({"name":"bob"})"))["token"];
+  FakeAgent agent;  // the admin's
+  ASSERT_TRUE(agent.connect(hub.port(), hub.enroll(), "admins-box"));
+  ASSERT_TRUE(agent.hello());
+  ASSERT_EQ(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"admins-box"})").status, 201);
+  auto ws = feed(bob);
+  json snap = next(ws, "snapshot");
+  ASSERT_TRUE(snap.is_object());
+  EXPECT_TRUE(snap["terminals"].empty()) << snap;
+  EXPECT_TRUE(snap["agents"].empty()) << snap;
+  agent.send(protocol::Stats{0, 500, 1, 2, {}});
+  ASSERT_EQ(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"admins-box"})").status, 201);
+  for (const char* type : {"stats", "terminal", "agent"}) EXPECT_TRUE(next(ws, type, 1500ms).is_null()) << type;
+  // Bad input: the feed takes no messages; the wrong subprotocol is refused.
+  ws.send_text("hello");
+  while (ws.receive(2s)) {
+  }
+  EXPECT_EQ(ws.close_code(), 1003);
+  WsClient wrong;
+  HttpResult refusal;
+  EXPECT_FALSE(wrong.connect(hub.port(), "/api/v1/events", "rexec.term.v1", {{"Authorization", "Bearer " + bob}}, &refusal));
+  expect_error(refusal, 400, "bad_request");
+}
+
+}  // namespace
+}  // namespace rx::test
