@@ -69,7 +69,7 @@ void Api::routes() {
   add("GET", "/api/v1/users", Access::kAdmin, &Api::list_users);
   add("GET", "/api/v1/audit", Access::kRead, &Api::list_audit);
   add("POST", "/api/v1/sessions", Access::kPublic, &Api::create_session);
-  add("GET", "/api/v1/sessions/current", Access::kRead, &Api::current_session);
+  add("GET", "/api/v1/sessions/current", Access::kPublic, &Api::current_session);
   add("DELETE", "/api/v1/sessions/current", Access::kRead, &Api::delete_session);
   add("GET", "/api/v1/images", Access::kRead, &Api::list_images);
   add("POST", "/api/v1/terminals/{id}/shares", Access::kWrite, &Api::create_share);

@@ -55,7 +55,15 @@ void Api::create_session(const Principal& anonymous, Request& req, const Exchang
   ex->reply(std::move(r));
 }
 
-void Api::current_session(const Principal& p, Request&, const Exchange& ex) {
+void Api::current_session(const Principal&, Request& req, const Exchange& ex) {
+  // "Am I signed in?" is the page's first question, and "no" is a normal answer, not an error
+  // (a 401 here would be an error in every signed-out browser's console). Credentials that are
+  // there but wrong are still a 401.
+  if (!req.bearer() && !req.cookie(kSessionCookie))
+    return ex->reply(json_response(200, {{"user", nullptr}, {"scopes", ""}, {"expires_at", nullptr}}));
+  auto admitted = admit(req);
+  if (auto* refusal = std::get_if<Response>(&admitted)) return ex->reply(std::move(*refusal));
+  const auto& p = std::get<Principal>(admitted);
   ex->reply(json_response(200, session_json(p, p.session_expires_at)));
 }
 

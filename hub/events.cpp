@@ -47,10 +47,12 @@ void Events::on_stats(const std::string& agent_id, const protocol::Stats& stats)
 }
 
 void Events::refresh() {
-  if (sessions_.empty() && !terminals_.empty()) {
-    // Nobody is watching: forget, and start from a fresh snapshot when somebody comes.
+  if (sessions_.empty()) {
+    // Nobody is watching: forget the views (a page that comes gets a fresh snapshot) and look at
+    // the store only once a minute, to drop the stats of agents that are gone.
     terminals_.clear();
     agents_.clear();
+    if (++idle_ticks_ % 60 != 0) return;
   }
   auto agents = store_.list_agents();
   auto terminals = store_.list_terminals();

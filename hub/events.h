@@ -58,6 +58,7 @@ class Events {
   std::map<std::string, Entry> agents_;     // host agents only, as GET /api/v1/agents lists them
   std::map<std::string, std::string> agent_owner_;  // every agent (container ones too): whose stats
   std::map<std::string, std::deque<nlohmann::json>> history_;
+  uint64_t idle_ticks_ = 0;
   Timer timer_;
 };
 

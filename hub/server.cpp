@@ -415,6 +415,14 @@ int Server::on_ws(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
       }
       return 0;
     }
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+      // lws does not know we wrote our close frame by hand (below), so the peer's answer looks
+      // unsolicited to it and it would echo a second close, which browsers report as an error
+      // ("Close received after close"). Our close is out: just hang up.
+      auto it = ws_.find(wsi);
+      if (it != ws_.end() && it->second.conn->close_sent_) return -1;
+      return 0;
+    }
     case LWS_CALLBACK_SERVER_WRITEABLE: {
       auto it = ws_.find(wsi);
       if (it == ws_.end()) return -1;

@@ -60,11 +60,10 @@ done
 cat <<EOT
 
 Rexec is up.
-  hub:          $url   (API: docs/api.md; log: data/hub.log)
-  admin token:  data/admin.token   (mode 0600; use it as: Authorization: Bearer \$(cat data/admin.token))
+  dashboard:    $url/   (sign in with the admin token)
+  admin token:  data/admin.token   (mode 0600; API: Authorization: Bearer \$(cat data/admin.token))
+  hub:          API docs/api.md, log data/hub.log
   local agent:  $(hostname), log data/agent.log
-  dashboard:    not yet: the web dashboard is issue #7; use the API meanwhile, e.g.
-    curl -H @<(printf 'Authorization: Bearer %s\\n' "\$(cat data/admin.token)") $url/api/v1/agents
-  containers:   make images, then POST /api/v1/terminals {"kind":"container","image":"rexec/debian:12"}
+  containers:   make images, then "New terminal" on the dashboard
   stop:         make down
 EOT

@@ -111,7 +111,12 @@ TEST_F(Sessions, BadSignInsAreClearErrors) {
                "unauthorized");
   expect_error(with_cookie("rexec_session=%00;;==", "GET", "/api/v1/agents"), 401, "unauthorized");
   expect_error(with_cookie("other=1", "GET", "/api/v1/agents"), 401, "unauthorized");
-  expect_error(http(hub.port(), "GET", "/api/v1/sessions/current"), 401, "unauthorized");
+  // Not signed in at all is an answer, not an error; a bad cookie is an error.
+  auto anon = http(hub.port(), "GET", "/api/v1/sessions/current");
+  EXPECT_EQ(anon.status, 200);
+  EXPECT_TRUE(body(anon)["user"].is_null()) << anon.body;
+  expect_error(with_cookie("rexec_session=rxc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "GET", "/api/v1/sessions/current"), 401,
+               "unauthorized");
   // Neither the token nor the session secret reaches the log.
   std::string cookie = sign_in(hub.admin_token());
   ASSERT_FALSE(cookie.empty());

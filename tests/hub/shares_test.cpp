@@ -113,11 +113,15 @@ TEST_F(Shares, DeletingALinkCutsItsViewersAndTheCodeStopsWorking) {
   auto listed = body(hub.api("GET", "/api/v1/terminals/" + terminal + "/shares"));
   ASSERT_EQ(listed["shares"].size(), 1u);
   EXPECT_FALSE(listed["shares"][0].contains("code")) << "codes are shown once";
+  v.linger_after_close = true;
   ASSERT_EQ(hub.api("DELETE", "/api/v1/shares/" + s["id"].get<std::string>()).status, 200);
   while (v.receive(3s)) {
   }
   EXPECT_EQ(v.close_code(), 1000);
   EXPECT_EQ(v.close_reason(), "share link deleted");
+  // One close each way, then the hub hangs up: a second close frame after ours is what browsers
+  // report as "Close received after close".
+  EXPECT_TRUE(v.read_rest(2s).empty());
   WsClient again;
   HttpResult refusal;
   EXPECT_FALSE(attach(again, terminal, s["code"], &refusal));

@@ -232,7 +232,7 @@ std::optional<WsClient::Message> WsClient::receive(std::chrono::milliseconds tim
         close_code_ = 1005;
       }
       send_frame(0x8, std::vector<uint8_t>(payload.begin(), payload.begin() + std::min<size_t>(2, payload.size())), true);
-      cut();
+      if (!linger_after_close) cut();
       return std::nullopt;
     }
     if (!in_message_) {
@@ -245,6 +245,19 @@ std::optional<WsClient::Message> WsClient::receive(std::chrono::milliseconds tim
       return std::exchange(partial_, Message{});
     }
   }
+}
+
+std::vector<uint8_t> WsClient::read_rest(std::chrono::milliseconds timeout) {
+  std::vector<uint8_t> out = std::move(buffered_);
+  buffered_.clear();
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (fd_ >= 0 && std::chrono::steady_clock::now() < deadline) {
+    size_t before = buffered_.size();
+    if (!fill(before + 1, deadline)) break;
+    out.insert(out.end(), buffered_.begin() + long(before), buffered_.end());
+    buffered_.clear();
+  }
+  return out;
 }
 
 void WsClient::close() {

@@ -50,6 +50,11 @@ class WsClient {
   // After the peer closed: its close code and reason.
   std::optional<uint16_t> close_code() const { return close_code_; }
   const std::string& close_reason() const { return close_reason_; }
+  // After answering the peer's close, keep the socket open (a test then reads what else comes
+  // with read_rest(): a well-behaved peer sends nothing more and hangs up).
+  bool linger_after_close = false;
+  // Every byte the peer still sends until it hangs up (or the timeout).
+  std::vector<uint8_t> read_rest(std::chrono::milliseconds timeout);
   void close();        // polite close frame, then shut
   void cut();          // RST-like: close the socket without a close frame
   int fd() const { return fd_; }

@@ -1,0 +1,134 @@
+// The hub's REST API. Same-origin calls are authenticated by the session cookie, so no token is
+// ever held by the page; the embed passes `base` to reach a hub on another origin.
+
+export class ApiError extends Error {
+  constructor(message: string, readonly status: number, readonly code: string) {
+    super(message);
+  }
+}
+
+export interface RequestOptions {
+  base?: string;
+  // text/plain keeps a cross-origin POST "simple", so the browser sends it without a preflight.
+  plain?: boolean;
+}
+
+export async function api<T = any>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+  const init: RequestInit = { method, headers: {} };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    (init.headers as Record<string, string>)["Content-Type"] = opts.plain ? "text/plain" : "application/json";
+  }
+  let res: Response;
+  try {
+    res = await fetch((opts.base ?? "") + "/api/v1" + path, init);
+  } catch {
+    throw new ApiError("The hub cannot be reached", 0, "network");
+  }
+  const text = await res.text();
+  let data: any = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // A proxy's HTML error page, say: fall through to the status text.
+    }
+  }
+  if (!res.ok) {
+    throw new ApiError(data?.error || `${res.status} ${res.statusText}`, res.status, data?.code || "http_" + res.status);
+  }
+  return data as T;
+}
+
+// For a refused socket: a 4xx (other than a rate limit) will not change by retrying, so its
+// message is the answer; anything else (hub down, 5xx) is worth another try.
+export function lastingError(err: unknown): string | null {
+  return err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 429 ? err.message : null;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export interface ShareLookup {
+  terminal: { id: string; name: string; status: Status };
+  mode: "view" | "control";
+  expires_at: number;
+}
+
+// The terminal behind a share code; also what explains a refused share socket.
+export function lookupShare(code: string, base?: string): Promise<ShareLookup> {
+  return api<ShareLookup>("POST", "/shares/lookup", { code }, { base, plain: true });
+}
+
+// Hub and page share an origin unless the embed says otherwise.
+export function wsBase(httpBase: string = location.origin): string {
+  return httpBase.replace(/^http/, "ws").replace(/\/+$/, "");
+}
+
+// Shapes the hub sends (docs/api.md); times are unix seconds.
+export interface User {
+  id: string;
+  name: string;
+  admin: boolean;
+}
+
+export interface Session {
+  user: User | null;  // null: signed out
+  scopes: string;
+  expires_at: number;
+}
+
+export type Status = "starting" | "running" | "offline" | "exited" | "lost" | "stopped";
+
+export interface Terminal {
+  id: string;
+  name: string;
+  kind: "agent" | "container";
+  agent: string;
+  agent_name?: string;
+  image?: string;
+  status: Status;
+  exit_code: number | null;
+  reason?: string;
+  cols: number;
+  rows: number;
+  created_at: number;
+  last_activity_at?: number;
+  viewers: number;
+  output_offset: number;
+}
+
+export interface Gpu {
+  index: number;
+  name?: string;
+  model?: string;
+  memory_total: number;
+  holder?: string | null;
+}
+
+export interface GpuSample {
+  index: number;
+  utilization: number;
+  memory_used: number;
+  memory_total: number;
+}
+
+export interface Sample {
+  t: number;
+  cpu_percent: number;
+  memory_used: number;
+  memory_total: number;
+  gpus?: GpuSample[];
+}
+
+export interface Agent {
+  id: string;
+  name: string;
+  online: boolean;
+  owner: string;
+  host?: { hostname?: string; os?: string; kernel?: string; arch?: string; cpus?: number; memory_total?: number };
+  gpus?: Gpu[];
+  last_seen_at?: number;
+  stats: Sample | null;
+}

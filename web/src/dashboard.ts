@@ -1,0 +1,395 @@
+// The dashboard: a card per terminal and a chip per machine, kept live by one events socket.
+// Cards are updated in place (never rebuilt) so focus and hover survive the 5-second stats.
+
+import { Agent, api, Gpu, Sample, Terminal, wsBase } from "./api";
+import { addMachineDialog, confirmDialog, shareDialog } from "./dialogs";
+import { ago, bytes, h } from "./dom";
+import type { App, Page } from "./main";
+import { SLOTS, sparkline } from "./sparkline";
+import { toast, toastError } from "./toast";
+import { Backoff } from "./viewer";
+
+const STATUS_LABEL: Record<string, string> = {
+  starting: "Starting",
+  running: "Running",
+  offline: "Offline",
+  stopped: "Stopped",
+  lost: "Lost",
+  exited: "Exited",
+};
+
+interface Card {
+  el: HTMLElement;
+  focus(): void;
+  update(): void;
+}
+
+export function dashboardPage(root: HTMLElement, app: App): Page {
+  const terminals = new Map<string, Terminal>();
+  const agents = new Map<string, Agent>();
+  const stats = new Map<string, Sample[]>();
+  const cards = new Map<string, Card>();
+  const chips = new Map<string, Card>();
+  const latest = (agent: string): Sample | undefined => stats.get(agent)?.at(-1);
+
+  const live = h("span", { class: "live", "data-state": "connecting", text: "Connecting…" });
+  const machineList = h("ul", { class: "machine-list", "data-testid": "machines" });
+  const noMachines = h(
+    "p",
+    { class: "muted", hidden: true },
+    "No machines yet. ",
+    h("button", { type: "button", class: "link", text: "Add machine", onclick: addMachineDialog }),
+    " gives a one-line install for a server or a GPU box.",
+  );
+  const grid = h("div", { class: "grid", "data-testid": "terminal-grid" });
+  const loading = h("p", { class: "muted loading", text: "Connecting to the hub…" });
+  const empty = h(
+    "div",
+    { class: "empty", "data-testid": "empty-state", hidden: true },
+    h("h2", { text: "No terminals yet" }),
+    h("p", {}, "Start a shell in a fresh, locked-down ", h("strong", { text: "container" }), " from an image on the hub, or ", h("strong", { text: "add a machine" }), ": run the one-line install on a server or GPU box and its card lights up here within seconds."),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "button", class: "primary", text: "New terminal", onclick: app.newTerminal }),
+      h("button", { type: "button", text: "Add machine", onclick: addMachineDialog }),
+    ),
+  );
+
+  root.append(
+    h(
+      "header",
+      { class: "topbar" },
+      h("a", { class: "brand", href: "/" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "Rexec"),
+      live,
+      h("span", { class: "spacer" }),
+      h("button", { type: "button", class: "primary", text: "New terminal", "data-testid": "create-terminal", onclick: app.newTerminal }),
+      h("button", { type: "button", text: "Add machine", "data-testid": "add-machine", onclick: addMachineDialog }),
+      h("button", { type: "button", class: "ghost kbd", title: "Command palette (Ctrl-K)", "aria-label": "Command palette", text: "Ctrl K", onclick: app.palette }),
+      h("span", { class: "user", text: app.session.user.name }),
+      h("button", { type: "button", class: "ghost", text: "Sign out", "data-testid": "sign-out", onclick: app.signOut }),
+    ),
+    h(
+      "main",
+      { class: "dash" },
+      h("section", { class: "machines", "aria-labelledby": "machines-h" }, h("h2", { id: "machines-h", text: "Machines" }), machineList, noMachines),
+      h("section", { "aria-labelledby": "terminals-h" }, h("h2", { id: "terminals-h", text: "Terminals" }), loading, empty, grid),
+    ),
+  );
+  document.title = "Dashboard · Rexec";
+
+  const ctx: CardContext = { app, agents, stats, latest };
+
+  const showEmpty = () => {
+    empty.hidden = terminals.size > 0;
+  };
+
+  const upsertTerminal = (t: Terminal) => {
+    terminals.set(t.id, t);
+    let card = cards.get(t.id);
+    if (!card) {
+      card = terminalCard(t.id, terminals, ctx);
+      cards.set(t.id, card);
+      // Newest first: a card just created shows up at the top.
+      const after = [...terminals.values()].filter((o) => o.id !== t.id && newer(o, t)).length;
+      grid.insertBefore(card.el, grid.children[after] ?? null);
+    }
+    card.update();
+    showEmpty();
+  };
+
+  const removeTerminal = (id: string) => {
+    terminals.delete(id);
+    cards.get(id)?.el.remove();
+    cards.delete(id);
+    showEmpty();
+  };
+
+  const renderMachines = () => {
+    for (const [id, chip] of chips)
+      if (!agents.has(id)) {
+        chip.el.remove();
+        chips.delete(id);
+      }
+    const sorted = [...agents.values()].sort((a, b) => Number(b.online) - Number(a.online) || a.name.localeCompare(b.name));
+    const order = sorted.map((a) => {
+      let chip = chips.get(a.id);
+      if (!chip) chips.set(a.id, (chip = machineChip(a.id, ctx)));
+      chip.update();
+      return chip.el;
+    });
+    // Moving an element takes focus from it: reorder only when the order changed.
+    if (order.some((el, i) => machineList.children[i] !== el)) machineList.append(...order);
+    noMachines.hidden = agents.size > 0;
+  };
+
+  const agentChanged = (id: string) => {
+    renderMachines();
+    for (const t of terminals.values()) if (t.agent === id) cards.get(t.id)?.update();
+  };
+
+  const apply = (msg: any) => {
+    switch (msg.type) {
+      case "snapshot":
+        loading.hidden = true;
+        for (const id of [...terminals.keys()]) if (!msg.terminals?.some((t: Terminal) => t.id === id)) removeTerminal(id);
+        agents.clear();
+        stats.clear();
+        for (const a of msg.agents ?? []) agents.set(a.id, a);
+        for (const [id, samples] of Object.entries(msg.stats ?? {})) stats.set(id, (samples as Sample[]).slice(-SLOTS));
+        for (const t of [...(msg.terminals ?? [])].sort((a: Terminal, b: Terminal) => (newer(a, b) ? -1 : 1))) upsertTerminal(t);
+        renderMachines();
+        showEmpty();
+        break;
+      case "terminal":
+        upsertTerminal(msg.terminal);
+        break;
+      case "terminal_removed":
+        removeTerminal(msg.id);
+        break;
+      case "agent":
+        agents.set(msg.agent.id, msg.agent);
+        agentChanged(msg.agent.id);
+        break;
+      case "agent_removed":
+        agents.delete(msg.id);
+        agentChanged(msg.id);
+        break;
+      case "stats": {
+        const list = stats.get(msg.agent) ?? [];
+        list.push(msg.sample);
+        if (list.length > SLOTS) list.shift();
+        stats.set(msg.agent, list);
+        chips.get(msg.agent)?.update();
+        for (const t of terminals.values()) if (t.agent === msg.agent) cards.get(t.id)?.update();
+        break;
+      }
+    }
+  };
+
+  // The events socket: a fresh snapshot after every reconnect replaces whatever we had.
+  const backoff = new Backoff();
+  let ws: WebSocket | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let disposed = false;
+  const setLive = (state: string, text: string) => {
+    live.dataset.state = state;
+    live.textContent = text;
+  };
+  const retry = () => {
+    timer = setTimeout(connect, backoff.next());
+  };
+  const connect = () => {
+    const sock = new WebSocket(wsBase() + "/api/v1/events", "rexec.events.v1");
+    let opened = false;
+    sock.onopen = () => {
+      opened = true;
+      backoff.reset();
+      setLive("live", "Live");
+    };
+    sock.onmessage = (m) => {
+      let msg: any;
+      try {
+        msg = JSON.parse(m.data);
+      } catch {
+        return;
+      }
+      apply(msg);
+    };
+    sock.onclose = () => {
+      ws = null;
+      if (disposed) return;
+      setLive("down", "Reconnecting…");
+      // Refused before the upgrade: an expired session is the usual reason.
+      if (!opened)
+        api<{ user: unknown }>("GET", "/sessions/current").then(
+          (s) => (s.user ? retry() : app.signedOut()),
+          (err) => (err.status === 401 ? app.signedOut() : retry()),
+        );
+      else retry();
+    };
+    ws = sock;
+  };
+  connect();
+
+  const tick = setInterval(() => cards.forEach((c) => c.update()), 30000);
+
+  return {
+    terminals: () => [...terminals.values()],
+    created(t) {
+      upsertTerminal(t);
+      const card = cards.get(t.id)!;
+      card.el.classList.add("flash");
+      setTimeout(() => card.el.classList.remove("flash"), 2500);
+      card.focus();
+    },
+    dispose() {
+      disposed = true;
+      clearTimeout(timer);
+      clearInterval(tick);
+      if (!ws) return;
+      const sock = ws;
+      sock.onclose = sock.onmessage = null;
+      if (sock.readyState === WebSocket.CONNECTING) sock.onopen = () => sock.close();
+      else sock.close();
+    },
+  };
+}
+
+function newer(a: Terminal, b: Terminal): boolean {
+  return a.created_at > b.created_at || (a.created_at === b.created_at && a.id > b.id);
+}
+
+interface CardContext {
+  app: App;
+  agents: Map<string, Agent>;
+  stats: Map<string, Sample[]>;
+  latest(agent: string): Sample | undefined;
+}
+
+function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardContext): Card {
+  const href = "/t/" + encodeURIComponent(id);
+  const light = h("span", { class: "light" });
+  const title = h("a", { class: "card-title", href });
+  const badge = h("span", { class: "badge" });
+  const label = h("span", { class: "status-label", "data-testid": "status-label" });
+  const detail = h("span", { class: "detail" });
+  const cpu = sparkline("cpu-sparkline");
+  const mem = sparkline("mem-sparkline");
+  const cpuText = h("span", { class: "metric-value" });
+  const memText = h("span", { class: "metric-value" });
+  const gpus = h("div", { class: "gpus" });
+  const activity = h("span", { class: "activity" });
+  const viewers = h("span", { class: "viewers" });
+  const toggle = h("button", { type: "button" });
+  const t = () => terminals.get(id)!;
+
+  toggle.onclick = async () => {
+    const action = t().status === "stopped" ? "start" : "stop";
+    toggle.disabled = true;
+    try {
+      await api("POST", `/terminals/${encodeURIComponent(id)}/${action}`);
+    } catch (err) {
+      toastError(err);
+    } finally {
+      toggle.disabled = false;
+    }
+  };
+  const remove = async () => {
+    const name = t().name || id;
+    if (!(await confirmDialog(`Delete ${name}?`, "Its shell is ended and its output is gone. This cannot be undone.", "Delete"))) return;
+    try {
+      await api("DELETE", `/terminals/${encodeURIComponent(id)}`);
+      toast(`Deleted ${name}`);
+    } catch (err) {
+      toastError(err);
+    }
+  };
+
+  const el = h(
+    "article",
+    { class: "term-card", "data-testid": "terminal-card", "data-terminal-id": id },
+    h("div", { class: "card-head" }, light, title, badge),
+    h("div", { class: "card-sub" }, label, detail),
+    h(
+      "div",
+      { class: "metrics" },
+      h("div", { class: "metric" }, h("span", { class: "metric-label", text: "CPU" }), cpu.el, cpuText),
+      h("div", { class: "metric" }, h("span", { class: "metric-label", text: "MEM" }), mem.el, memText),
+    ),
+    gpus,
+    h("div", { class: "card-foot" }, activity, viewers),
+    h(
+      "div",
+      { class: "card-actions" },
+      h("a", { class: "button", href, text: "Open", "data-testid": "card-open" }),
+      toggle,
+      h("button", { type: "button", text: "Share", "data-testid": "card-share", onclick: () => shareDialog(t()) }),
+      h("button", { type: "button", class: "danger", text: "Delete", "data-testid": "card-delete", onclick: remove }),
+    ),
+  );
+  // The whole card opens the terminal; its own links and buttons keep their meaning.
+  el.addEventListener("click", (e) => {
+    if ((e.target as Element).closest("a, button") || getSelection()?.toString()) return;
+    ctx.app.navigate(href);
+  });
+
+  return {
+    el,
+    focus: () => title.focus(),
+    update() {
+      const term = t();
+      const agent = ctx.agents.get(term.agent);
+      const samples = ctx.stats.get(term.agent) ?? [];
+      const last = samples.at(-1);
+      light.dataset.status = term.status;
+      el.dataset.status = term.status;
+      title.textContent = term.name || term.id;
+      badge.textContent = term.kind;
+      badge.dataset.kind = term.kind;
+      label.textContent =
+        (STATUS_LABEL[term.status] ?? term.status) + (term.status === "exited" && term.exit_code !== null ? ` (code ${term.exit_code})` : "");
+      label.title = term.reason ?? "";
+      const where = term.kind === "container" ? term.image ?? "" : [term.agent_name ?? agent?.name, agent?.host?.hostname].filter((x, i, all) => x && all.indexOf(x) === i).join(" · ");
+      detail.textContent = where ? " · " + where : "";
+      cpu.set(samples.map((s) => s.cpu_percent), 100, `CPU ${last ? Math.round(last.cpu_percent) + "%" : "unknown"}`);
+      mem.set(samples.map((s) => (s.memory_total ? (100 * s.memory_used) / s.memory_total : 0)), 100, `Memory ${last ? bytes(last.memory_used) : "unknown"}`);
+      cpuText.textContent = last ? `${Math.round(last.cpu_percent)}%` : "–";
+      memText.textContent = last ? `${bytes(last.memory_used)} / ${bytes(last.memory_total)}` : "–";
+      gpus.replaceChildren(...gpuChips(agent, ctx.latest(term.agent)));
+      activity.textContent = "Active " + ago(term.last_activity_at ?? term.created_at);
+      viewers.textContent = term.viewers ? `${term.viewers} watching` : "";
+      toggle.hidden = term.kind !== "container";
+      toggle.textContent = term.status === "stopped" ? "Start" : "Stop";
+      toggle.dataset.testid = term.status === "stopped" ? "card-start" : "card-stop";
+    },
+  };
+}
+
+function machineChip(id: string, ctx: CardContext): Card {
+  const info = h("div", { class: "machine-info" });
+  const shell = h("button", { type: "button", text: "New shell", title: "Open a terminal on this machine" });
+  const el = h("li", { class: "machine", "data-testid": "machine", "data-agent-id": id }, info, shell);
+  shell.onclick = async () => {
+    shell.disabled = true;
+    try {
+      const t = await api<Terminal>("POST", "/terminals", { kind: "agent", agent: id });
+      ctx.app.navigate("/t/" + encodeURIComponent(t.id));
+    } catch (err) {
+      toastError(err);
+      shell.disabled = false;
+    }
+  };
+  return {
+    el,
+    focus: () => shell.focus(),
+    update() {
+      const a = ctx.agents.get(id);
+      if (!a) return;
+      const s = ctx.latest(id) ?? a.stats ?? undefined;
+      const host = a.host ?? {};
+      el.dataset.online = String(a.online);
+      shell.hidden = !a.online;
+      const facts = [host.hostname !== a.name && host.hostname, host.os, host.arch, host.cpus && `${host.cpus} CPUs`, host.memory_total && bytes(host.memory_total)];
+      info.replaceChildren(
+        h("div", { class: "machine-head" }, h("span", { class: "light", "data-status": a.online ? "running" : "offline" }), h("strong", { text: a.name }), h("span", { class: "muted", text: a.online ? "online" : `offline, seen ${ago(a.last_seen_at)}` })),
+        h("div", { class: "muted small", text: facts.filter(Boolean).join(" · ") }),
+        h("div", { class: "small", text: a.online && s ? `CPU ${Math.round(s.cpu_percent)}% · MEM ${bytes(s.memory_used)} / ${bytes(s.memory_total)}` : "" }),
+        h("div", { class: "gpus" }, ...gpuChips(a, s)),
+      );
+    },
+  };
+}
+
+function gpuChips(agent: Agent | undefined, sample: Sample | undefined): HTMLElement[] {
+  return (agent?.gpus ?? []).map((g: Gpu) => {
+    const use = sample?.gpus?.find((x) => x.index === g.index);
+    const parts = [`GPU ${g.index}`, g.name ?? g.model ?? "", use ? `${bytes(use.memory_used)} / ${bytes(use.memory_total)}` : bytes(g.memory_total), use ? `${Math.round(use.utilization)}%` : ""];
+    return h(
+      "span",
+      { class: "gpu", "data-testid": "gpu-chip", "data-held": String(!!g.holder) },
+      parts.filter(Boolean).join(" · "),
+      h("span", { class: "holder", text: g.holder ? `held by ${g.holder}` : "free" }),
+    );
+  });
+}
