@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <ctime>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -214,18 +216,67 @@ protocol::HostInfo collect_host_info(const HostPaths& paths) {
   return h;
 }
 
+std::optional<CgroupUsage> read_cgroup(const std::string& root) {
+  auto number = [](const std::string& text) -> std::optional<uint64_t> {
+    std::string t = trim(text);
+    if (t.empty() || t == "max" || !std::isdigit(static_cast<unsigned char>(t[0]))) return std::nullopt;
+    return std::strtoull(t.c_str(), nullptr, 10);
+  };
+  CgroupUsage u;
+  std::string stat = read_text(root + "/cpu.stat", 4096);
+  if (auto pos = stat.find("usage_usec "); pos != std::string::npos) {  // v2
+    u.cpu_ns = std::strtoull(stat.c_str() + pos + 11, nullptr, 10) * 1000;
+    u.memory_used = number(read_text(root + "/memory.current", 64)).value_or(0);
+    u.memory_limit = number(read_text(root + "/memory.max", 64)).value_or(0);
+    std::string max = read_text(root + "/cpu.max", 64);  // "QUOTA PERIOD" or "max PERIOD"
+    auto quota = number(max);
+    auto sp = max.find(' ');
+    uint64_t period = sp == std::string::npos ? 0 : std::strtoull(max.c_str() + sp + 1, nullptr, 10);
+    if (quota && period) u.cpus = double(*quota) / double(period);
+    return u;
+  }
+  auto usage = number(read_text(root + "/cpuacct/cpuacct.usage", 64));  // v1
+  if (!usage) return std::nullopt;
+  u.cpu_ns = *usage;
+  u.memory_used = number(read_text(root + "/memory/memory.usage_in_bytes", 64)).value_or(0);
+  u.memory_limit = number(read_text(root + "/memory/memory.limit_in_bytes", 64)).value_or(0);
+  auto quota = number(read_text(root + "/cpu/cpu.cfs_quota_us", 64));  // "-1": none
+  auto period = number(read_text(root + "/cpu/cpu.cfs_period_us", 64));
+  if (quota && period && *period) u.cpus = double(*quota) / double(*period);
+  return u;
+}
+
 protocol::Stats StatsSampler::sample() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return sample_at(uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec));
+}
+
+protocol::Stats StatsSampler::sample_at(uint64_t now_ns) {
   protocol::Stats s;
-  if (auto t = parse_proc_stat(read_text(paths_.proc + "/stat", 1 << 16))) {
+  auto m = parse_meminfo(read_text(paths_.proc + "/meminfo", 65536));
+  s.memory_total = m.total;
+  s.memory_used = m.total > m.available ? m.total - m.available : 0;
+  std::optional<CgroupUsage> cg;
+  if (!paths_.cgroup.empty()) cg = read_cgroup(paths_.cgroup);
+  if (cg) {
+    double cpus = cg->cpus > 0 ? cg->cpus : double(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+    if (last_ && now_ns > last_->second) {
+      uint64_t used = cg->cpu_ns >= last_->first ? cg->cpu_ns - last_->first : 0;
+      double share = double(used) / (double(now_ns - last_->second) * cpus);
+      s.cpu_permille = uint32_t(std::min(1000.0, share * 1000.0));
+    }
+    last_ = std::make_pair(cg->cpu_ns, now_ns);
+    s.memory_used = cg->memory_used;
+    // v1 says "no limit" with a huge number: the host's memory is the real ceiling.
+    if (cg->memory_limit && cg->memory_limit < s.memory_total) s.memory_total = cg->memory_limit;
+  } else if (auto t = parse_proc_stat(read_text(paths_.proc + "/stat", 1 << 16))) {
     if (last_ && t->total > last_->second) {
       uint64_t busy = t->busy >= last_->first ? t->busy - last_->first : 0;
       s.cpu_permille = uint32_t(std::min<uint64_t>(1000, busy * 1000 / (t->total - last_->second)));
     }
     last_ = std::make_pair(t->busy, t->total);
   }
-  auto m = parse_meminfo(read_text(paths_.proc + "/meminfo", 65536));
-  s.memory_total = m.total;
-  s.memory_used = m.total > m.available ? m.total - m.available : 0;
   for (const auto& row : parse_nvidia_smi(run_nvidia_smi(paths_.nvidia_smi)))
     s.gpus.push_back({row.index, row.utilization.value_or(0), row.memory_used.value_or(0), row.memory_total});
   return s;

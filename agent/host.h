@@ -3,6 +3,9 @@
 // load average, which counts waiting processes, not CPU time). NVIDIA GPUs come from the driver's
 // /proc files and, when present, nvidia-smi. Every path is relative to a root that tests point
 // at fixture files; the parsers are exposed so tests can feed them text directly.
+// In a container (the hub's container terminals) /proc/stat and /proc/meminfo are the host's, so
+// the agent is told its cgroup mount instead and reports the container's own CPU time (as a share
+// of its CPU quota) and memory (against its limit), cgroup v2 or v1.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +21,18 @@ struct HostPaths {
   std::string proc = "/proc";
   std::string etc = "/etc";
   std::string nvidia_smi;  // path to nvidia-smi; empty: do not run it
+  std::string cgroup;      // a cgroup mount to report CPU and memory of instead of the host's; empty: host
 };
+
+// A cgroup's own usage (v2: cpu.stat, memory.current, memory.max, cpu.max; v1: the cpuacct,
+// memory and cpu controllers' files). Limits are 0 when there is none.
+struct CgroupUsage {
+  uint64_t cpu_ns = 0;
+  uint64_t memory_used = 0;
+  uint64_t memory_limit = 0;
+  double cpus = 0;  // CPU quota in CPUs (quota / period)
+};
+std::optional<CgroupUsage> read_cgroup(const std::string& root);
 
 protocol::HostInfo collect_host_info(const HostPaths& paths);
 
@@ -26,10 +40,12 @@ class StatsSampler {
  public:
   explicit StatsSampler(HostPaths paths) : paths_(std::move(paths)) {}
   protocol::Stats sample();
+  // `now_ns`: a monotonic time (cgroup CPU time is measured against wall time between samples).
+  protocol::Stats sample_at(uint64_t now_ns);
 
  private:
   HostPaths paths_;
-  std::optional<std::pair<uint64_t, uint64_t>> last_;  // (busy, total) jiffies
+  std::optional<std::pair<uint64_t, uint64_t>> last_;  // (busy, total) jiffies, or (cgroup cpu ns, time ns)
 };
 
 // --- parsers (pure) ---

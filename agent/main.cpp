@@ -23,6 +23,7 @@ int usage(const char* why) {
   std::fputs(
       "usage: rexec-agent --hub URL [--enroll-token-file FILE|-] [--credential-file FILE] [--name NAME]\n"
       "                   [--ca-file FILE] [--user USER] [--shell PATH] [--proc-root DIR] [--nvidia-smi PATH]\n"
+      "                   [--stats-cgroup DIR]\n"
       "  --hub                ws://HOST:PORT, wss://HOST:PORT, or a unix socket path\n"
       "  --enroll-token-file  first run only: the one-time enrollment token (- reads stdin)\n"
       "  --credential-file    where the agent keeps its own credential (mode 0600)\n"
@@ -36,7 +37,7 @@ int usage(const char* why) {
 int main(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   static const char* kKnown[] = {"--hub", "--enroll-token-file", "--credential-file", "--name", "--ca-file",
-                                 "--user", "--shell", "--proc-root", "--etc-root", "--nvidia-smi"};
+                                 "--user", "--shell", "--proc-root", "--etc-root", "--nvidia-smi", "--stats-cgroup"};
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
     if (f == "--help" || f == "-h") return usage(nullptr);
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   o.ca_file = flags["--ca-file"];
   if (flags.count("--proc-root")) o.host.proc = flags["--proc-root"];
   if (flags.count("--etc-root")) o.host.etc = flags["--etc-root"];
+  if (flags.count("--stats-cgroup")) o.host.cgroup = flags["--stats-cgroup"];
   o.host.nvidia_smi = flags.count("--nvidia-smi") ? flags["--nvidia-smi"] : "/usr/bin/nvidia-smi";
   o.channels.shell = flags["--shell"];
   if (flags.count("--user")) {

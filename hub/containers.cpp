@@ -34,7 +34,7 @@ nlohmann::json container_config(const ContainerSpec& spec, const std::string& hu
       {"Image", spec.image},
       {"Entrypoint",
        {kContainerAgent, "--hub", std::string("unix:") + kContainerSocketDir + "/hub.sock", "--credential-file",
-        kContainerCredential, "--name", spec.terminal_id}},
+        kContainerCredential, "--name", spec.terminal_id, "--stats-cgroup", "/sys/fs/cgroup"}},
       {"Cmd", json::array()},
       {"Env", json::array()},  // nothing secret here, ever
       {"Labels", spec.pooled ? json{{kTerminalLabel, spec.terminal_id}, {kHubLabel, hub_id}, {"rexec.pool", "1"}}

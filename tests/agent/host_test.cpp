@@ -50,13 +50,58 @@ TEST(Host, SamplerUsesDeltasNotLoadAverage) {
   std::ofstream(dir / "meminfo") << "MemTotal:       1000 kB\nMemFree:  100 kB\nMemAvailable:    400 kB\n";
   std::ofstream(dir / "loadavg") << "99.00 99.00 99.00 1/1 1\n";  // must be ignored
   std::ofstream(dir / "stat") << "cpu  100 0 100 800 0 0 0 0\n";
-  StatsSampler s({dir.string(), "/etc", ""});
+  StatsSampler s({dir.string(), "/etc", "", ""});
   auto first = s.sample();
   EXPECT_EQ(first.cpu_permille, 0u);  // no interval yet
   EXPECT_EQ(first.memory_total, 1000u * 1024);
   EXPECT_EQ(first.memory_used, 600u * 1024);
   std::ofstream(dir / "stat", std::ios::trunc) << "cpu  150 0 150 900 0 0 0 0\n";
   EXPECT_EQ(s.sample().cpu_permille, 500u);  // 100 busy of 200
+  fs::remove_all(dir);
+}
+
+// Inside a container /proc is the host's: the container's own cgroup gives its CPU time and
+// memory. Both cgroup versions, from fixture files, at chosen times.
+TEST(Host, InAContainerTheCgroupIsReportedNotTheHost) {
+  auto dir = fs::temp_directory_path() / ("rexec-cgroup-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "proc");
+  std::ofstream(dir / "proc/meminfo") << "MemTotal: 1048576 kB\nMemAvailable: 524288 kB\n";
+  std::ofstream(dir / "proc/stat") << "cpu 900 0 0 100 0 0 0 0\n";  // a busy host: must not show
+  // v2, quota of half a CPU, 64 MiB limit.
+  auto v2 = dir / "v2";
+  fs::create_directories(v2);
+  std::ofstream(v2 / "cpu.stat") << "usage_usec 1000000\nuser_usec 900000\n";
+  std::ofstream(v2 / "memory.current") << "8388608\n";
+  std::ofstream(v2 / "memory.max") << "67108864\n";
+  std::ofstream(v2 / "cpu.max") << "50000 100000\n";
+  StatsSampler s2({(dir / "proc").string(), "/etc", "", v2.string()});
+  auto first = s2.sample_at(1'000'000'000);
+  EXPECT_EQ(first.cpu_permille, 0u);
+  EXPECT_EQ(first.memory_used, 8u << 20);
+  EXPECT_EQ(first.memory_total, 64u << 20);
+  std::ofstream(v2 / "cpu.stat", std::ios::trunc) << "usage_usec 1250000\n";  // +0.25 s of CPU in 1 s
+  EXPECT_EQ(s2.sample_at(2'000'000'000).cpu_permille, 500u);  // half of its half-CPU quota
+  // v1, no quota (all CPUs), no memory limit (the kernel's huge number): the host's total.
+  auto v1 = dir / "v1";
+  fs::create_directories(v1 / "cpuacct");
+  fs::create_directories(v1 / "memory");
+  fs::create_directories(v1 / "cpu");
+  std::ofstream(v1 / "cpuacct/cpuacct.usage") << "0\n";
+  std::ofstream(v1 / "memory/memory.usage_in_bytes") << "4096\n";
+  std::ofstream(v1 / "memory/memory.limit_in_bytes") << "9223372036854771712\n";
+  std::ofstream(v1 / "cpu/cpu.cfs_quota_us") << "-1\n";
+  std::ofstream(v1 / "cpu/cpu.cfs_period_us") << "100000\n";
+  StatsSampler s1({(dir / "proc").string(), "/etc", "", v1.string()});
+  auto a = s1.sample_at(0 + 1);
+  EXPECT_EQ(a.memory_used, 4096u);
+  EXPECT_EQ(a.memory_total, 1048576ull * 1024);
+  long cpus = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  std::ofstream(v1 / "cpuacct/cpuacct.usage", std::ios::trunc) << uint64_t(cpus) * 1'000'000'000ull << "\n";
+  EXPECT_EQ(s1.sample_at(1'000'000'001).cpu_permille, 1000u);  // every CPU busy for the whole second
+  // Not a cgroup at all: the host's /proc, as before.
+  StatsSampler none({(dir / "proc").string(), "/etc", "", (dir / "nothing").string()});
+  EXPECT_EQ(none.sample_at(1).memory_used, 512u * 1024 * 1024);
+  EXPECT_FALSE(read_cgroup((dir / "nothing").string()));
   fs::remove_all(dir);
 }
 
@@ -92,7 +137,7 @@ TEST(Host, GpusFromFixtureRootAndFakeNvidiaSmi) {
   auto smi = dir / "nvidia-smi";
   std::ofstream(smi) << "#!/bin/sh\necho '1, GPU-8f6a2c1e-3b4d-4e5f-9a0b-1c2d3e4f5a6b, NVIDIA GeForce RTX 3090, 24576, 55, 1000'\n";
   fs::permissions(smi, fs::perms::owner_all);
-  HostPaths paths{(dir / "proc").string(), "/etc", smi.string()};
+  HostPaths paths{(dir / "proc").string(), "/etc", smi.string(), ""};
   auto h = collect_host_info(paths);
   ASSERT_EQ(h.gpus.size(), 1u);
   EXPECT_EQ(h.gpus[0].index, 1u);

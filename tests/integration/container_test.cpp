@@ -57,6 +57,45 @@ TEST_F(Containers, BothImagesGiveAShellAndExec) {
   }
 }
 
+// A container card's sparklines are the container's own: its cgroup's CPU time against its quota
+// and its memory against its limit, not the host's /proc (which a container sees whole).
+TEST_F(Containers, StatsAreTheContainersOwn) {
+  HubFixture hub(hub_flags());
+  std::string id = create(hub, {{"kind", "container"}, {"image", "rexec/busybox:latest"}, {"cpus", 0.5}, {"memory_mb", 64}});
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_running(hub, id)) << hub.log();
+  std::string agent = body(hub.api("GET", "/api/v1/terminals/" + id))["agent"];
+  WsClient feed;
+  ASSERT_TRUE(feed.connect(hub.port(), "/api/v1/events", "rexec.events.v1", {{"Authorization", "Bearer " + hub.admin_token()}}));
+  // The next sample of this container's agent (STATS come every 5 s).
+  auto next_sample = [&]() -> json {
+    auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto m = feed.receive(2s);
+      if (!m) continue;
+      auto j = json::parse(std::string(m->data.begin(), m->data.end()), nullptr, false);
+      if (j.value("type", "") == "stats" && j.value("agent", "") == agent) return j["sample"];
+    }
+    return nullptr;
+  };
+  json idle = next_sample();
+  ASSERT_TRUE(idle.is_object());
+  EXPECT_EQ(idle["memory_total"], 64 << 20) << "the container's limit, not the host's memory";
+  EXPECT_LT(idle["memory_used"].get<uint64_t>(), uint64_t(64) << 20);
+  // Two busy loops against a half-CPU quota: the container is at its ceiling, whatever the host does.
+  auto busy = exec(hub, id, {"sh", "-c", "(timeout 30 sh -c 'while :; do :; done' &) ; (timeout 30 sh -c 'while :; do :; done' &)"});
+  EXPECT_EQ(busy.value("exit_code", -1), 0) << busy;
+  double peak = 0;
+  for (int i = 0; i < 3 && peak < 80; ++i) {
+    json s = next_sample();
+    ASSERT_TRUE(s.is_object());
+    peak = std::max(peak, s["cpu_percent"].get<double>());
+  }
+  EXPECT_GE(peak, 80) << "a container busy up to its quota shows near 100%";
+  std::printf("container cpu: idle %.1f%%, busy %.1f%%\n", idle["cpu_percent"].get<double>(), peak);
+  (void)exec(hub, id, {"sh", "-c", "pkill -f 'while :' || killall sh 2>/dev/null; true"});
+}
+
 TEST_F(Containers, EveryHardeningSettingAsDockerReportsIt) {
   HubFixture hub(hub_flags());
   std::string id = create(hub, {{"kind", "container"}, {"image", "rexec/busybox:latest"}, {"memory_mb", 128}, {"cpus", 0.5}});
