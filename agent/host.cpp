@@ -246,36 +246,51 @@ std::optional<CgroupUsage> read_cgroup(const std::string& root) {
   return u;
 }
 
-protocol::Stats StatsSampler::sample() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return sample_at(uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec));
+StatsSampler::StatsSampler(HostPaths paths) : paths_(std::move(paths)) {
+  std::optional<CgroupUsage> cg;
+  if (!paths_.cgroup.empty()) cg = read_cgroup(paths_.cgroup);
+  (void)cpu_permille(now_ns(), cg);
 }
 
-protocol::Stats StatsSampler::sample_at(uint64_t now_ns) {
+uint64_t StatsSampler::now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+protocol::Stats StatsSampler::sample() { return sample_at(now_ns()); }
+
+uint32_t StatsSampler::cpu_permille(uint64_t now, const std::optional<CgroupUsage>& cg) {
+  uint32_t permille = 0;
+  if (cg) {
+    double cpus = cg->cpus > 0 ? cg->cpus : double(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+    if (last_ && now > last_->second) {
+      uint64_t used = cg->cpu_ns >= last_->first ? cg->cpu_ns - last_->first : 0;
+      permille = uint32_t(std::min(1000.0, double(used) * 1000.0 / (double(now - last_->second) * cpus)));
+    }
+    last_ = std::make_pair(cg->cpu_ns, now);
+  } else if (auto t = parse_proc_stat(read_text(paths_.proc + "/stat", 1 << 16))) {
+    if (last_ && t->total > last_->second) {
+      uint64_t busy = t->busy >= last_->first ? t->busy - last_->first : 0;
+      permille = uint32_t(std::min<uint64_t>(1000, busy * 1000 / (t->total - last_->second)));
+    }
+    last_ = std::make_pair(t->busy, t->total);
+  }
+  return permille;
+}
+
+protocol::Stats StatsSampler::sample_at(uint64_t now) {
   protocol::Stats s;
   auto m = parse_meminfo(read_text(paths_.proc + "/meminfo", 65536));
   s.memory_total = m.total;
   s.memory_used = m.total > m.available ? m.total - m.available : 0;
   std::optional<CgroupUsage> cg;
   if (!paths_.cgroup.empty()) cg = read_cgroup(paths_.cgroup);
+  s.cpu_permille = cpu_permille(now, cg);
   if (cg) {
-    double cpus = cg->cpus > 0 ? cg->cpus : double(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-    if (last_ && now_ns > last_->second) {
-      uint64_t used = cg->cpu_ns >= last_->first ? cg->cpu_ns - last_->first : 0;
-      double share = double(used) / (double(now_ns - last_->second) * cpus);
-      s.cpu_permille = uint32_t(std::min(1000.0, share * 1000.0));
-    }
-    last_ = std::make_pair(cg->cpu_ns, now_ns);
     s.memory_used = cg->memory_used;
     // v1 says "no limit" with a huge number: the host's memory is the real ceiling.
     if (cg->memory_limit && cg->memory_limit < s.memory_total) s.memory_total = cg->memory_limit;
-  } else if (auto t = parse_proc_stat(read_text(paths_.proc + "/stat", 1 << 16))) {
-    if (last_ && t->total > last_->second) {
-      uint64_t busy = t->busy >= last_->first ? t->busy - last_->first : 0;
-      s.cpu_permille = uint32_t(std::min<uint64_t>(1000, busy * 1000 / (t->total - last_->second)));
-    }
-    last_ = std::make_pair(t->busy, t->total);
   }
   for (const auto& row : parse_nvidia_smi(run_nvidia_smi(paths_.nvidia_smi)))
     s.gpus.push_back({row.index, row.utilization.value_or(0), row.memory_used.value_or(0), row.memory_total});

@@ -38,12 +38,17 @@ protocol::HostInfo collect_host_info(const HostPaths& paths);
 
 class StatsSampler {
  public:
-  explicit StatsSampler(HostPaths paths) : paths_(std::move(paths)) {}
+  // Takes a first CPU reading at once, so the first sample already has an interval behind it
+  // (else every sparkline would start with a false 0%).
+  explicit StatsSampler(HostPaths paths);
   protocol::Stats sample();
   // `now_ns`: a monotonic time (cgroup CPU time is measured against wall time between samples).
   protocol::Stats sample_at(uint64_t now_ns);
 
  private:
+  static uint64_t now_ns();
+  // CPU use since the last reading, per mille (0 without one), and the reading kept for the next.
+  uint32_t cpu_permille(uint64_t now_ns, const std::optional<CgroupUsage>& cgroup);
   HostPaths paths_;
   std::optional<std::pair<uint64_t, uint64_t>> last_;  // (busy, total) jiffies, or (cgroup cpu ns, time ns)
 };

@@ -57,6 +57,10 @@ TEST(Host, SamplerUsesDeltasNotLoadAverage) {
   EXPECT_EQ(first.memory_used, 600u * 1024);
   std::ofstream(dir / "stat", std::ios::trunc) << "cpu  150 0 150 900 0 0 0 0\n";
   EXPECT_EQ(s.sample().cpu_permille, 500u);  // 100 busy of 200
+  // A new sampler read the CPU when it was made: its first sample already has an interval.
+  StatsSampler fresh({dir.string(), "/etc", "", ""});
+  std::ofstream(dir / "stat", std::ios::trunc) << "cpu  250 0 150 1000 0 0 0 0\n";
+  EXPECT_EQ(fresh.sample().cpu_permille, 500u);
   fs::remove_all(dir);
 }
 
@@ -75,7 +79,7 @@ TEST(Host, InAContainerTheCgroupIsReportedNotTheHost) {
   std::ofstream(v2 / "memory.max") << "67108864\n";
   std::ofstream(v2 / "cpu.max") << "50000 100000\n";
   StatsSampler s2({(dir / "proc").string(), "/etc", "", v2.string()});
-  auto first = s2.sample_at(1'000'000'000);
+  auto first = s2.sample_at(1'000'000'000);  // (before the reading taken at construction: no interval)
   EXPECT_EQ(first.cpu_permille, 0u);
   EXPECT_EQ(first.memory_used, 8u << 20);
   EXPECT_EQ(first.memory_total, 64u << 20);

@@ -27,9 +27,11 @@ export function sparkline(testid?: string): Sparkline {
     el,
     set(values, max, label) {
       const recent = values.slice(-SLOTS);
-      // Newest sample at the right edge; a short history fills in from the right.
+      // Newest sample at the right edge. A short history (a card just made) is spread over at
+      // least a fifth of the width, so its first samples are a line, not a dot at the edge.
+      const slots = Math.min(SLOTS, Math.max(recent.length, 12));
       const points = recent.map((v, i) => {
-        const x = ((SLOTS - recent.length + i) * W) / (SLOTS - 1);
+        const x = ((slots - recent.length + i) * W) / (slots - 1);
         const y = H - 1 - (Math.min(Math.max(v, 0), max) / max) * (H - 2);
         return `${x.toFixed(1)},${y.toFixed(1)}`;
       });

@@ -64,6 +64,8 @@ export function mountTerminal(parent: HTMLElement, opts: TerminalViewOptions): T
   const term = new Terminal({
     fontSize: opts.fontSize ?? 14,
     fontFamily: 'ui-monospace, "SF Mono", "Cascadia Mono", "DejaVu Sans Mono", Menlo, Consolas, monospace',
+    // At 1.0 the row clips DejaVu Sans Mono's underscore (it sits below the cell): "PRETTY NAME".
+    lineHeight: 1.15,
     theme,
     scrollback: 5000,
     cursorBlink: !opts.readOnly,
