@@ -149,4 +149,36 @@ describe("dashboard", { skip: skipReason() }, () => {
       assert.ok(lit >= 40, `the row of 40 underscores has ${lit} bright pixels (box ${JSON.stringify(box)})`);
     });
   });
+
+  // Readable on a phone and usable without a mouse: at 390 px nothing runs off the side; Tab
+  // reaches the buttons; Ctrl-K opens the palette, typing filters it, Enter opens the terminal.
+  test("phone width and keyboard only", async () => {
+    await fx.run(async (s) => {
+      const page = await s.page(await s.signedInContext({ viewport: { width: 390, height: 844 } }), "phone");
+      await page.goto(fx.url + "/");
+      await page.locator(card(fx.container.id)).first().waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen`);
+      const box = await page.locator(card(fx.container.id)).first().boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `the card fits the screen: ${JSON.stringify(box)}`);
+
+      // Tab order reaches "New terminal" (a real, focusable control).
+      let reached = false;
+      for (let i = 0; i < 15 && !reached; ++i) {
+        await page.keyboard.press("Tab");
+        reached = await page.evaluate(() => document.activeElement?.dataset?.testid === "create-terminal");
+      }
+      assert.ok(reached, "Tab reaches the New terminal button");
+
+      await page.keyboard.press("Control+k");
+      await page.getByTestId("palette-input").waitFor();
+      await page.keyboard.type("e2e-debian");
+      await waitFor(async () => (await page.getByTestId("palette-item").count()) >= 1, { what: "a palette match" });
+      await page.keyboard.press("Enter");
+      await page.waitForURL((u) => u.pathname === `/t/${fx.container.id}`);
+      await waitForShell(page);
+      const size = await termSize(page);
+      assert.ok(size.cols >= 20 && size.cols < 80, `the terminal fits the phone: ${JSON.stringify(size)}`);
+    });
+  });
 });
