@@ -94,7 +94,10 @@ void Api::created_container_terminal(const Principal& p, TerminalRecord t, const
 
 void Api::delete_container_terminal(const Principal& p, const TerminalRecord& t, const Exchange& ex) {
   auto finish = [this, p, t, ex](Status s) {
-    if (!s) return ex->reply(error_response(s.error()));
+    if (!s) {
+      relay_.set_deleting(t.id, false);
+      return ex->reply(error_response(s.error()));
+    }
     if (auto d = relay_.delete_terminal(t.id); !d) return ex->reply(error_response(d.error()));
     discard_container_agent(store_, config_.data_dir, t.agent_id);
     relay_.revoke_agent(t.agent_id);
@@ -102,6 +105,7 @@ void Api::delete_container_terminal(const Principal& p, const TerminalRecord& t,
     ex->reply(json_response(200, {{"id", t.id}, {"deleted", true}}));
   };
   if (t.container_id.empty()) return finish(Ok{});
+  relay_.set_deleting(t.id, true);
   containers_.remove(t.container_id, finish);
 }
 

@@ -63,7 +63,9 @@ void ContainerSupervisor::judge(const nlohmann::json& list) {
   }
   // Terminals whose container is gone or stopped: lost, with the reason Docker gives.
   for (const auto& [id, t] : mine) {
-    if (t->status == "lost" || t->status == "exited" || t->status == "stopped" || t->container_id.empty()) continue;
+    if (t->status == "lost" || t->status == "exited" || t->status == "stopped" || t->container_id.empty() ||
+        relay_.deleting(id))
+      continue;
     auto it = by_terminal.find(id);
     if (it == by_terminal.end()) {
       relay_.mark_lost(id, "its container is gone");
@@ -78,7 +80,7 @@ void ContainerSupervisor::judge(const nlohmann::json& list) {
         if (st.value("OOMKilled", false)) reason = "its container was OOM-killed (memory limit)";
         else reason = "its container exited with code " + std::to_string(st.value("ExitCode", -1));
       }
-      relay_.mark_lost(id, reason);
+      if (!relay_.deleting(id)) relay_.mark_lost(id, reason);
     });
   }
 }

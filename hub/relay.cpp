@@ -322,6 +322,7 @@ Terminal* Relay::terminal(const std::string& id) {
 }
 
 Status Relay::delete_terminal(const std::string& id) {
+  deleting_.erase(id);
   auto rec = store_.terminal_by_id(id);
   if (!rec) return rec.error();
   if (!*rec) return make_error("not_found", "no terminal " + id);

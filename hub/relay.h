@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,11 @@ class Relay {
   void mark_stopped(const std::string& id);
   Status restart_container_terminal(const std::string& id);
   Status delete_terminal(const std::string& id);
+  // A container terminal whose container is being removed: its container going away is expected
+  // (the supervisor must not call it lost meanwhile). Cleared by delete_terminal, or by hand when
+  // the removal failed.
+  void set_deleting(const std::string& id, bool on) { on ? (void)deleting_.insert(id) : (void)deleting_.erase(id); }
+  bool deleting(const std::string& id) const { return deleting_.count(id) > 0; }
   // The status to show: the store's, or "offline" while the agent is away.
   std::string status_of(const TerminalRecord& record) const;
 
@@ -141,7 +147,8 @@ class Relay {
   std::map<std::pair<std::string, uint32_t>, ExecTarget*> exec_targets_;
   std::vector<std::unique_ptr<ExecRun>> exec_runs_;
   std::map<std::pair<std::string, std::string>, int> viewer_sockets_;
-  std::map<std::string, protocol::Open> pending_open_;  // terminal id -> OPEN waiting for its agent
+  std::map<std::string, protocol::Open> pending_open_;
+  std::set<std::string> deleting_;  // terminal id -> OPEN waiting for its agent
   RelayCounters counters_;
   std::function<void(const std::string&, const protocol::Stats&)> stats_listener_;
 };
