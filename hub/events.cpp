@@ -14,7 +14,7 @@ Events::Events(uv_loop_t* loop, Store& store, Relay& relay)
 }
 
 void Events::add(EventsSession* session) {
-  refresh();  // everyone else first learns what changed since the last tick
+  refresh(false);  // everyone else first learns what changed since the last tick
   sessions_.insert(session);
   nlohmann::json terminals = nlohmann::json::array(), agents = nlohmann::json::array(),
                  stats = nlohmann::json::object();
@@ -46,13 +46,13 @@ void Events::on_stats(const std::string& agent_id, const protocol::Stats& stats)
   broadcast(owner->second, {{"type", "stats"}, {"agent", agent_id}, {"sample", sample}});
 }
 
-void Events::refresh() {
+void Events::refresh(bool skip_when_idle) {
   if (sessions_.empty()) {
     // Nobody is watching: forget the views (a page that comes gets a fresh snapshot) and look at
     // the store only once a minute, to drop the stats of agents that are gone.
     terminals_.clear();
     agents_.clear();
-    if (++idle_ticks_ % 60 != 0) return;
+    if (skip_when_idle && ++idle_ticks_ % 60 != 0) return;
   }
   auto agents = store_.list_agents();
   auto terminals = store_.list_terminals();

@@ -41,7 +41,8 @@ class Events {
   // From the relay: one STATS sample of an agent.
   void on_stats(const std::string& agent_id, const protocol::Stats& stats);
   // Compares the current views with the last ones sent and tells every session what changed.
-  void refresh();
+  // With nobody watching it only looks at the store once a minute, unless `skip_when_idle` is false.
+  void refresh(bool skip_when_idle = true);
   size_t session_count() const { return sessions_.size(); }
 
  private:
