@@ -181,4 +181,23 @@ describe("dashboard", { skip: skipReason() }, () => {
       assert.ok(size.cols >= 20 && size.cols < 80, `the terminal fits the phone: ${JSON.stringify(size)}`);
     });
   });
+
+  // The terminal page's socket dropped (the hub killed and restarted mid-stream): it comes back
+  // by itself with ?since= and every line is there exactly once, in order.
+  test("a dropped connection resumes without losing or repeating a line", async () => {
+    await fx.run(async (s) => {
+      s.allowErrors(/WebSocket connection to .* failed/); // refused while the hub is down: expected
+      const page = await s.page(await s.signedInContext(), "resume");
+      await page.goto(`${fx.url}/t/${fx.container.id}`);
+      await waitForShell(page);
+      const tag = marker("rs").text;
+      const n = 400;
+      await typeLine(page, `for i in $(seq 1 ${n}); do echo ${tag}-$i; sleep 0.01; done; echo ${tag}-end`);
+      await waitForLine(page, `${tag}-40`);
+      await fx.crashHub();
+      await waitForLine(page, `${tag}-end`, { timeout: 30000 });
+      const seen = (await termLines(page)).filter((l) => new RegExp(`^${tag}-\\d+$`).test(l)).map((l) => Number(l.slice(tag.length + 1)));
+      assert.deepEqual(seen, Array.from({ length: n }, (_, k) => k + 1), "every line once, in order, across the drop");
+    });
+  });
 });

@@ -194,20 +194,7 @@ export class Fixture {
 
   async start({ docker, browser, agent }) {
     // Port 0: the hub picks a free port and logs it (no race with other tests for a port).
-    this.hub = start(
-      [hubBinary, "serve", "--listen", "127.0.0.1:0", "--data-dir", this.dataDir,
-        ...(existsSync(staticAgentPath) ? ["--agent-binary", staticAgentPath] : []),
-        "--rate-requests", "0", "--rate-terminal-creates", "0", "--viewers-per-terminal", "1000"],
-      this.hubLog,
-    );
-    const line = await waitFor(
-      () => {
-        if (this.hub.failure || this.hub.exitCode !== null) throw fatal(this.hub.failure ?? `rexec-hub exited with ${this.hub.exitCode}`);
-        return /event=hub\.listening .*port=(\d+)/.exec(readText(this.hubLog));
-      },
-      { timeout: 20000, what: "event=hub.listening in the hub log" },
-    );
-    this.port = Number(line[1]);
+    this.port = await this.startHub("127.0.0.1:0");
     this.url = `http://127.0.0.1:${this.port}`;
     this.token = readText(path.join(this.dataDir, "admin.token")).trim();
     const hubId = readText(path.join(this.dataDir, "hub-id")).trim();
@@ -224,6 +211,34 @@ export class Fixture {
     }
     if (agent) this.agentTerminal = await this.createTerminal({ kind: "agent", agent: "e2e-box", name: "e2e-shell" });
     await launching;
+  }
+
+  // Starts the hub on `listen`; its port once it listens.
+  async startHub(listen) {
+    const listening = () => [...readText(this.hubLog).matchAll(/event=hub\.listening .*port=(\d+)/g)];
+    const before = listening().length;
+    this.hub = start(
+      [hubBinary, "serve", "--listen", listen, "--data-dir", this.dataDir,
+        ...(existsSync(staticAgentPath) ? ["--agent-binary", staticAgentPath] : []),
+        "--rate-requests", "0", "--rate-terminal-creates", "0", "--viewers-per-terminal", "1000"],
+      this.hubLog,
+    );
+    const line = await waitFor(
+      () => {
+        if (this.hub.failure || this.hub.exitCode !== null) throw fatal(this.hub.failure ?? `rexec-hub exited with ${this.hub.exitCode}`);
+        const all = listening();
+        return all.length > before ? all[all.length - 1] : null;
+      },
+      { timeout: 20000, what: "event=hub.listening in the hub log" },
+    );
+    return Number(line[1]);
+  }
+
+  // kill -9 and start again on the same port and data directory: every socket drops at once.
+  async crashHub() {
+    this.hub.kill("SIGKILL");
+    await this.hub.exited;
+    await this.startHub(`127.0.0.1:${this.port}`);
   }
 
   async launchBrowser() {
@@ -370,6 +385,12 @@ export class Scope {
     this.fx = fx;
     this.contexts = [];
     this.pages = [];
+    this.allowed = [];
+  }
+
+  // Console errors a test causes on purpose (sockets refused while it has the hub down).
+  allowErrors(pattern) {
+    this.allowed.push(pattern);
   }
 
   async context(options = {}) {
@@ -421,6 +442,7 @@ export class Scope {
   }
 
   assertClean() {
+    for (const r of this.pages) r.errors = r.errors.filter((e) => !this.allowed.some((p) => p.test(e)));
     const bad = this.pages.filter((r) => r.errors.length);
     if (bad.length)
       throw new Error("pages reported errors:\n" + bad.map((r) => `${r.label}:\n  ${r.errors.join("\n  ")}`).join("\n"));
