@@ -200,4 +200,50 @@ describe("dashboard", { skip: skipReason() }, () => {
       assert.deepEqual(seen, Array.from({ length: n }, (_, k) => k + 1), "every line once, in order, across the drop");
     });
   });
+
+  // Font size control (remembered across reloads), copy of a selection with Ctrl-Shift-C, paste.
+  test("font size, copy and paste", async () => {
+    await fx.run(async (s) => {
+      const ctx = await s.signedInContext();
+      await ctx.grantPermissions(["clipboard-read", "clipboard-write"], { origin: fx.url });
+      const page = await s.page(ctx, "font-clipboard");
+      await page.goto(`${fx.url}/t/${fx.container.id}`);
+      await waitForShell(page);
+      const fontSize = () => page.evaluate(() => window.__rexec.term.options.fontSize);
+      const before = await fontSize();
+      await page.getByTestId("font-larger").click();
+      await page.getByTestId("font-larger").click();
+      assert.equal(await fontSize(), before + 2);
+      await page.reload();
+      await waitForShell(page);
+      assert.equal(await fontSize(), before + 2, "the size is remembered");
+      await page.getByTestId("font-smaller").click();
+      await page.getByTestId("font-smaller").click();
+      assert.equal(await fontSize(), before);
+
+      const m = marker("cp");
+      await typeLine(page, m.command);
+      await waitForLine(page, m.output);
+      await page.evaluate(() => window.__rexec.term.selectAll());
+      await page.locator("[data-testid=terminal-view] textarea").focus();
+      await page.keyboard.press("Control+Shift+C");
+      const copied = await waitFor(() => page.evaluate(() => navigator.clipboard.readText()).then((t) => (t.includes(m.output) ? t : null)), {
+        what: "the selection in the clipboard",
+      });
+      assert.ok(copied.includes(m.output));
+
+      // A paste (what Ctrl-Shift-V or the browser's menu delivers) becomes input.
+      const p = marker("paste");
+      await page.evaluate((text) => {
+        const data = new DataTransfer();
+        data.setData("text/plain", text);
+        document.querySelector("[data-testid=terminal-view] textarea").dispatchEvent(
+          new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }),
+        );
+      }, p.command);
+      // bash takes a paste as text to edit (bracketed paste), not as a command: Enter runs it.
+      await page.keyboard.press("Enter");
+      await waitForLine(page, p.output);
+    });
+  });
 });
