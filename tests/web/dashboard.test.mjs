@@ -246,4 +246,45 @@ describe("dashboard", { skip: skipReason() }, () => {
       await waitForLine(page, p.output);
     });
   });
+
+  // Every card action through the page: share (a view link that works), stop, start, delete
+  // with confirmation; and "Add machine" showing the one-line install with a fresh token.
+  test("card actions: share, stop, start, delete; add machine", async () => {
+    await fx.run(async (s) => {
+      const t = await fx.createTerminal({ kind: "container", image: "rexec/busybox:latest", name: "e2e-actions" });
+      const ctx = await s.signedInContext();
+      const page = await s.page(ctx, "actions");
+      await page.goto(fx.url + "/");
+      const c = page.locator(card(t.id)).first();
+      await c.waitFor();
+      const status = () => page.locator(light(t.id)).first().getAttribute("data-status");
+
+      await c.getByTestId("card-share").click();
+      await page.getByTestId("share-mode").selectOption("view");
+      await page.getByTestId("share-create").click();
+      const url = await page.getByTestId("share-url").textContent();
+      assert.match(url, new RegExp(`^${fx.url}/s/rxs_[A-Za-z0-9_-]+$`));
+      await page.keyboard.press("Escape");
+      await page.locator("dialog[open]").waitFor({ state: "detached" });
+      const viewer = await s.page(await s.context(), "share link");
+      await viewer.goto(url);
+      await waitFor(() => viewer.evaluate(() => !!window.__rexec?.term), { what: "the shared terminal" });
+
+      await c.getByTestId("card-stop").click();
+      await waitFor(async () => (await status()) === "stopped", { timeout: 20000, what: "card stopped" });
+      await c.getByTestId("card-start").click();
+      await waitFor(async () => (await status()) === "running", { timeout: 30000, what: "card running again" });
+
+      await c.getByTestId("card-delete").click();
+      await page.getByTestId("confirm-ok").click();
+      await page.locator(card(t.id)).waitFor({ state: "detached", timeout: 20000 });
+      assert.equal((await fx.api("GET", `/api/v1/terminals/${t.id}`)).status, 404);
+
+      await page.getByTestId("add-machine").click();
+      const install = await page.getByTestId("install-command").textContent();
+      assert.match(install, /install-agent\.sh/);
+      assert.match(install, /'rxe_[A-Za-z0-9_-]{32}'/);
+      assert.match(install, /--enroll-token-file -/);
+    });
+  });
 });
