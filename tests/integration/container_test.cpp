@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -229,6 +230,23 @@ TEST_F(Containers, DockerUnreachableIs503Quickly) {
   auto health = body(http(hub.port(), "GET", "/healthz"));
   EXPECT_EQ(health["docker"]["reachable"], false);
   EXPECT_EQ(health["ok"], true) << "Docker is reported, not fatal";
+  // The dashboard's image picker gets the same clear answer.
+  expect_error(hub.api("GET", "/api/v1/images"), 503, "docker_unavailable");
+}
+
+TEST_F(Containers, ImagesListsTheLocalTaggedImages) {
+  HubFixture hub(hub_flags());
+  auto r = hub.api("GET", "/api/v1/images");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::set<std::string> tags;
+  json list = body(r);  // (a named value: range-for over a temporary's [] dangles)
+  for (const auto& img : list["images"]) {
+    EXPECT_TRUE(img["id"].get<std::string>().starts_with("sha256:")) << img;
+    EXPECT_FALSE(img["tags"].empty()) << "untagged images are left out: " << img;
+    for (const auto& t : img["tags"]) tags.insert(t.get<std::string>());
+  }
+  EXPECT_TRUE(tags.count("rexec/busybox:latest"));
+  EXPECT_TRUE(tags.count("rexec/debian:12"));
 }
 
 }  // namespace
