@@ -115,8 +115,12 @@ Result<Principal> Api::authenticate(const Request& request) {
     }
     return make_error("unauthorized", "missing bearer token (Authorization: Bearer <token>) or session cookie");
   }
-  if (!looks_like(TokenKind::kApi, *token)) return make_error("unauthorized", "not an API token");
-  std::string hash = token_hash(*token);
+  return authenticate_token(*token, request);
+}
+
+Result<Principal> Api::authenticate_token(const std::string& token, const Request& request) {
+  if (!looks_like(TokenKind::kApi, token)) return make_error("unauthorized", "not an API token");
+  std::string hash = token_hash(token);
   auto rec = store_.token_by_hash(hash);
   if (!rec) return rec.error();
   // The lookup is by hash; the check after it is constant-time, so no timing depends on the secret.
@@ -132,7 +136,7 @@ Result<Principal> Api::principal_of_token(const TokenRecord& rec, const Request&
   if (!user) return user.error();
   if (!*user) return make_error("unauthorized", "the token's user no longer exists");
   if (!rec.last_used_at || *rec.last_used_at + kTouchEvery <= t) (void)store_.touch_token(rec.id, t);
-  return Principal{**user, rec.id, rec.scopes, request.peer, "", 0};
+  return Principal{**user, rec.id, rec.scopes, request.peer, "", 0, rec.expires_at};
 }
 
 Result<Principal> Api::authenticate_session(const std::string& cookie, const Request& request) {
@@ -209,7 +213,7 @@ void Api::handle(Exchange ex) {
     return ex->reply(std::move(r));
   }
   const Route& target = *match.handler;
-  if (target.access == Access::kPublic) return target.handler(Principal{{}, "", "", req.peer, "", 0}, req, ex);
+  if (target.access == Access::kPublic) return target.handler(Principal{{}, "", "", req.peer, "", 0, std::nullopt}, req, ex);
   auto admitted = admit(req);
   if (auto* refusal = std::get_if<Response>(&admitted)) return ex->reply(std::move(*refusal));
   auto* principal = &std::get<Principal>(admitted);

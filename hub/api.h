@@ -8,6 +8,8 @@
 #include <uv.h>
 
 #include <chrono>
+#include <map>
+#include <optional>
 #include <string>
 
 #include "hub/config.h"
@@ -29,6 +31,7 @@ struct Principal {
   std::string ip;
   std::string session_id;  // signed in by a browser session cookie (not a bearer token)
   int64_t session_expires_at = 0;
+  std::optional<int64_t> token_expires_at;  // the API token's own expiry (a session never outlives it)
   // Admin scope counts only on an admin user's token.
   bool can(std::string_view scope) const;
   bool is_admin() const { return user.admin && can("admin"); }
@@ -69,8 +72,10 @@ class Api final : public HttpHandler {
   void routes();
   void describe_metrics();
   Result<Principal> authenticate(const Request& request);
-  // The principal of an API token (looked up by hash, checked in constant time, not revoked or
-  // expired), touching its last-used time.
+  // The principal of an API token given as a string (looked up by hash, compared in constant
+  // time), as principal_of_token says.
+  Result<Principal> authenticate_token(const std::string& token, const Request& request);
+  // The principal of a token record: not revoked or expired; touches its last-used time.
   Result<Principal> principal_of_token(const TokenRecord& token, const Request& request);
   Result<Principal> authenticate_session(const std::string& cookie, const Request& request);
   // Per-IP limit, authentication, per-token limit: the caller, or the answer refusing it.
@@ -96,7 +101,11 @@ class Api final : public HttpHandler {
   void delete_terminal(const Principal&, Request&, const Exchange&);
   void exec(const Principal&, Request&, const Exchange&);
   Result<TerminalRecord> find_terminal(const Principal& p, const std::string& id);
-  nlohmann::json terminal_json(const TerminalRecord& t);
+  // `agent_names` (agent id -> name), when the caller has them all, saves a store lookup per terminal.
+  nlohmann::json terminal_json(const TerminalRecord& t, const std::map<std::string, std::string>* agent_names = nullptr);
+  // 429 when `who` already holds `cap` viewer sockets on the terminal; `why` says whose.
+  std::optional<Response> viewer_cap(const std::string& terminal_id, const std::string& who, int cap,
+                                     const std::string& why);
   std::variant<std::unique_ptr<WsSession>, Response> viewer_upgrade(Request& req, const std::string& id);
   std::variant<std::unique_ptr<WsSession>, Response> share_viewer_upgrade(Request& req, const std::string& id,
                                                                           const std::string& code,

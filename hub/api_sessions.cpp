@@ -29,10 +29,7 @@ void Api::create_session(const Principal& anonymous, Request& req, const Exchang
   auto token = opt_string(*body, "token", 256);
   if (!token) return ex->reply(error_response(token.error()));
   if (!*token) return ex->reply(error_response(bad_field("token", "is required (an API token, rxk_...)")));
-  Request as_bearer = req;
-  as_bearer.headers["authorization"] = "Bearer " + **token;
-  as_bearer.headers.erase("cookie");
-  auto p = authenticate(as_bearer);
+  auto p = authenticate_token(**token, req);
   if (!p) return ex->reply(auth_failed(req, p.error()));
   std::string secret = new_token(TokenKind::kSession);
   SessionRecord s;
@@ -42,8 +39,7 @@ void Api::create_session(const Principal& anonymous, Request& req, const Exchang
   s.created_at = now();
   s.expires_at = s.created_at + config_.session_ttl_s;
   // The session never outlives its token.
-  if (auto t = store_.token_by_id(p->token_id); t && *t && (*t)->expires_at)
-    s.expires_at = std::min(s.expires_at, *(*t)->expires_at);
+  if (p->token_expires_at) s.expires_at = std::min(s.expires_at, *p->token_expires_at);
   s.hash = token_hash(secret);
   if (auto st = store_.create_session(s); !st) return ex->reply(error_response(st.error()));
   audit(*p, "session.create", s.id);

@@ -18,10 +18,13 @@ Result<TerminalRecord> Api::find_terminal(const Principal& p, const std::string&
   return **t;
 }
 
-nlohmann::json Api::terminal_json(const TerminalRecord& t) {
+nlohmann::json Api::terminal_json(const TerminalRecord& t, const std::map<std::string, std::string>* agent_names) {
   std::string agent_name;
-  if (t.kind == "agent")
+  if (t.kind == "agent" && agent_names) {
+    if (auto it = agent_names->find(t.agent_id); it != agent_names->end()) agent_name = it->second;
+  } else if (t.kind == "agent") {
     if (auto a = store_.agent_by_id(t.agent_id); a && *a) agent_name = (*a)->name;
+  }
   return terminal_view(t, relay_, agent_name);
 }
 
@@ -58,9 +61,13 @@ void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) 
 void Api::list_terminals(const Principal& p, Request&, const Exchange& ex) {
   auto all = store_.list_terminals();
   if (!all) return ex->reply(error_response(all.error()));
+  auto agents = store_.list_agents();  // one query for every terminal's agent name
+  if (!agents) return ex->reply(error_response(agents.error()));
+  std::map<std::string, std::string> names;
+  for (const auto& a : *agents) names[a.id] = a.name;
   nlohmann::json out = nlohmann::json::array();
   for (const auto& t : *all)
-    if (p.sees(t.owner_id)) out.push_back(terminal_json(t));
+    if (p.sees(t.owner_id)) out.push_back(terminal_json(t, &names));
   ex->reply(json_response(200, {{"terminals", out}}));
 }
 
@@ -157,6 +164,15 @@ bool viewer_protocol_ok(const std::string& header) {
   return false;
 }
 
+std::optional<Response> Api::viewer_cap(const std::string& terminal_id, const std::string& who, int cap,
+                                        const std::string& why) {
+  if (relay_.viewer_sockets(terminal_id, who) < cap) return std::nullopt;
+  metrics_.add("rexec_rate_limited_total", {{"limit", "viewers_per_terminal"}});
+  auto r = error_response(make_error("rate_limited", why));
+  r.headers.push_back({"Retry-After", "5"});
+  return r;
+}
+
 std::variant<std::unique_ptr<WsSession>, Response> Api::viewer_upgrade(Request& req, const std::string& id) {
   auto since = since_of(req);
   if (!since) return error_response(since.error());
@@ -174,13 +190,10 @@ std::variant<std::unique_ptr<WsSession>, Response> Api::viewer_upgrade(Request& 
   if (!t) return error_response(t.error());
   Terminal* live = relay_.terminal(t->id);
   if (!live) return error_response(make_error("not_found", "terminal " + t->id + " has no live session (it " + t->status + ")"));
-  if (relay_.viewer_sockets(t->id, principal->user.id) >= config_.viewers_per_terminal) {
-    metrics_.add("rexec_rate_limited_total", {{"limit", "viewers_per_terminal"}});
-    auto r = error_response(make_error("rate_limited", "you already have " + std::to_string(config_.viewers_per_terminal) +
-                                                           " viewers on this terminal; close one first"));
-    r.headers.push_back({"Retry-After", "5"});
-    return r;
-  }
+  if (auto r = viewer_cap(t->id, principal->user.id, config_.viewers_per_terminal,
+                          "you already have " + std::to_string(config_.viewers_per_terminal) +
+                              " viewers on this terminal; close one first"))
+    return std::move(*r);
   bool read_only = !principal->can("write");
   audit(*principal, "terminal.attach", t->id, read_only ? "read-only" : "control");
   return std::unique_ptr<WsSession>(new ViewerSession(relay_, live->id(), read_only, *since, principal->user.id, req.peer));
@@ -195,12 +208,8 @@ std::variant<std::unique_ptr<WsSession>, Response> Api::share_viewer_upgrade(Req
   Terminal* live = relay_.terminal(share->terminal_id);
   if (!live) return error_response(make_error("not_found", "the shared terminal has no live session"));
   std::string who = "share:" + share->id;
-  if (relay_.viewer_sockets(share->terminal_id, who) >= config_.viewers_per_terminal * 4) {
-    metrics_.add("rexec_rate_limited_total", {{"limit", "viewers_per_terminal"}});
-    auto r = error_response(make_error("rate_limited", "too many viewers on this share link"));
-    r.headers.push_back({"Retry-After", "5"});
-    return r;
-  }
+  if (auto r = viewer_cap(share->terminal_id, who, config_.viewers_per_terminal * 4, "too many viewers on this share link"))
+    return std::move(*r);
   bool read_only = share->mode != "control";
   audit(who, req, "terminal.attach", share->terminal_id, read_only ? "share view" : "share control");
   return std::unique_ptr<WsSession>(

@@ -67,7 +67,8 @@ void Events::refresh(bool skip_when_idle) {
   }
   std::map<std::string, Entry> now_terminals;
   for (const auto& t : *terminals) {
-    auto view = terminal_view(t, relay_, names[t.agent_id]);
+    auto name = names.find(t.agent_id);
+    auto view = terminal_view(t, relay_, name == names.end() ? std::string() : name->second);
     view.erase("output_offset");  // changes with every byte; the page has no use for it here
     now_terminals[t.id] = {t.owner_id, std::move(view)};
   }

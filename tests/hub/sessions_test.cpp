@@ -88,6 +88,18 @@ TEST_F(Sessions, RevokingTheTokenEndsItsSessions) {
   expect_error(with_cookie(cookie, "GET", "/api/v1/agents"), 401, "unauthorized");
 }
 
+TEST_F(Sessions, ASessionNeverOutlivesItsToken) {
+  auto made = body(hub.api("POST", "/api/v1/tokens", R"({"name":"short","expires_in":120})"));
+  ASSERT_TRUE(made["expires_at"].is_number()) << made;
+  HttpResult r;
+  ASSERT_FALSE(sign_in(made["token"], &r).empty());
+  EXPECT_EQ(body(r)["expires_at"], made["expires_at"]);
+  std::string set = r.headers["set-cookie"];
+  auto age = set.find("Max-Age=");
+  ASSERT_NE(age, std::string::npos) << set;
+  EXPECT_LE(std::stoll(set.substr(age + 8)), 120) << set;  // the token's 2 minutes, not the session's day
+}
+
 TEST_F(Sessions, ReadOnlyTokenGivesAReadOnlySession) {
   auto made = body(hub.api("POST", "/api/v1/tokens", R"({"name":"ro","scopes":["read"]})"));
   std::string cookie = sign_in(made["token"]);
