@@ -17,6 +17,8 @@
 
 namespace rx::agent {
 
+static_assert(LWS_PRE >= kMaxClientHeader, "our WebSocket header goes in the lws headroom");
+
 using namespace protocol;
 
 namespace {
@@ -304,8 +306,9 @@ bool Agent::write_next() {
       }
     }
     if (frame.empty()) return false;
-    size_t n = frame.size() - LWS_PRE;
-    if (lws_write(link_, frame.data() + LWS_PRE, n, LWS_WRITE_BINARY) < int(n)) return false;
+    // Framed and masked here (see ws_frame.h); lws sends the bytes as they are.
+    auto out = framer_.frame(std::span(frame).subspan(LWS_PRE), LWS_PRE);
+    if (out.empty() || lws_write(link_, out.data(), out.size(), LWS_WRITE_RAW) < int(out.size())) return false;
     if (control_.empty() && !has_data()) return false;  // all sent (checked before the choked() syscall)
     if (lws_send_pipe_choked(link_)) return true;         // come back when the socket drains
   }

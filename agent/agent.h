@@ -18,6 +18,7 @@
 #include "agent/channel.h"
 #include "agent/host.h"
 #include "agent/notify.h"
+#include "agent/ws_frame.h"
 
 namespace rx::agent {
 
@@ -101,6 +102,7 @@ class Agent {
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
   std::map<uint32_t, Watches> watches_;
   uint32_t rr_next_ = 0;  // round-robin position among channels with data
+  ClientFramer framer_;
   Timer reconnect_timer_{}, stats_timer_{}, tick_timer_{};
   std::map<Timer*, void (Agent::*)()> timer_fns_;
   Watches signals_;
