@@ -71,7 +71,9 @@ void HttpExchange::reply(Response response) {
 }
 
 void WsConn::want_write() {
-  if (wsi_) lws_callback_on_writable(wsi_);
+  if (!wsi_) return;
+  if (server_ && server_->defer_write(*this)) return;
+  lws_callback_on_writable(wsi_);
 }
 
 bool WsConn::choked() const { return !wsi_ || lws_send_pipe_choked(wsi_); }
@@ -141,6 +143,7 @@ Result<std::unique_ptr<Server>> Server::start(uv_loop_t* loop, const ServerOptio
   if (!vhost)
     return make_error("listen_failed", "cannot listen on " + options.host + ":" + std::to_string(options.port));
   s->port_ = lws_get_vhost_listen_port(vhost);
+  s->hooks_ = std::make_unique<LoopHooks>(loop, [self = s.get()] { self->flush_writes(); });
   if (!options.unix_socket.empty()) {
     // The container agents' door: a unix socket in a directory bind-mounted into each container,
     // so a container needs no network to reach the hub. Plain WebSocket, no TLS (it never
@@ -165,6 +168,36 @@ Server::~Server() {
   if (context_) lws_context_destroy(context_);
 }
 
+bool Server::defer_write(WsConn& conn) {
+  // While flushing, a session that wants another round (budget spent, socket full) waits for
+  // lws; a closing connection's last frames and close go through the WRITEABLE path.
+  if (!hooks_ || flushing_ || conn.closing_) return false;
+  if (!conn.dirty_) {
+    conn.dirty_ = true;
+    dirty_.push_back(conn.wsi_);
+  }
+  return true;
+}
+
+void Server::flush_writes() {
+  if (dirty_.empty()) return;
+  std::vector<lws*> due;
+  due.swap(dirty_);
+  flushing_ = true;
+  for (lws* wsi : due) {
+    auto it = ws_.find(wsi);  // gone meanwhile (or a new connection at the same address): skip
+    if (it == ws_.end() || !it->second.conn->dirty_) continue;
+    WsConn& conn = *it->second.conn;
+    conn.dirty_ = false;
+    if (conn.closing_ || lws_send_pipe_choked(wsi)) {
+      lws_callback_on_writable(wsi);
+      continue;
+    }
+    it->second.session->on_writable(conn);
+  }
+  flushing_ = false;
+}
+
 void Server::close_sessions() {
   draining_ = true;
   for (auto& [wsi, state] : ws_) state.session->on_shutdown(*state.conn);
@@ -173,6 +206,7 @@ void Server::close_sessions() {
 void Server::stop() {
   if (stopped_ || !context_) return;
   stopped_ = true;
+  hooks_.reset();  // from now on every write goes through lws
   lws_context_destroy(context_);
 }
 
@@ -384,7 +418,7 @@ int Server::on_ws(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
     case LWS_CALLBACK_ESTABLISHED: {
       auto it = upgrading_.find(wsi);
       if (it == upgrading_.end()) return -1;  // an upgrade we did not approve
-      WsState state{std::move(it->second), std::make_unique<WsConn>(wsi), {}};
+      WsState state{std::move(it->second), std::make_unique<WsConn>(wsi, this), {}};
       upgrading_.erase(it);
       auto& placed = ws_[wsi] = std::move(state);
       placed.session->on_open(*placed.conn);

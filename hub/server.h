@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "hub/http.h"
+#include "hub/loop_hooks.h"
 
 namespace rx::hub {
 
@@ -45,11 +46,14 @@ class HttpExchange {
   bool dispatched_ = false;  // handed to the handler (exactly once)
 };
 
+class Server;
+
 // A WebSocket connection as its session sees it.
 class WsConn {
  public:
-  explicit WsConn(lws* wsi) : wsi_(wsi) {}
-  // Asks for on_writable() soon.
+  WsConn(lws* wsi, Server* server) : wsi_(wsi), server_(server) {}
+  // Asks for on_writable(): at the end of this loop turn when the socket takes data, else when
+  // lws says it is writable again.
   void want_write();
   // Sends one binary (or text) message; `frame` must start with LWS_PRE bytes of headroom. Call
   // only from on_writable(); more than once per call only while !choked(). False if the write failed.
@@ -66,6 +70,8 @@ class WsConn {
  private:
   friend class Server;
   lws* wsi_;
+  Server* server_;
+  bool dirty_ = false;  // on the server's list of writes due this turn
   bool closing_ = false;
   bool close_sent_ = false;  // our close frame is out; waiting for the peer's (or the timeout)
   uint16_t close_code_ = 0;
@@ -126,6 +132,12 @@ class Server {
   int on_http(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int on_ws(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   Request read_request(lws* wsi, const char* uri);
+  friend class WsConn;
+  // Writes asked for during a loop turn are done at its end (LoopHooks), not through
+  // lws_callback_on_writable: that costs a poll round per message (two epoll_ctl and one more
+  // epoll_wait on each hop of a keystroke), and a turn's messages leave together.
+  bool defer_write(WsConn& conn);
+  void flush_writes();
   void send_now(lws* wsi, const Response& response);
 
   ServerOptions options_;
@@ -145,6 +157,9 @@ class Server {
   std::unordered_map<lws*, std::shared_ptr<HttpExchange>> http_;
   std::unordered_map<lws*, std::unique_ptr<WsSession>> upgrading_;  // between CONFIRM_UPGRADE and ESTABLISHED
   std::unordered_map<lws*, WsState> ws_;
+  std::vector<lws*> dirty_;  // connections with a write due this turn (looked up again in ws_)
+  bool flushing_ = false;
+  std::unique_ptr<LoopHooks> hooks_;
 };
 
 }  // namespace rx::hub
