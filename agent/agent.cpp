@@ -176,8 +176,17 @@ int Agent::callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
   const lws_protocols* p = lws_get_protocol(wsi);
   if (!self || !p || !p->name) return 0;
   (void)user;
-  if (std::strcmp(p->name, kFdProtocol) == 0) return self->on_fd(wsi, reason);
-  return self->on_link(wsi, reason, in, len);
+  bool data = reason == LWS_CALLBACK_CLIENT_RECEIVE || reason == LWS_CALLBACK_RAW_RX_FILE ||
+              reason == LWS_CALLBACK_RAW_WRITEABLE_FILE;
+  self->deferring_ = data;
+  int rc = std::strcmp(p->name, kFdProtocol) == 0 ? self->on_fd(wsi, reason) : self->on_link(wsi, reason, in, len);
+  self->deferring_ = false;
+  if (data && rc == 0) self->write_due();
+  else if (self->write_due_ && self->link_) {  // (a refused frame: the link is going anyway)
+    self->write_due_ = false;
+    lws_callback_on_writable(self->link_);
+  }
+  return rc;
 }
 
 int Agent::on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len) {
@@ -282,7 +291,20 @@ void Agent::send_control(const Frame& frame) {
 }
 
 void Agent::want_write() {
-  if (link_) lws_callback_on_writable(link_);
+  if (!link_) return;
+  // Inside the callbacks that carry a keystroke or its echo, write when the callback ends
+  // (write_due()); elsewhere wait for lws's writable callback.
+  if (deferring_) write_due_ = true;
+  else lws_callback_on_writable(link_);
+}
+
+void Agent::write_due() {
+  // The write lws would have offered one poll round later, done now: on the echo path that
+  // round is a poll() per hop. A full socket still waits for lws.
+  if (!write_due_) return;
+  write_due_ = false;
+  if (!link_) return;
+  if (lws_send_pipe_choked(link_) || write_next()) lws_callback_on_writable(link_);
 }
 
 bool Agent::write_next() {

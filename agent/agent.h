@@ -71,6 +71,7 @@ class Agent {
   bool write_next();
   bool has_data() const;
   void want_write();
+  void write_due();
   void watch(std::unique_ptr<Watch>& slot, uint32_t channel, Watch::Kind kind, int fd);
   void unwatch(std::unique_ptr<Watch>& slot);
   void update_watches(uint32_t id);
@@ -85,6 +86,8 @@ class Agent {
   lws* link_ = nullptr;
   bool welcomed_ = false;
   bool stopping_ = false;
+  bool deferring_ = false;  // inside a data callback: want_write() only marks write_due_
+  bool write_due_ = false;
   int exit_code_ = 0;
   std::string address_;
   int port_ = 0;
