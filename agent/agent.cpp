@@ -178,13 +178,16 @@ int Agent::callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
   (void)user;
   bool data = reason == LWS_CALLBACK_CLIENT_RECEIVE || reason == LWS_CALLBACK_RAW_RX_FILE ||
               reason == LWS_CALLBACK_RAW_WRITEABLE_FILE;
-  self->deferring_ = data;
+  bool outer = self->deferring_;  // lws may call back from inside a callback: the outermost writes
+  self->deferring_ = outer || data;
   int rc = std::strcmp(p->name, kFdProtocol) == 0 ? self->on_fd(wsi, reason) : self->on_link(wsi, reason, in, len);
-  self->deferring_ = false;
-  if (data && rc == 0) self->write_due();
-  else if (self->write_due_ && self->link_) {  // (a refused frame: the link is going anyway)
+  self->deferring_ = outer;
+  if (outer || !self->write_due_) return rc;
+  if (rc == 0) {
+    self->write_due();
+  } else {  // the connection is going: leave it to lws
     self->write_due_ = false;
-    lws_callback_on_writable(self->link_);
+    if (self->link_) lws_callback_on_writable(self->link_);
   }
   return rc;
 }
