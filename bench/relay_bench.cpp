@@ -2,9 +2,17 @@
 // loopback, with the same C++ raw-socket viewer client for both so the client is never the
 // bottleneck. Reports throughput of one 100 MB stream (and checks every byte arrived), keystroke
 // echo latency p50/p99 (a `cat` in canonical mode: the tty echoes at once, so this measures the
-// relay path), idle memory and binary size, each as a ratio to ttyd. Not a test: no assertions.
+// relay path), idle memory and binary size, each as a ratio to ttyd. Each round also streams the
+// same file through a PTY this process reads itself: the raw PTY ceiling of the moment, which
+// moves a lot on a shared 2-CPU machine (where the scheduler puts the writer and the reader
+// matters more than anything a relay does). Not a test: no assertions.
 //   relay-bench --ttyd PATH [--agent PATH] [--mb 100] [--echoes 1000]
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -117,6 +125,41 @@ class TtydSession : public Session {
   WsClient ws_;
 };
 
+// The ceiling: the same shell on a PTY this process reads itself, no relay at all. Throughput
+// here is what the kernel's PTY path allows on this machine at this moment.
+class LocalSession : public Session {
+ public:
+  explicit LocalSession(const std::string& home) {
+    winsize ws{24, 80, 0, 0};
+    pid_ = forkpty(&master_, nullptr, nullptr, &ws);
+    if (pid_ == 0) {
+      ::setenv("PATH", "/usr/bin:/bin", 1);
+      ::setenv("HOME", home.c_str(), 1);
+      ::setenv("TERM", "xterm-256color", 1);
+      ::execl("/bin/sh", "sh", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::fcntl(master_, F_SETFL, O_NONBLOCK);
+  }
+  ~LocalSession() override {
+    ::close(master_);
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  void send(const std::string& in) override { (void)!::write(master_, in.data(), in.size()); }
+  std::string receive(std::chrono::milliseconds timeout) override {
+    pollfd p{master_, POLLIN, 0};
+    if (::poll(&p, 1, int(timeout.count())) <= 0) return "";
+    char buf[65536];
+    ssize_t n = ::read(master_, buf, sizeof(buf));
+    return n > 0 ? std::string(buf, size_t(n)) : "";
+  }
+
+ private:
+  int master_ = -1;
+  pid_t pid_ = -1;
+};
+
 struct Result {
   double mb_per_s = 0;
   long long bytes = 0;
@@ -186,7 +229,7 @@ int main(int argc, char** argv) {
   std::string ttyd, agent_bin = std::string(REXEC_SOURCE_DIR) + "/build/static-agent/agent/rexec-agent";
   long long mb = 100;
   int echoes = 1200;
-  int rounds = 3;
+  int rounds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     if (f == "--ttyd") ttyd = argv[i + 1];
@@ -239,13 +282,15 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(1s);
   long ttyd_idle_kib = rss_kib(tt.pid());
   TtydSession ts(tport);
+  LocalSession ls(dir.path());
   prepare(rs);
   prepare(ts);
+  prepare(ls);
 
   // Interleaved rounds, medians: the machine is shared and noisy, so neither system gets the
   // quiet minute alone.
-  std::vector<double> rex_tp, tty_tp, rex_lat, tty_lat;
-  long long rex_bytes = 0, tty_bytes = 0;
+  std::vector<double> rex_tp, tty_tp, raw_tp, rex_lat, tty_lat, raw_lat;
+  long long rex_bytes = 0, tty_bytes = 0, raw_bytes = 0;
   bool complete = true;
   double agent_cpu = 0, hub_cpu = 0, ttyd_cpu = 0;
   for (int round = 0; round < rounds; ++round) {
@@ -258,8 +303,10 @@ int main(int argc, char** argv) {
     tty_tp.push_back(throughput(ts, file, expected, tty_bytes));
     ttyd_cpu += cpu_seconds(tt.pid()) - t0;
     complete = complete && tty_bytes >= expected;
+    raw_tp.push_back(throughput(ls, file, expected, raw_bytes));
     echo(rs, echoes / rounds, rex_lat);
     echo(ts, echoes / rounds, tty_lat);
+    echo(ls, echoes / rounds, raw_lat);
   }
   long agent_busy_kib = rss_kib(agent.pid());
   Result rex{median(rex_tp), rex_bytes, expected, percentile(rex_lat, 50), percentile(rex_lat, 99)};
@@ -274,7 +321,14 @@ int main(int argc, char** argv) {
   for (double t : rex_tp) std::printf(" %.1f", t);
   std::printf(" | ttyd");
   for (double t : tty_tp) std::printf(" %.1f", t);
+  std::printf(" | raw PTY");
+  for (double t : raw_tp) std::printf(" %.1f", t);
   std::printf("\n");
+  double ceiling = median(raw_tp);
+  std::printf("raw PTY ceiling (this process reads the PTY, no relay): %.1f MB/s; rexec %.0f%% of it, ttyd %.0f%%\n",
+              ceiling, 100 * rex.mb_per_s / ceiling, 100 * tty.mb_per_s / ceiling);
+  std::printf("raw PTY echo p50 %.0f us, p99 %.0f us (the floor for both)\n", percentile(raw_lat, 50),
+              percentile(raw_lat, 99));
   std::printf("%-34s %14s %14s %10s\n", "", "rexec", "ttyd", "ratio");
   std::printf("%-34s %14.1f %14.1f %9.2fx\n", "throughput MB/s (higher is better)", rex.mb_per_s, tty.mb_per_s,
               rex.mb_per_s / tty.mb_per_s);
