@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -189,22 +190,31 @@ double throughput(Session& s, const std::string& file, long long expected, long 
 }
 
 // Keystroke echo latencies (us): `cat` in canonical mode echoes each key at once from the tty.
-void echo(Session& s, int n, std::vector<double>& lat) {
+// Counts echoed keys rather than looking for one: a late or doubled echo then shows up as an
+// error instead of making every later keystroke look instant.
+void echo(Session& s, int n, std::vector<double>& lat, int& errors) {
   s.send("stty echo; cat\n");
   drain(s);
+  int sent = 0, seen = 0;  // keystrokes and echoed 'a's on the current line
   for (int i = 0; i < n; ++i) {
     auto a = Clock::now();
     s.send("a");
-    std::string chunk;
-    while (chunk.find('a') == std::string::npos) {
+    ++sent;
+    while (seen < sent) {
       std::string c = s.receive(5000ms);
       if (c.empty()) break;
-      chunk += c;
+      seen += int(std::count(c.begin(), c.end(), 'a'));
     }
-    lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+    if (seen != sent) {
+      ++errors;  // lost, late or extra: this sample says nothing
+      seen = sent;
+    } else {
+      lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+    }
     if (i % 64 == 63) {
-      s.send("\n");  // keep the line short
+      s.send("\n");  // keep the line short (cat prints it back: drained)
       drain(s);
+      sent = seen = 0;
     }
   }
   s.send("\n\x04");  // end cat
@@ -214,11 +224,13 @@ void echo(Session& s, int n, std::vector<double>& lat) {
 }
 
 double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
 
 double percentile(std::vector<double> v, int p) {
+  if (v.empty()) return std::nan("");
   std::sort(v.begin(), v.end());
   return v[v.size() * size_t(p) / 100];
 }
@@ -277,7 +289,9 @@ int main(int argc, char** argv) {
   RexecSession rs(hub.port(), created["id"], hub.admin_token());
 
   int tport = free_port();
-  Process tt({ttyd, "-p", std::to_string(tport), "-i", "127.0.0.1", "-W", "/bin/sh"},
+  // -P 600: ttyd pings every 5 s by default and drops a client whose pong is late; our client
+  // answers pings only while it reads, and this session sits unread while the others run.
+  Process tt({ttyd, "-p", std::to_string(tport), "-i", "127.0.0.1", "-W", "-P", "600", "/bin/sh"},
              {{"PATH", "/usr/bin:/bin"}, {"HOME", dir.path()}}, dir / "ttyd.log");
   std::this_thread::sleep_for(1s);
   long ttyd_idle_kib = rss_kib(tt.pid());
@@ -291,6 +305,7 @@ int main(int argc, char** argv) {
   // quiet minute alone.
   std::vector<double> rex_tp, tty_tp, raw_tp, rex_lat, tty_lat, raw_lat;
   long long rex_bytes = 0, tty_bytes = 0, raw_bytes = 0;
+  int rex_echo_errors = 0, tty_echo_errors = 0, raw_echo_errors = 0;
   bool complete = true;
   double agent_cpu = 0, hub_cpu = 0, ttyd_cpu = 0;
   for (int round = 0; round < rounds; ++round) {
@@ -299,14 +314,16 @@ int main(int argc, char** argv) {
     agent_cpu += cpu_seconds(agent.pid()) - a0;
     hub_cpu += cpu_seconds(hub.process().pid()) - h0;
     complete = complete && rex_bytes >= expected;
+    if (rex_bytes < expected) std::fprintf(stderr, "rexec round %d: stream incomplete (%lld of %lld bytes)\n", round + 1, rex_bytes, expected);
     double t0 = cpu_seconds(tt.pid());
     tty_tp.push_back(throughput(ts, file, expected, tty_bytes));
     ttyd_cpu += cpu_seconds(tt.pid()) - t0;
     complete = complete && tty_bytes >= expected;
+    if (tty_bytes < expected) std::fprintf(stderr, "ttyd round %d: stream incomplete (%lld of %lld bytes)\n", round + 1, tty_bytes, expected);
     raw_tp.push_back(throughput(ls, file, expected, raw_bytes));
-    echo(rs, echoes / rounds, rex_lat);
-    echo(ts, echoes / rounds, tty_lat);
-    echo(ls, echoes / rounds, raw_lat);
+    echo(rs, echoes / rounds, rex_lat, rex_echo_errors);
+    echo(ts, echoes / rounds, tty_lat, tty_echo_errors);
+    echo(ls, echoes / rounds, raw_lat, raw_echo_errors);
   }
   long agent_busy_kib = rss_kib(agent.pid());
   Result rex{median(rex_tp), rex_bytes, expected, percentile(rex_lat, 50), percentile(rex_lat, 99)};
@@ -346,5 +363,7 @@ int main(int argc, char** argv) {
               hub_cpu / rounds * 100 / double(mb), (agent_cpu + hub_cpu) / rounds * 100 / double(mb),
               ttyd_cpu / rounds * 100 / double(mb));
   std::printf("every byte delivered in every round: %s\n", complete ? "yes" : "NO");
+  std::printf("keystrokes without exactly one echo: rexec %d, ttyd %d, raw PTY %d\n", rex_echo_errors,
+              tty_echo_errors, raw_echo_errors);
   return complete ? 0 : 1;
 }
