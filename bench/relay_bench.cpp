@@ -6,7 +6,9 @@
 // same file through a PTY this process reads itself: the raw PTY ceiling of the moment, which
 // moves a lot on a shared 2-CPU machine (where the scheduler puts the writer and the reader
 // matters more than anything a relay does). Not a test: no assertions.
-//   relay-bench --ttyd PATH [--agent PATH] [--mb 100] [--echoes 1000]
+//   relay-bench --ttyd PATH [--agent PATH] [--agent-b PATH] [--mb 100] [--echoes 1200] [--rounds 5]
+// --agent-b adds a second agent build on the same hub, streamed in the same rounds: an A/B of
+// an agent change inside one run, where separate runs differ more than most changes do.
 #include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
@@ -238,7 +240,7 @@ double percentile(std::vector<double> v, int p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string ttyd, agent_bin = std::string(REXEC_SOURCE_DIR) + "/build/static-agent/agent/rexec-agent";
+  std::string ttyd, agent_bin = std::string(REXEC_SOURCE_DIR) + "/build/static-agent/agent/rexec-agent", agent_b;
   long long mb = 100;
   int echoes = 1200;
   int rounds = 5;
@@ -246,12 +248,13 @@ int main(int argc, char** argv) {
     std::string f = argv[i];
     if (f == "--ttyd") ttyd = argv[i + 1];
     else if (f == "--agent") agent_bin = argv[i + 1];
+    else if (f == "--agent-b") agent_b = argv[i + 1];
     else if (f == "--mb") mb = std::atoll(argv[i + 1]);
     else if (f == "--echoes") echoes = std::atoi(argv[i + 1]);
     else if (f == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
   }
   if (ttyd.empty()) {
-    std::fprintf(stderr, "usage: relay-bench --ttyd PATH [--agent PATH] [--mb N] [--echoes N]\n");
+    std::fprintf(stderr, "usage: relay-bench --ttyd PATH [--agent PATH] [--agent-b PATH] [--mb N] [--echoes N] [--rounds N]\n");
     return 2;
   }
   TempDir dir("rexec-bench");
@@ -288,6 +291,24 @@ int main(int argc, char** argv) {
   auto created = nlohmann::json::parse(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"bench"})").body);
   RexecSession rs(hub.port(), created["id"], hub.admin_token());
 
+  std::unique_ptr<Process> agent2;
+  std::unique_ptr<RexecSession> rs2;
+  if (!agent_b.empty()) {
+    agent2 = std::make_unique<Process>(
+        std::vector<std::string>{agent_b, "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()), "--enroll-token-file", "-",
+                                 "--credential-file", dir / "credential-b", "--name", "bench-b", "--shell", "/bin/sh"},
+        std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"}}, dir / "agent-b.log", hub.enroll() + "\n");
+    std::string id;
+    eventually([&] {
+      auto r = hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"bench-b"})");
+      if (r.status != 201) return false;
+      id = nlohmann::json::parse(r.body)["id"];
+      return true;
+    }, 10s);
+    rs2 = std::make_unique<RexecSession>(hub.port(), id, hub.admin_token());
+    prepare(*rs2);
+  }
+
   int tport = free_port();
   // -P 600: ttyd pings every 5 s by default and drops a client whose pong is late; our client
   // answers pings only while it reads, and this session sits unread while the others run.
@@ -305,7 +326,8 @@ int main(int argc, char** argv) {
   // quiet minute alone.
   std::vector<double> rex_tp, tty_tp, raw_tp, rex_lat, tty_lat, raw_lat;
   long long rex_bytes = 0, tty_bytes = 0, raw_bytes = 0;
-  int rex_echo_errors = 0, tty_echo_errors = 0, raw_echo_errors = 0;
+  int rex_echo_errors = 0, tty_echo_errors = 0, raw_echo_errors = 0, b_echo_errors = 0;
+  std::vector<double> b_tp, b_lat;  // agent B, when given
   bool complete = true;
   double agent_cpu = 0, hub_cpu = 0, ttyd_cpu = 0;
   for (int round = 0; round < rounds; ++round) {
@@ -321,6 +343,12 @@ int main(int argc, char** argv) {
     complete = complete && tty_bytes >= expected;
     if (tty_bytes < expected) std::fprintf(stderr, "ttyd round %d: stream incomplete (%lld of %lld bytes)\n", round + 1, tty_bytes, expected);
     raw_tp.push_back(throughput(ls, file, expected, raw_bytes));
+    if (rs2) {
+      long long b_bytes = 0;
+      b_tp.push_back(throughput(*rs2, file, expected, b_bytes));
+      if (b_bytes < expected) std::fprintf(stderr, "agent B round %d: stream incomplete\n", round + 1);
+      echo(*rs2, echoes / rounds, b_lat, b_echo_errors);
+    }
     echo(rs, echoes / rounds, rex_lat, rex_echo_errors);
     echo(ts, echoes / rounds, tty_lat, tty_echo_errors);
     echo(ls, echoes / rounds, raw_lat, raw_echo_errors);
@@ -365,5 +393,12 @@ int main(int argc, char** argv) {
   std::printf("every byte delivered in every round: %s\n", complete ? "yes" : "NO");
   std::printf("keystrokes without exactly one echo: rexec %d, ttyd %d, raw PTY %d\n", rex_echo_errors,
               tty_echo_errors, raw_echo_errors);
+  if (rs2) {
+    std::printf("agent B (%s): throughput per round", agent_b.c_str());
+    for (double t : b_tp) std::printf(" %.1f", t);
+    std::printf("\nagent B / agent A: throughput %.2fx (per round:", median(b_tp) / rex.mb_per_s);
+    for (size_t i = 0; i < b_tp.size(); ++i) std::printf(" %.2f", b_tp[i] / rex_tp[i]);
+    std::printf("), echo p50 %.0f vs %.0f us, bad echoes %d\n", percentile(b_lat, 50), rex.echo_p50_us, b_echo_errors);
+  }
   return complete ? 0 : 1;
 }
