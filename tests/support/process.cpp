@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,8 +27,18 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   cargv.push_back(nullptr);
   for (auto& e : env_strings) cenv.push_back(e.data());
   cenv.push_back(nullptr);
+  // A test or bench that crashes never runs this object's destructor: its hub, agents and
+  // peers would live on, holding ports and CPU. The kernel kills them when their parent dies,
+  // but PDEATHSIG fires when the forking *thread* ends, so only children of the main thread
+  // (helper threads end long before the test does) get it.
+  bool from_main_thread = ::gettid() == ::getpid();
+  pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
+    if (from_main_thread) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
+    }
     int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     ::dup2(log, 1);
     ::dup2(log, 2);
