@@ -52,10 +52,10 @@ std::span<uint8_t> ClientFramer::frame(std::span<uint8_t> payload, size_t headro
     header[h++] = 0x80 | 127;
     for (int shift = 56; shift >= 0; shift -= 8) header[h++] = uint8_t(uint64_t(len) >> shift);
   }
+  if (h + 4 > headroom) return {};  // before drawing a key: a refused frame spends none
   auto key = next_key();
   std::memcpy(header + h, key.data(), 4);
   h += 4;
-  if (h > headroom) return {};
   mask_payload(payload, key);
   uint8_t* start = payload.data() - h;
   std::memcpy(start, header, h);
