@@ -163,13 +163,6 @@ class LocalSession : public Session {
   pid_t pid_ = -1;
 };
 
-struct Result {
-  double mb_per_s = 0;
-  long long bytes = 0;
-  long long expected = 0;
-  double echo_p50_us = 0, echo_p99_us = 0;
-};
-
 void drain(Session& s) {
   std::this_thread::sleep_for(300ms);
   while (!s.receive(200ms).empty()) {}
@@ -237,6 +230,49 @@ double percentile(std::vector<double> v, int p) {
   return v[v.size() * size_t(p) / 100];
 }
 
+// One system's samples over the rounds.
+struct Series {
+  Series(const char* n, Session& s) : name(n), session(s) {}
+  const char* name;
+  Session& session;
+  std::vector<double> tp, lat;  // MB/s per round; echo latencies in us
+  long long bytes = 0;          // delivered in the last round
+  int echo_errors = 0;
+  bool complete = true;  // every byte in every round
+
+  void stream(const std::string& file, long long expected, int round) {
+    tp.push_back(throughput(session, file, expected, bytes));
+    if (bytes >= expected) return;
+    complete = false;
+    std::fprintf(stderr, "%s round %d: stream incomplete (%lld of %lld bytes)\n", name, round + 1, bytes, expected);
+  }
+  void keys(int n) { echo(session, n, lat, echo_errors); }
+  double mb_per_s() const { return median(tp); }
+  double p(int pct) const { return percentile(lat, pct); }
+};
+
+// Starts an agent on the hub; null (after saying why) when it does not come online.
+std::unique_ptr<Process> start_agent(HubFixture& hub, const TempDir& dir, const std::string& bin, const std::string& name) {
+  auto agent = std::make_unique<Process>(
+      std::vector<std::string>{bin, "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()), "--enroll-token-file", "-",
+                               "--credential-file", dir / ("credential-" + name), "--name", name, "--shell", "/bin/sh"},
+      std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"}}, dir / (name + ".log"), hub.enroll() + "\n");
+  bool online = eventually([&] {
+    auto agents = nlohmann::json::parse(hub.api("GET", "/api/v1/agents").body);
+    for (const auto& a : agents["agents"])
+      if (a["name"] == name && a["online"] == true) return true;
+    return false;
+  }, 10s);
+  if (online) return agent;
+  std::fprintf(stderr, "agent %s did not come online:\n%s\n", name.c_str(), agent->log().c_str());
+  return nullptr;
+}
+
+std::unique_ptr<RexecSession> open_terminal(HubFixture& hub, const std::string& agent) {
+  auto created = nlohmann::json::parse(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":")" + agent + "\"}").body);
+  return std::make_unique<RexecSession>(hub.port(), created["id"], hub.admin_token());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -277,36 +313,19 @@ int main(int argc, char** argv) {
 
   // --- Rexec ---
   HubFixture hub;
-  std::string cred = dir / "credential";
-  Process agent({agent_bin, "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()), "--enroll-token-file", "-",
-                 "--credential-file", cred, "--name", "bench", "--shell", "/bin/sh"},
-                {{"PATH", "/usr/bin:/bin"}}, dir / "agent.log", hub.enroll() + "\n");
-  if (!eventually([&] { return hub.api("GET", "/api/v1/agents").body.find("\"online\":true") != std::string::npos; }, 10s)) {
-    std::fprintf(stderr, "agent did not come online:\n%s\n", agent.log().c_str());
-    return 1;
-  }
+  auto agent = start_agent(hub, dir, agent_bin, "bench");
+  if (!agent) return 1;
   std::this_thread::sleep_for(2s);
-  long agent_idle_kib = rss_kib(agent.pid());
+  long agent_idle_kib = rss_kib(agent->pid());
   long hub_idle_kib = rss_kib(hub.process().pid());
-  auto created = nlohmann::json::parse(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"bench"})").body);
-  RexecSession rs(hub.port(), created["id"], hub.admin_token());
+  auto rs = open_terminal(hub, "bench");
 
   std::unique_ptr<Process> agent2;
   std::unique_ptr<RexecSession> rs2;
   if (!agent_b.empty()) {
-    agent2 = std::make_unique<Process>(
-        std::vector<std::string>{agent_b, "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()), "--enroll-token-file", "-",
-                                 "--credential-file", dir / "credential-b", "--name", "bench-b", "--shell", "/bin/sh"},
-        std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"}}, dir / "agent-b.log", hub.enroll() + "\n");
-    std::string id;
-    eventually([&] {
-      auto r = hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"bench-b"})");
-      if (r.status != 201) return false;
-      id = nlohmann::json::parse(r.body)["id"];
-      return true;
-    }, 10s);
-    rs2 = std::make_unique<RexecSession>(hub.port(), id, hub.admin_token());
-    prepare(*rs2);
+    agent2 = start_agent(hub, dir, agent_b, "bench-b");
+    if (!agent2) return 1;
+    rs2 = open_terminal(hub, "bench-b");
   }
 
   int tport = free_port();
@@ -318,71 +337,53 @@ int main(int argc, char** argv) {
   long ttyd_idle_kib = rss_kib(tt.pid());
   TtydSession ts(tport);
   LocalSession ls(dir.path());
-  prepare(rs);
-  prepare(ts);
-  prepare(ls);
+
+  Series rex{"rexec", *rs}, tty{"ttyd", ts}, raw{"raw PTY", ls};
+  std::vector<Series*> all{&rex, &tty, &raw};
+  std::unique_ptr<Series> b;  // agent B, when given
+  if (rs2) all.push_back((b = std::make_unique<Series>("agent B", *rs2)).get());
+  for (Series* x : all) prepare(x->session);
 
   // Interleaved rounds, medians: the machine is shared and noisy, so neither system gets the
   // quiet minute alone.
-  std::vector<double> rex_tp, tty_tp, raw_tp, rex_lat, tty_lat, raw_lat;
-  long long rex_bytes = 0, tty_bytes = 0, raw_bytes = 0;
-  int rex_echo_errors = 0, tty_echo_errors = 0, raw_echo_errors = 0, b_echo_errors = 0;
-  std::vector<double> b_tp, b_lat;  // agent B, when given
-  bool complete = true;
   double agent_cpu = 0, hub_cpu = 0, ttyd_cpu = 0;
   for (int round = 0; round < rounds; ++round) {
-    double a0 = cpu_seconds(agent.pid()), h0 = cpu_seconds(hub.process().pid());
-    rex_tp.push_back(throughput(rs, file, expected, rex_bytes));
-    agent_cpu += cpu_seconds(agent.pid()) - a0;
+    double a0 = cpu_seconds(agent->pid()), h0 = cpu_seconds(hub.process().pid());
+    rex.stream(file, expected, round);
+    agent_cpu += cpu_seconds(agent->pid()) - a0;
     hub_cpu += cpu_seconds(hub.process().pid()) - h0;
-    complete = complete && rex_bytes >= expected;
-    if (rex_bytes < expected) std::fprintf(stderr, "rexec round %d: stream incomplete (%lld of %lld bytes)\n", round + 1, rex_bytes, expected);
     double t0 = cpu_seconds(tt.pid());
-    tty_tp.push_back(throughput(ts, file, expected, tty_bytes));
+    tty.stream(file, expected, round);
     ttyd_cpu += cpu_seconds(tt.pid()) - t0;
-    complete = complete && tty_bytes >= expected;
-    if (tty_bytes < expected) std::fprintf(stderr, "ttyd round %d: stream incomplete (%lld of %lld bytes)\n", round + 1, tty_bytes, expected);
-    raw_tp.push_back(throughput(ls, file, expected, raw_bytes));
-    if (rs2) {
-      long long b_bytes = 0;
-      b_tp.push_back(throughput(*rs2, file, expected, b_bytes));
-      if (b_bytes < expected) std::fprintf(stderr, "agent B round %d: stream incomplete\n", round + 1);
-      echo(*rs2, echoes / rounds, b_lat, b_echo_errors);
-    }
-    echo(rs, echoes / rounds, rex_lat, rex_echo_errors);
-    echo(ts, echoes / rounds, tty_lat, tty_echo_errors);
-    echo(ls, echoes / rounds, raw_lat, raw_echo_errors);
+    raw.stream(file, expected, round);
+    if (b) b->stream(file, expected, round);
+    for (Series* x : all) x->keys(echoes / rounds);
   }
-  long agent_busy_kib = rss_kib(agent.pid());
-  Result rex{median(rex_tp), rex_bytes, expected, percentile(rex_lat, 50), percentile(rex_lat, 99)};
-  Result tty{median(tty_tp), tty_bytes, expected, percentile(tty_lat, 50), percentile(tty_lat, 99)};
+  long agent_busy_kib = rss_kib(agent->pid());
+  bool complete = rex.complete && tty.complete;
 
   struct stat as {}, ts_st {};
   ::stat(agent_bin.c_str(), &as);
   ::stat(ttyd.c_str(), &ts_st);
   std::printf("\nrelay-bench: %d interleaved rounds of a %lld MB stream and %d keystrokes each, loopback\n", rounds, mb,
               echoes / rounds);
-  std::printf("throughput per round MB/s: rexec");
-  for (double t : rex_tp) std::printf(" %.1f", t);
-  std::printf(" | ttyd");
-  for (double t : tty_tp) std::printf(" %.1f", t);
-  std::printf(" | raw PTY");
-  for (double t : raw_tp) std::printf(" %.1f", t);
+  std::printf("throughput per round MB/s:");
+  for (const Series* x : {&rex, &tty, &raw}) {
+    std::printf("%s %s", x == &rex ? "" : " |", x->name);
+    for (double t : x->tp) std::printf(" %.1f", t);
+  }
   std::printf("\n");
-  double ceiling = median(raw_tp);
+  double ceiling = raw.mb_per_s();
   std::printf("raw PTY ceiling (this process reads the PTY, no relay): %.1f MB/s; rexec %.0f%% of it, ttyd %.0f%%\n",
-              ceiling, 100 * rex.mb_per_s / ceiling, 100 * tty.mb_per_s / ceiling);
-  std::printf("raw PTY echo p50 %.0f us, p99 %.0f us (the floor for both)\n", percentile(raw_lat, 50),
-              percentile(raw_lat, 99));
+              ceiling, 100 * rex.mb_per_s() / ceiling, 100 * tty.mb_per_s() / ceiling);
+  std::printf("raw PTY echo p50 %.0f us, p99 %.0f us (the floor for both)\n", raw.p(50), raw.p(99));
   std::printf("%-34s %14s %14s %10s\n", "", "rexec", "ttyd", "ratio");
-  std::printf("%-34s %14.1f %14.1f %9.2fx\n", "throughput MB/s (higher is better)", rex.mb_per_s, tty.mb_per_s,
-              rex.mb_per_s / tty.mb_per_s);
+  std::printf("%-34s %14.1f %14.1f %9.2fx\n", "throughput MB/s (higher is better)", rex.mb_per_s(), tty.mb_per_s(),
+              rex.mb_per_s() / tty.mb_per_s());
   std::printf("%-34s %14lld %14lld\n", "bytes delivered (expected)", rex.bytes, tty.bytes);
-  std::printf("%-34s %14lld %14lld\n", "", rex.expected, tty.expected);
-  std::printf("%-34s %14.0f %14.0f %9.2fx\n", "echo p50 us (lower is better)", rex.echo_p50_us, tty.echo_p50_us,
-              rex.echo_p50_us / tty.echo_p50_us);
-  std::printf("%-34s %14.0f %14.0f %+9.0fus\n", "echo p99 us", rex.echo_p99_us, tty.echo_p99_us,
-              rex.echo_p99_us - tty.echo_p99_us);
+  std::printf("%-34s %14lld %14lld\n", "", expected, expected);
+  std::printf("%-34s %14.0f %14.0f %9.2fx\n", "echo p50 us (lower is better)", rex.p(50), tty.p(50), rex.p(50) / tty.p(50));
+  std::printf("%-34s %14.0f %14.0f %+9.0fus\n", "echo p99 us", rex.p(99), tty.p(99), rex.p(99) - tty.p(99));
   std::printf("%-34s %14ld %14ld\n", "idle RSS KiB (agent / ttyd)", agent_idle_kib, ttyd_idle_kib);
   std::printf("%-34s %14ld\n", "idle RSS KiB hub", hub_idle_kib);
   std::printf("%-34s %14ld\n", "agent RSS KiB after the rounds", agent_busy_kib);
@@ -391,14 +392,15 @@ int main(int argc, char** argv) {
               hub_cpu / rounds * 100 / double(mb), (agent_cpu + hub_cpu) / rounds * 100 / double(mb),
               ttyd_cpu / rounds * 100 / double(mb));
   std::printf("every byte delivered in every round: %s\n", complete ? "yes" : "NO");
-  std::printf("keystrokes without exactly one echo: rexec %d, ttyd %d, raw PTY %d\n", rex_echo_errors,
-              tty_echo_errors, raw_echo_errors);
-  if (rs2) {
+  std::printf("keystrokes without exactly one echo: rexec %d, ttyd %d, raw PTY %d\n", rex.echo_errors,
+              tty.echo_errors, raw.echo_errors);
+  if (b) {
     std::printf("agent B (%s): throughput per round", agent_b.c_str());
-    for (double t : b_tp) std::printf(" %.1f", t);
-    std::printf("\nagent B / agent A: throughput %.2fx (per round:", median(b_tp) / rex.mb_per_s);
-    for (size_t i = 0; i < b_tp.size(); ++i) std::printf(" %.2f", b_tp[i] / rex_tp[i]);
-    std::printf("), echo p50 %.0f vs %.0f us, bad echoes %d\n", percentile(b_lat, 50), rex.echo_p50_us, b_echo_errors);
+    for (double t : b->tp) std::printf(" %.1f", t);
+    std::printf("\nagent B / agent A: throughput %.2fx (per round:", b->mb_per_s() / rex.mb_per_s());
+    for (size_t i = 0; i < b->tp.size(); ++i) std::printf(" %.2f", b->tp[i] / rex.tp[i]);
+    std::printf("), echo p50 %.0f vs %.0f us, bad echoes %d, every byte: %s\n", b->p(50), rex.p(50), b->echo_errors,
+                b->complete ? "yes" : "NO");
   }
   return complete ? 0 : 1;
 }
