@@ -57,6 +57,22 @@ double cpu_seconds(pid_t pid) {
   return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
 }
 
+// CPU time of the whole machine, summed over CPUs: every task (the shell's `cat`, the kernel's
+// tty workers, relay, viewer) and interrupts. idle includes iowait; steal (the hypervisor's)
+// counts as neither.
+struct MachineCpu {
+  double busy = 0, idle = 0;
+};
+
+MachineCpu machine_cpu() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
+  double tick = double(sysconf(_SC_CLK_TCK));
+  return {double(user + nice + system + irq + softirq) / tick, double(idle + iowait) / tick};
+}
+
 // A terminal session as the benchmark needs it, for either system.
 class Session {
  public:
@@ -237,11 +253,16 @@ struct Series {
   Session& session;
   std::vector<double> tp, lat;  // MB/s per round; echo latencies in us
   long long bytes = 0;          // delivered in the last round
+  double busy_s = 0, idle_s = 0;  // machine CPU over all streams
   int echo_errors = 0;
   bool complete = true;  // every byte in every round
 
   void stream(const std::string& file, long long expected, int round) {
+    MachineCpu c0 = machine_cpu();
     tp.push_back(throughput(session, file, expected, bytes));
+    MachineCpu c1 = machine_cpu();
+    busy_s += c1.busy - c0.busy;
+    idle_s += c1.idle - c0.idle;
     if (bytes >= expected) return;
     complete = false;
     std::fprintf(stderr, "%s round %d: stream incomplete (%lld of %lld bytes)\n", name, round + 1, bytes, expected);
@@ -249,6 +270,9 @@ struct Series {
   void keys(int n) { echo(session, n, lat, echo_errors); }
   double mb_per_s() const { return median(tp); }
   double p(int pct) const { return percentile(lat, pct); }
+  // Machine CPU seconds per 100 MB streamed, and the share of the CPUs left idle meanwhile.
+  double busy_per_100mb(long long mb) const { return busy_s / double(tp.size()) * 100 / double(mb); }
+  double idle_share() const { return idle_s / (busy_s + idle_s); }
 };
 
 // Starts an agent on the hub; null (after saying why) when it does not come online.
@@ -391,6 +415,14 @@ int main(int argc, char** argv) {
   std::printf("CPU s per 100 MB stream: agent %.2f + hub %.2f = %.2f | ttyd %.2f\n", agent_cpu / rounds * 100 / double(mb),
               hub_cpu / rounds * 100 / double(mb), (agent_cpu + hub_cpu) / rounds * 100 / double(mb),
               ttyd_cpu / rounds * 100 / double(mb));
+  // Were the CPUs saturated, throughput would be the CPUs divided by this work per byte. With
+  // them idle a good part of the time, the stream is bound by wakeups instead: the PTY holds
+  // only ~20 KB between the writer and the reader, so the writer stalls whenever the reader
+  // (or the kernel worker between them) is late.
+  std::printf("machine CPU s per 100 MB (every task and the kernel's tty workers): rexec %.2f | ttyd %.2f | raw PTY "
+              "%.2f; CPUs idle meanwhile %.0f%% | %.0f%% | %.0f%%\n",
+              rex.busy_per_100mb(mb), tty.busy_per_100mb(mb), raw.busy_per_100mb(mb), 100 * rex.idle_share(),
+              100 * tty.idle_share(), 100 * raw.idle_share());
   std::printf("every byte delivered in every round: %s\n", complete ? "yes" : "NO");
   std::printf("keystrokes without exactly one echo: rexec %d, ttyd %d, raw PTY %d\n", rex.echo_errors,
               tty.echo_errors, raw.echo_errors);
