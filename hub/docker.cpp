@@ -34,16 +34,16 @@ std::string docker_message(const std::string& body) {
 }
 
 DockerClient::DockerClient(uv_loop_t* loop, std::string socket_path, std::string api_version)
-    : loop_(loop), socket_path_(std::move(socket_path)), version_(std::move(api_version)) {
+    : loop_(loop),
+      socket_path_(std::move(socket_path)),
+      version_(std::move(api_version)),
+      timer_(loop, [this] { drive(CURL_SOCKET_TIMEOUT, 0); }) {
   curl_global_init(CURL_GLOBAL_DEFAULT);  // reference counted by libcurl
   multi_ = curl_multi_init();
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &DockerClient::on_socket);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &DockerClient::on_timer);
   curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
-  timer_ = new uv_timer_t;
-  uv_timer_init(loop_, timer_);
-  timer_->data = this;
 }
 
 void DockerClient::cancel_all() {
@@ -52,14 +52,12 @@ void DockerClient::cancel_all() {
     curl_easy_cleanup(easy);
   }
   transfers_.clear();
-  uv_timer_stop(timer_);
+  timer_.stop();
 }
 
 DockerClient::~DockerClient() {
   cancel_all();
   curl_multi_cleanup(multi_);
-  uv_timer_stop(timer_);
-  uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   curl_global_cleanup();
 }
 
@@ -120,12 +118,11 @@ int DockerClient::on_socket(CURL*, curl_socket_t s, int what, void* userp, void*
 int DockerClient::on_timer(CURLM*, long timeout_ms, void* userp) {
   auto* self = static_cast<DockerClient*>(userp);
   if (timeout_ms < 0) {
-    uv_timer_stop(self->timer_);
+    self->timer_.stop();
     return 0;
   }
   // Even a 0 ms timeout goes through the loop: callbacks never run inside request().
-  uv_timer_start(self->timer_, [](uv_timer_t* t) { static_cast<DockerClient*>(t->data)->drive(CURL_SOCKET_TIMEOUT, 0); },
-                 uint64_t(timeout_ms), 0);
+  self->timer_.start(uint64_t(timeout_ms));
   return 0;
 }
 

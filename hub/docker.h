@@ -14,6 +14,8 @@
 #include <memory>
 #include <string>
 
+#include "hub/timer.h"
+
 namespace rx::hub {
 
 class DockerClient {
@@ -51,7 +53,7 @@ class DockerClient {
   std::string socket_path_;
   std::string version_;
   CURLM* multi_ = nullptr;
-  uv_timer_t* timer_ = nullptr;  // heap-allocated: closed asynchronously
+  Timer timer_;  // curl's timeouts
   std::map<CURL*, std::unique_ptr<Transfer>> transfers_;
 };
 
