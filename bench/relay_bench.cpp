@@ -5,14 +5,19 @@
 // relay path), idle memory and binary size, each as a ratio to ttyd. Each round also streams the
 // same file through a PTY this process reads itself: the raw PTY ceiling of the moment, which
 // moves a lot on a shared 2-CPU machine (where the scheduler puts the writer and the reader
-// matters more than anything a relay does). Not a test: no assertions.
+// matters more than anything a relay does), and through a bare one-hop relay (a process that
+// only copies PTY bytes to a TCP socket): about the most any relay could reach. Not a test: no
+// assertions.
 //   relay-bench --ttyd PATH [--agent PATH] [--agent-b PATH] [--mb 100] [--echoes 1200] [--rounds 5]
 // --agent-b adds a second agent build on the same hub, streamed in the same rounds: an A/B of
 // an agent change inside one run, where separate runs differ more than most changes do.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -144,39 +149,109 @@ class TtydSession : public Session {
   WsClient ws_;
 };
 
+// Starts /bin/sh on a new PTY; returns its pid and the master (non-blocking). The environment is
+// built before fork: after fork in a threaded process the child may not allocate.
+pid_t spawn_shell(const std::string& home, int& master) {
+  std::string h = "HOME=" + home;
+  const char* env[] = {"PATH=/usr/bin:/bin", h.c_str(), "TERM=xterm-256color", nullptr};
+  winsize ws{24, 80, 0, 0};
+  pid_t pid = forkpty(&master, nullptr, nullptr, &ws);
+  if (pid == 0) {
+    ::execle("/bin/sh", "sh", static_cast<char*>(nullptr), env);
+    ::_exit(127);
+  }
+  ::fcntl(master, F_SETFL, O_NONBLOCK);
+  return pid;
+}
+
+// Next chunk readable from fd within the timeout (empty on timeout or end).
+std::string read_chunk(int fd, std::chrono::milliseconds timeout) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, int(timeout.count())) <= 0) return "";
+  char buf[65536];
+  ssize_t n = ::read(fd, buf, sizeof(buf));
+  return n > 0 ? std::string(buf, size_t(n)) : "";
+}
+
 // The ceiling: the same shell on a PTY this process reads itself, no relay at all. Throughput
 // here is what the kernel's PTY path allows on this machine at this moment.
 class LocalSession : public Session {
  public:
-  explicit LocalSession(const std::string& home) {
-    winsize ws{24, 80, 0, 0};
-    pid_ = forkpty(&master_, nullptr, nullptr, &ws);
-    if (pid_ == 0) {
-      ::setenv("PATH", "/usr/bin:/bin", 1);
-      ::setenv("HOME", home.c_str(), 1);
-      ::setenv("TERM", "xterm-256color", 1);
-      ::execl("/bin/sh", "sh", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::fcntl(master_, F_SETFL, O_NONBLOCK);
-  }
+  explicit LocalSession(const std::string& home) { pid_ = spawn_shell(home, master_); }
   ~LocalSession() override {
     ::close(master_);
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
   void send(const std::string& in) override { (void)!::write(master_, in.data(), in.size()); }
-  std::string receive(std::chrono::milliseconds timeout) override {
-    pollfd p{master_, POLLIN, 0};
-    if (::poll(&p, 1, int(timeout.count())) <= 0) return "";
-    char buf[65536];
-    ssize_t n = ::read(master_, buf, sizeof(buf));
-    return n > 0 ? std::string(buf, size_t(n)) : "";
-  }
+  std::string receive(std::chrono::milliseconds timeout) override { return read_chunk(master_, timeout); }
 
  private:
   int master_ = -1;
   pid_t pid_ = -1;
+};
+
+// The least any one-hop relay does: a child process reads the PTY and writes the bytes as they
+// are to a loopback TCP socket, which this process reads (no framing, no protocol, no flow
+// control). What ttyd, or any relay, could at best approach here.
+class BareRelaySession : public Session {
+ public:
+  explicit BareRelaySession(const std::string& home) {
+    int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    ::bind(listener, reinterpret_cast<sockaddr*>(&addr), len);
+    ::listen(listener, 1);
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    relay_ = ::fork();
+    if (relay_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+      if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), len) != 0) ::_exit(1);
+      int master = -1;
+      pid_t shell = spawn_shell(home, master);
+      relay(master, sock);
+      ::kill(shell, SIGKILL);
+      ::_exit(0);
+    }
+    sock_ = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    ::close(listener);
+  }
+  ~BareRelaySession() override {
+    ::close(sock_);
+    ::kill(relay_, SIGKILL);
+    ::waitpid(relay_, nullptr, 0);
+  }
+  void send(const std::string& in) override { (void)!::write(sock_, in.data(), in.size()); }
+  std::string receive(std::chrono::milliseconds timeout) override { return read_chunk(sock_, timeout); }
+
+ private:
+  // PTY -> socket and socket -> PTY until either side ends; one read per readable event.
+  static void relay(int master, int sock) {
+    char buf[65536];
+    for (;;) {
+      pollfd p[2] = {{master, POLLIN, 0}, {sock, POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0) continue;
+      if (p[0].revents) {
+        ssize_t n = ::read(master, buf, sizeof(buf));
+        if (n < 0 && errno == EAGAIN) n = 0;
+        else if (n <= 0) return;  // EIO: the shell is gone
+        for (ssize_t off = 0; off < n;) {
+          ssize_t w = ::write(sock, buf + off, size_t(n - off));
+          if (w <= 0) return;
+          off += w;
+        }
+      }
+      if (p[1].revents) {
+        ssize_t n = ::read(sock, buf, sizeof(buf));
+        if (n <= 0 || ::write(master, buf, size_t(n)) != n) return;  // a few keystrokes: fits
+      }
+    }
+  }
+  int sock_ = -1;
+  pid_t relay_ = -1;
 };
 
 void drain(Session& s) {
@@ -361,9 +436,10 @@ int main(int argc, char** argv) {
   long ttyd_idle_kib = rss_kib(tt.pid());
   TtydSession ts(tport);
   LocalSession ls(dir.path());
+  BareRelaySession bs(dir.path());
 
-  Series rex{"rexec", *rs}, tty{"ttyd", ts}, raw{"raw PTY", ls};
-  std::vector<Series*> all{&rex, &tty, &raw};
+  Series rex{"rexec", *rs}, tty{"ttyd", ts}, raw{"raw PTY", ls}, bare{"bare relay", bs};
+  std::vector<Series*> all{&rex, &tty, &raw, &bare};
   std::unique_ptr<Series> b;  // agent B, when given
   if (rs2) all.push_back((b = std::make_unique<Series>("agent B", *rs2)).get());
   for (Series* x : all) prepare(x->session);
@@ -380,6 +456,7 @@ int main(int argc, char** argv) {
     tty.stream(file, expected, round);
     ttyd_cpu += cpu_seconds(tt.pid()) - t0;
     raw.stream(file, expected, round);
+    bare.stream(file, expected, round);
     if (b) b->stream(file, expected, round);
     for (Series* x : all) x->keys(echoes / rounds);
   }
@@ -392,7 +469,7 @@ int main(int argc, char** argv) {
   std::printf("\nrelay-bench: %d interleaved rounds of a %lld MB stream and %d keystrokes each, loopback\n", rounds, mb,
               echoes / rounds);
   std::printf("throughput per round MB/s:");
-  for (const Series* x : {&rex, &tty, &raw}) {
+  for (const Series* x : {&rex, &tty, &raw, &bare}) {
     std::printf("%s %s", x == &rex ? "" : " |", x->name);
     for (double t : x->tp) std::printf(" %.1f", t);
   }
@@ -400,6 +477,9 @@ int main(int argc, char** argv) {
   double ceiling = raw.mb_per_s();
   std::printf("raw PTY ceiling (this process reads the PTY, no relay): %.1f MB/s; rexec %.0f%% of it, ttyd %.0f%%\n",
               ceiling, 100 * rex.mb_per_s() / ceiling, 100 * tty.mb_per_s() / ceiling);
+  std::printf("bare one-hop relay (a process reads the PTY and writes a TCP socket, nothing else): %.1f MB/s = "
+              "%.2fx ttyd: about the most any relay could reach here\n",
+              bare.mb_per_s(), bare.mb_per_s() / tty.mb_per_s());
   std::printf("raw PTY echo p50 %.0f us, p99 %.0f us (the floor for both)\n", raw.p(50), raw.p(99));
   std::printf("%-34s %14s %14s %10s\n", "", "rexec", "ttyd", "ratio");
   std::printf("%-34s %14.1f %14.1f %9.2fx\n", "throughput MB/s (higher is better)", rex.mb_per_s(), tty.mb_per_s(),
@@ -420,12 +500,12 @@ int main(int argc, char** argv) {
   // only ~20 KB between the writer and the reader, so the writer stalls whenever the reader
   // (or the kernel worker between them) is late.
   std::printf("machine CPU s per 100 MB (every task and the kernel's tty workers): rexec %.2f | ttyd %.2f | raw PTY "
-              "%.2f; CPUs idle meanwhile %.0f%% | %.0f%% | %.0f%%\n",
-              rex.busy_per_100mb(mb), tty.busy_per_100mb(mb), raw.busy_per_100mb(mb), 100 * rex.idle_share(),
-              100 * tty.idle_share(), 100 * raw.idle_share());
+              "%.2f | bare relay %.2f;\n  CPUs idle meanwhile %.0f%% | %.0f%% | %.0f%% | %.0f%%\n",
+              rex.busy_per_100mb(mb), tty.busy_per_100mb(mb), raw.busy_per_100mb(mb), bare.busy_per_100mb(mb),
+              100 * rex.idle_share(), 100 * tty.idle_share(), 100 * raw.idle_share(), 100 * bare.idle_share());
   std::printf("every byte delivered in every round: %s\n", complete ? "yes" : "NO");
-  std::printf("keystrokes without exactly one echo: rexec %d, ttyd %d, raw PTY %d\n", rex.echo_errors,
-              tty.echo_errors, raw.echo_errors);
+  std::printf("keystrokes without exactly one echo: rexec %d, ttyd %d, raw PTY %d, bare relay %d\n", rex.echo_errors,
+              tty.echo_errors, raw.echo_errors, bare.echo_errors);
   if (b) {
     std::printf("agent B (%s): throughput per round", agent_b.c_str());
     for (double t : b->tp) std::printf(" %.1f", t);
