@@ -480,6 +480,18 @@ int main(int argc, char** argv) {
   std::printf("bare one-hop relay (a process reads the PTY and writes a TCP socket, nothing else): %.1f MB/s = "
               "%.2fx ttyd: about the most any relay could reach here\n",
               bare.mb_per_s(), bare.mb_per_s() / tty.mb_per_s());
+  // Paired by round: both streams of a pair ran within the same minute.
+  auto per_round = [](const Series& a, const Series& b) {
+    std::printf(" %s/%s", a.name, b.name);
+    for (size_t i = 0; i < a.tp.size(); ++i) std::printf(" %.2f", a.tp[i] / b.tp[i]);
+  };
+  std::printf("throughput ratios per round:");
+  per_round(rex, tty);
+  std::printf(" |");
+  per_round(bare, tty);
+  std::printf(" |");
+  per_round(rex, bare);
+  std::printf("\n");
   std::printf("raw PTY echo p50 %.0f us, p99 %.0f us (the floor for both)\n", raw.p(50), raw.p(99));
   std::printf("%-34s %14s %14s %10s\n", "", "rexec", "ttyd", "ratio");
   std::printf("%-34s %14.1f %14.1f %9.2fx\n", "throughput MB/s (higher is better)", rex.mb_per_s(), tty.mb_per_s(),
@@ -510,7 +522,7 @@ int main(int argc, char** argv) {
     std::printf("agent B (%s): throughput per round", agent_b.c_str());
     for (double t : b->tp) std::printf(" %.1f", t);
     std::printf("\nagent B / agent A: throughput %.2fx (per round:", b->mb_per_s() / rex.mb_per_s());
-    for (size_t i = 0; i < b->tp.size(); ++i) std::printf(" %.2f", b->tp[i] / rex.tp[i]);
+    per_round(*b, rex);
     std::printf("), echo p50 %.0f vs %.0f us, bad echoes %d, every byte: %s\n", b->p(50), rex.p(50), b->echo_errors,
                 b->complete ? "yes" : "NO");
   }
