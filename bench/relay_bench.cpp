@@ -173,28 +173,33 @@ std::string read_chunk(int fd, std::chrono::milliseconds timeout) {
   return n > 0 ? std::string(buf, size_t(n)) : "";
 }
 
+// A session read and written through one fd, with a child process that goes with it.
+class FdSession : public Session {
+ public:
+  ~FdSession() override {
+    ::close(fd_);
+    ::kill(child_, SIGKILL);
+    ::waitpid(child_, nullptr, 0);
+  }
+  void send(const std::string& in) override { (void)!::write(fd_, in.data(), in.size()); }
+  std::string receive(std::chrono::milliseconds timeout) override { return read_chunk(fd_, timeout); }
+
+ protected:
+  int fd_ = -1;
+  pid_t child_ = -1;
+};
+
 // The ceiling: the same shell on a PTY this process reads itself, no relay at all. Throughput
 // here is what the kernel's PTY path allows on this machine at this moment.
-class LocalSession : public Session {
+class LocalSession : public FdSession {
  public:
-  explicit LocalSession(const std::string& home) { pid_ = spawn_shell(home, master_); }
-  ~LocalSession() override {
-    ::close(master_);
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  void send(const std::string& in) override { (void)!::write(master_, in.data(), in.size()); }
-  std::string receive(std::chrono::milliseconds timeout) override { return read_chunk(master_, timeout); }
-
- private:
-  int master_ = -1;
-  pid_t pid_ = -1;
+  explicit LocalSession(const std::string& home) { child_ = spawn_shell(home, fd_); }
 };
 
 // The least any one-hop relay does: a child process reads the PTY and writes the bytes as they
 // are to a loopback TCP socket, which this process reads (no framing, no protocol, no flow
 // control). What ttyd, or any relay, could at best approach here.
-class BareRelaySession : public Session {
+class BareRelaySession : public FdSession {
  public:
   explicit BareRelaySession(const std::string& home) {
     int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -205,8 +210,8 @@ class BareRelaySession : public Session {
     ::bind(listener, reinterpret_cast<sockaddr*>(&addr), len);
     ::listen(listener, 1);
     ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-    relay_ = ::fork();
-    if (relay_ == 0) {
+    child_ = ::fork();
+    if (child_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       int sock = ::socket(AF_INET, SOCK_STREAM, 0);
       if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), len) != 0) ::_exit(1);
@@ -216,16 +221,9 @@ class BareRelaySession : public Session {
       ::kill(shell, SIGKILL);
       ::_exit(0);
     }
-    sock_ = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    fd_ = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
     ::close(listener);
   }
-  ~BareRelaySession() override {
-    ::close(sock_);
-    ::kill(relay_, SIGKILL);
-    ::waitpid(relay_, nullptr, 0);
-  }
-  void send(const std::string& in) override { (void)!::write(sock_, in.data(), in.size()); }
-  std::string receive(std::chrono::milliseconds timeout) override { return read_chunk(sock_, timeout); }
 
  private:
   // PTY -> socket and socket -> PTY until either side ends; one read per readable event.
