@@ -248,8 +248,6 @@ class BareRelaySession : public FdSession {
       }
     }
   }
-  int sock_ = -1;
-  pid_t relay_ = -1;
 };
 
 void drain(Session& s) {
