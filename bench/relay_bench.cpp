@@ -352,20 +352,18 @@ std::unique_ptr<Process> start_agent(HubFixture& hub, const TempDir& dir, const 
       std::vector<std::string>{bin, "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()), "--enroll-token-file", "-",
                                "--credential-file", dir / ("credential-" + name), "--name", name, "--shell", "/bin/sh"},
       std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"}}, dir / (name + ".log"), hub.enroll() + "\n");
-  bool online = eventually([&] {
-    auto agents = nlohmann::json::parse(hub.api("GET", "/api/v1/agents").body);
-    for (const auto& a : agents["agents"])
-      if (a["name"] == name && a["online"] == true) return true;
-    return false;
-  }, 10s);
+  bool online = wait_online(hub, name, 10s);
   if (online) return agent;
   std::fprintf(stderr, "agent %s did not come online:\n%s\n", name.c_str(), agent->log().c_str());
   return nullptr;
 }
 
+// A session on a new terminal of the agent; null (after saying why) when the hub refuses.
 std::unique_ptr<RexecSession> open_terminal(HubFixture& hub, const std::string& agent) {
-  auto created = nlohmann::json::parse(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":")" + agent + "\"}").body);
-  return std::make_unique<RexecSession>(hub.port(), created["id"], hub.admin_token());
+  std::string id = create_terminal(hub, agent);
+  if (!id.empty()) return std::make_unique<RexecSession>(hub.port(), id, hub.admin_token());
+  std::fprintf(stderr, "no terminal on agent %s\n", agent.c_str());
+  return nullptr;
 }
 
 }  // namespace
@@ -414,6 +412,7 @@ int main(int argc, char** argv) {
   long agent_idle_kib = rss_kib(agent->pid());
   long hub_idle_kib = rss_kib(hub.process().pid());
   auto rs = open_terminal(hub, "bench");
+  if (!rs) return 1;
 
   std::unique_ptr<Process> agent2;
   std::unique_ptr<RexecSession> rs2;
@@ -421,6 +420,7 @@ int main(int argc, char** argv) {
     agent2 = start_agent(hub, dir, agent_b, "bench-b");
     if (!agent2) return 1;
     rs2 = open_terminal(hub, "bench-b");
+    if (!rs2) return 1;
   }
 
   int tport = free_port();

@@ -57,22 +57,6 @@ std::string AgentProcess::id() const {
   return "";
 }
 
-bool wait_online(HubFixture& hub, const std::string& name, std::chrono::milliseconds timeout) {
-  return eventually([&] {
-    auto j = json::parse(hub.api("GET", "/api/v1/agents").body, nullptr, false);
-    if (!j.is_object()) return false;
-    for (const auto& a : j["agents"])
-      if (a["name"] == name && a["online"] == true) return true;
-    return false;
-  }, timeout);
-}
-
-std::string create_terminal(HubFixture& hub, const std::string& agent) {
-  auto r = hub.api("POST", "/api/v1/terminals", json{{"kind", "agent"}, {"agent", agent}, {"cols", 80}, {"rows", 24}}.dump());
-  if (r.status != 201) return "";
-  return json::parse(r.body)["id"];
-}
-
 bool Viewer::attach(HubFixture& hub, const std::string& terminal, std::optional<uint64_t> since) {
   std::string path = "/api/v1/terminals/" + terminal + "/attach";
   if (since) {

@@ -35,8 +35,6 @@ class AgentProcess {
   Process process_;
 };
 
-bool wait_online(HubFixture& hub, const std::string& name, std::chrono::milliseconds timeout);
-
 // The shell's PID as printed by `echo PID=$$` (the typed line shows "PID=$$", the answer digits).
 std::string pid_after(const std::string& output, size_t from = 0);
 // Markers typed as B''EGIN and E''ND, so only the shell's output contains BEGIN and END (the tty
@@ -61,8 +59,6 @@ struct Viewer {
   uint64_t duplicates = 0;  // bytes received twice (must stay 0)
   uint64_t gaps = 0;        // bytes skipped (must stay 0)
 };
-
-std::string create_terminal(HubFixture& hub, const std::string& agent);
 
 // The shell's PID, from `echo PID=$$` typed now (empty on timeout).
 std::string ask_pid(Viewer& v);

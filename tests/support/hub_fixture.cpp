@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "protocol/limits.h"
 
@@ -100,6 +101,23 @@ std::optional<protocol::Frame> FakeAgent::next(std::chrono::milliseconds timeout
   auto f = protocol::decode(m->data);
   if (!f) return std::nullopt;
   return *f;
+}
+
+bool wait_online(HubFixture& hub, const std::string& name, std::chrono::milliseconds timeout) {
+  return eventually([&] {
+    auto j = nlohmann::json::parse(hub.api("GET", "/api/v1/agents").body, nullptr, false);
+    if (!j.is_object()) return false;
+    for (const auto& a : j["agents"])
+      if (a["name"] == name && a["online"] == true) return true;
+    return false;
+  }, timeout);
+}
+
+std::string create_terminal(HubFixture& hub, const std::string& agent) {
+  nlohmann::json body{{"kind", "agent"}, {"agent", agent}, {"cols", 80}, {"rows", 24}};
+  auto r = hub.api("POST", "/api/v1/terminals", body.dump());
+  if (r.status != 201) return "";
+  return nlohmann::json::parse(r.body)["id"];
 }
 
 }  // namespace rx::test

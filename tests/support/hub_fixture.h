@@ -50,6 +50,11 @@ class HubFixture {
   std::unique_ptr<Process> process_;
 };
 
+// True once an agent called `name` shows as online in GET /api/v1/agents.
+bool wait_online(HubFixture& hub, const std::string& name, std::chrono::milliseconds timeout);
+// Opens an 80x24 terminal on the agent (id or name); its id, or "" when the hub refused.
+std::string create_terminal(HubFixture& hub, const std::string& agent);
+
 class FakeAgent {
  public:
   // Connects with `token` (credential or enrollment); false when the hub refused the upgrade.
