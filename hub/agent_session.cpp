@@ -59,10 +59,10 @@ void AgentSession::on_message(WsConn&, std::span<const uint8_t> message, bool bi
   relay_.agent_frame(*this, *frame);
 }
 
-void AgentSession::send(const Frame& frame) { enqueue(encode(frame, LWS_PRE)); }
+void AgentSession::send(const Frame& frame) { enqueue(encode(frame, kFrameHeadroom)); }
 
 void AgentSession::send_data(uint32_t channel, Stream stream, uint64_t offset, std::span<const uint8_t> bytes) {
-  enqueue(encode_data(channel, stream, offset, bytes, LWS_PRE));
+  enqueue(encode_data(channel, stream, offset, bytes, kFrameHeadroom));
 }
 
 void AgentSession::enqueue(std::vector<uint8_t> frame) {

@@ -107,8 +107,8 @@ void EventsSession::send(const nlohmann::json& message) {
     return;
   }
   std::string text = message.dump();
-  std::vector<uint8_t> frame(LWS_PRE + text.size());
-  std::copy(text.begin(), text.end(), frame.begin() + LWS_PRE);
+  std::vector<uint8_t> frame(kFrameHeadroom + text.size());
+  std::copy(text.begin(), text.end(), frame.begin() + kFrameHeadroom);
   queue_.push_back(std::move(frame));
   conn_->want_write();
 }

@@ -63,6 +63,9 @@ int http_status(std::string_view code) {
       {"conflict", 409}, {"agent_offline", 409}, {"quota_exceeded", 409}, {"body_too_large", 413},
       {"rate_limited", 429}, {"store_busy", 503}, {"docker_unavailable", 503}, {"unavailable", 503},
       {"docker_error", 502}, {"timeout", 504},
+      // the HTTP front's own refusals (hub/http_parser.h)
+      {"request_timeout", 408}, {"uri_too_long", 414}, {"expectation_failed", 417}, {"upgrade_required", 426},
+      {"headers_too_large", 431}, {"not_implemented", 501}, {"version_not_supported", 505},
   };
   for (const auto& e : kTable)
     if (e.code == code) return e.status;
@@ -71,63 +74,6 @@ int http_status(std::string_view code) {
 
 Response error_response(const Error& error) {
   return json_response(http_status(error.code), {{"error", error.message}, {"code", error.code}});
-}
-
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size() || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
-        return make_error("bad_request", "bad percent-escape at position " + std::to_string(i));
-      out += char(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-Result<std::map<std::string, std::string>> parse_query(std::string_view query) {
-  std::map<std::string, std::string> out;
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    auto key = percent_decode(pair.substr(0, eq), true);
-    if (!key) return key.error();
-    auto value = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
-    if (!value) return value.error();
-    out[*key] = *value;
-  }
-  return out;
-}
-
-Result<std::string> decode_path(std::string_view path) {
-  auto decoded = percent_decode(path, false);
-  if (!decoded) return decoded;
-  // A decoded "/" or NUL would let "a%2Fb" pose as two segments or cut a C string short.
-  for (size_t i = 0; i + 2 < path.size(); ++i)
-    if (path[i] == '%' && (path.substr(i + 1, 2) == "2f" || path.substr(i + 1, 2) == "2F" || path.substr(i + 1, 2) == "00"))
-      return make_error("bad_request", "encoded '/' or NUL in the path");
-  return decoded;
 }
 
 Result<nlohmann::json> parse_json_object(std::string_view body) {

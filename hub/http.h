@@ -49,11 +49,6 @@ Response json_response(int status, const nlohmann::json& body);
 Response error_response(const Error& error);
 int http_status(std::string_view error_code);
 
-// Parses "a=1&b=x%20y" (percent-decoding, '+' as space). Errors: bad_request on bad escapes.
-Result<std::map<std::string, std::string>> parse_query(std::string_view query);
-// Percent-decodes a path; refuses encoded NUL and "/" so ids cannot smuggle separators.
-Result<std::string> decode_path(std::string_view path);
-
 // Parses a JSON object body. Errors: bad_json (with the parser's position), or bad_request when
 // the top level is not an object.
 Result<nlohmann::json> parse_json_object(std::string_view body);

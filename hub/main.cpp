@@ -214,11 +214,6 @@ int serve(HubConfig config) {
     supervisor.set_expected([&pool](const std::string& terminal) { return pool.holds(terminal); });
     supervisor.start();  // first: this hub's leftovers (an earlier pool's among them) go
     pool.fill();
-    lws_set_log_level(std::getenv("REXEC_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO) : LLL_ERR, [](int level, const char* line) {
-      std::string l(line);
-      while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
-      log(level == LLL_ERR ? "error" : "warn", "lws", {{"message", l}});
-    });
     auto server = Server::start(&loop, options, api);
     if (!server) {
       log("error", "hub.listen_failed", {{"reason", server.error().message}});
@@ -264,7 +259,7 @@ int serve(HubConfig config) {
                         numbers[i]);
       }
       uv_run(&loop, UV_RUN_DEFAULT);
-      server->reset();  // second half of lws's foreign-loop teardown, after the loop drained
+      server->reset();  // after the loop drained: every connection's close callback has run
       // Fold the WAL into the database file so the next start (or a backup) reads one file.
       (void)(*store)->checkpoint();
     }

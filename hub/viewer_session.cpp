@@ -74,7 +74,7 @@ void ViewerSession::on_writable(WsConn& conn) {
       events_.pop_front();
     } else {
       if (!terminal_) return;
-      auto message = terminal_->next_output(this, protocol::kMaxViewerMessage - 16, LWS_PRE);
+      auto message = terminal_->next_output(this, protocol::kMaxViewerMessage - 16, kFrameHeadroom);
       if (message.empty()) return;  // up to date: the terminal wakes us when there is more
       if (!conn.send(message)) return;
     }
@@ -97,7 +97,7 @@ void ViewerSession::wake() {
 }
 
 void ViewerSession::queue_event(const nlohmann::json& event) {
-  events_.push_back(viewer::encode_event(event.dump(), LWS_PRE));
+  events_.push_back(viewer::encode_event(event.dump(), kFrameHeadroom));
   wake();
 }
 

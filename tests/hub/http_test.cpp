@@ -32,23 +32,6 @@ TEST(Http, ErrorResponsesAreJsonWithTheRightStatus) {
   }
 }
 
-TEST(Http, ParseQuery) {
-  auto q = parse_query("since=42&name=a%20b+c&flag&=x");
-  ASSERT_TRUE(q.ok());
-  EXPECT_EQ((*q)["since"], "42");
-  EXPECT_EQ((*q)["name"], "a b c");
-  EXPECT_EQ((*q)["flag"], "");
-  EXPECT_EQ(parse_query("a=%zz").error().code, "bad_request");
-  EXPECT_EQ(parse_query("a=%4").error().code, "bad_request");
-  EXPECT_EQ(parse_query("a=%").error().code, "bad_request");
-}
-
-TEST(Http, DecodePathRefusesSmuggledSeparators) {
-  EXPECT_EQ(*decode_path("/api/v1/terminals/t%5Fx"), "/api/v1/terminals/t_x");
-  EXPECT_EQ(decode_path("/api/v1/terminals/..%2F..%2Fetc").error().code, "bad_request");
-  EXPECT_EQ(decode_path("/a%00b").error().code, "bad_request");
-}
-
 TEST(Http, JsonBodies) {
   EXPECT_TRUE(parse_json_object(R"({"kind":"agent"})").ok());
   EXPECT_EQ(parse_json_object("{").error().code, "bad_json");

@@ -48,7 +48,7 @@ TEST(AgentService, NotifiesSystemd) {
   Viewer v;
   ASSERT_TRUE(v.attach(hub, id));
   v.type("echo N=${NOTIFY_SOCKET:-none}\n");
-  EXPECT_TRUE(v.until([](const Viewer& v) { return v.saw("N=none\r\n"); }, 10s)) << v.output;
+  EXPECT_TRUE(v.until([](const Viewer& v) { return v.saw("N=none\r\n"); }, 10s)) << v.output << "close=" << v.ws.close_code().value_or(0) << " " << v.ws.close_reason() << hub.log() << agent.log();
 }
 
 TEST(AgentService, HostInfoGpusAndLiveStatsReachTheApi) {

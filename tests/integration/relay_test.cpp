@@ -38,9 +38,14 @@ TEST(Relay, SecretsStayOutOfArgvEnvironmentAndLogs) {
   HubFixture hub;
   AgentProcess agent(hub, "secretive", {"--shell", "/bin/sh"});
   ASSERT_TRUE(wait_online(hub, "secretive", 2s));
-  std::string credential = read_file(agent.credential_file());
-  while (!credential.empty() && credential.back() == '\n') credential.pop_back();
-  ASSERT_TRUE(credential.starts_with("rxa_"));
+  // The hub lists the agent online at its HELLO; the agent saves its credential when WELCOME
+  // reaches it, a moment later.
+  std::string credential;
+  ASSERT_TRUE(eventually([&] {
+    credential = read_file(agent.credential_file());
+    while (!credential.empty() && credential.back() == '\n') credential.pop_back();
+    return credential.starts_with("rxa_");
+  }, 5s)) << credential;
   struct stat st {};
   ASSERT_EQ(::stat(agent.credential_file().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);

@@ -1,5 +1,7 @@
 #include "tests/support/ws_client.h"
 
+#include <cerrno>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -42,12 +44,24 @@ bool write_all(int fd, const void* p, size_t n) {
   return true;
 }
 
+// Waits up to timeout_ms for `fd` to be readable. A signal (SIGCHLD from a child process a test
+// killed, say) interrupts poll(): that is not a timeout, so the wait goes on for what is left.
+bool wait_readable(int fd, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    int r = ::poll(&p, 1, int(std::max<int64_t>(0, left.count())));
+    if (r > 0) return true;
+    if (r == 0 || errno != EINTR) return false;
+  }
+}
+
 // Reads an HTTP head (up to the blank line); anything after it goes to `rest`.
 bool read_head(int fd, std::string& head, std::vector<uint8_t>& rest, int timeout_ms) {
   char buf[4096];
   while (head.find("\r\n\r\n") == std::string::npos) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return false;
+    if (!wait_readable(fd, timeout_ms)) return false;
     ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n <= 0) return false;
     head.append(buf, size_t(n));
@@ -85,8 +99,7 @@ void read_body(int fd, HttpResult& r, std::vector<uint8_t>& rest) {
   size_t want = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : SIZE_MAX;
   char buf[16384];
   while (r.body.size() < want) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 10000) <= 0) break;
+    if (!wait_readable(fd, 10000)) break;
     ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n <= 0) break;
     r.body.append(buf, size_t(n));
@@ -189,8 +202,7 @@ bool WsClient::fill(size_t n, std::chrono::steady_clock::time_point deadline) {
     if (fd_ < 0) return false;
     // Round up: a deadline less than a millisecond away still gets one look at the socket.
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd pf{fd_, POLLIN, 0};
-    if (::poll(&pf, 1, int(std::max<int64_t>(0, left.count()))) <= 0) return false;
+    if (!wait_readable(fd_, int(std::max<int64_t>(0, left.count())))) return false;
     uint8_t chunk[65536];
     ssize_t r = ::recv(fd_, chunk, sizeof(chunk), 0);
     if (r <= 0) {
