@@ -223,22 +223,21 @@ void Connection::process_http() {
   }
 }
 
-Request Connection::build_request() {
+Request make_request(const RequestHead& head, std::string body, std::string peer, bool via_socket) {
   Request r;
-  r.method = head_only_ ? "GET" : head_.method;  // HEAD is GET without the body
-  r.path = head_.path;
-  r.query = head_.query;
-  r.headers = head_.fields;
-  r.peer = peer_;
-  r.via_socket = via_socket_;
+  r.method = head.method == "HEAD" ? "GET" : head.method;  // HEAD is GET without the body
+  r.path = head.path;
+  r.query = head.query;
+  r.headers = head.fields;
+  r.body = std::move(body);
+  r.peer = std::move(peer);
+  r.via_socket = via_socket;
   return r;
 }
 
 void Connection::dispatch() {
   state_ = State::kHandling;
-  std::string body = std::move(exchange_->request.body);
-  exchange_->request = build_request();
-  exchange_->request.body = std::move(body);
+  exchange_->request = make_request(head_, std::move(exchange_->request.body), peer_, via_socket_);
   update_reading();
   if (server_.draining_) {
     keep_alive_ = false;
@@ -263,7 +262,7 @@ void Connection::upgrade() {
   if (key == head_.fields.end() || !ws_valid_key(key->second))
     return refuse({400, "bad_request", "Sec-WebSocket-Key must be the base64 of 16 bytes"});
   if (server_.draining_) return refuse({503, "unavailable", "the hub is shutting down"});
-  Request req = build_request();
+  Request req = make_request(head_, "", peer_, via_socket_);
   std::string offered = req.header("sec-websocket-protocol").value_or("");
   std::variant<std::unique_ptr<WsSession>, Response> result;
   try {

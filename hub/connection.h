@@ -71,7 +71,6 @@ class Connection final : private WsReader::Handler {
   void upgrade();
   void refuse(const HttpError& error, std::vector<std::pair<std::string, std::string>> headers = {});
   void response_done();
-  Request build_request();
   // WebSocket (WsReader::Handler)
   bool on_message(std::span<const uint8_t> message, bool binary) override;
   void on_ping(std::span<const uint8_t> payload) override;

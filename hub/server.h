@@ -124,6 +124,9 @@ class HttpHandler {
   virtual std::variant<std::unique_ptr<WsSession>, Response> upgrade(Request& request, const std::string& protocol) = 0;
 };
 
+// The Request a parsed head and its body make, as a handler sees it (HEAD is routed as GET).
+Request make_request(const RequestHead& head, std::string body, std::string peer, bool via_socket);
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: any free port (port() tells which)
