@@ -129,7 +129,7 @@ class HttpFront : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     hub_ = new HubFixture();
-    agent_ = new AgentProcess(*hub_, "front-box");
+    agent_ = new AgentProcess(*hub_, "front-box", {"--shell", "/bin/sh"});
     ASSERT_TRUE(wait_online(*hub_, "front-box", 10s));
     terminal_ = new std::string(create_terminal(*hub_, "front-box"));
     ASSERT_FALSE(terminal_->empty());

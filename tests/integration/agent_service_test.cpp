@@ -30,7 +30,7 @@ TEST(AgentService, NotifiesSystemd) {
   NotifySocket notify(dir / "notify");
   std::string cred = dir / "credential";
   Process agent({binary("agent/rexec-agent"), "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()), "--enroll-token-file",
-                 "-", "--credential-file", cred, "--name", "svc"},
+                 "-", "--credential-file", cred, "--name", "svc", "--shell", "/bin/sh"},
                 {{"PATH", "/usr/bin:/bin"}, {"NOTIFY_SOCKET", dir / "notify"}, {"WATCHDOG_USEC", "400000"}},
                 dir / "agent.log", hub.enroll() + "\n");
   ASSERT_TRUE(notify.wait_for("READY=1", 10s)) << agent.log();
