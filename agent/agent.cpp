@@ -123,6 +123,7 @@ int Agent::run() {
   arm(tick_timer_, &Agent::tick, kTickInterval);
   while (!stopping_) {
     if (lws_service(context_, 0) < 0) break;
+    rearm_input();
   }
   notifier_.send("STOPPING=1");
   log("info", "agent.stop", {{"code", std::to_string(exit_code_)}});
@@ -531,7 +532,10 @@ int Agent::on_fd(lws* wsi, lws_callback_reasons reason) {
       else if (w->kind == Watch::kStderr) ch.read_output(Stream::kStderr);
       break;
     case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-      if (w->kind == Watch::kInput && ch.flush_input()) lws_callback_on_writable(wsi);
+      // Not lws_callback_on_writable() here: lws clears POLLOUT on a raw file after this callback
+      // returns (ops-raw-file.c), so a request made now is lost and the rest of a paste would wait
+      // for the next keystroke. Asked for after the service round instead.
+      if (w->kind == Watch::kInput && ch.flush_input()) rearm_.insert(id);
       break;
     case LWS_CALLBACK_RAW_CLOSE_FILE: {
       // lws gave up on the fd (POLLHUP: the terminal's other side closed). Read what is left
@@ -558,6 +562,14 @@ int Agent::on_fd(lws* wsi, lws_callback_reasons reason) {
   }
   service(id);
   return 0;
+}
+
+void Agent::rearm_input() {
+  for (uint32_t id : rearm_) {
+    auto w = watches_.find(id);
+    if (w != watches_.end() && w->second.in && w->second.in->wsi) lws_callback_on_writable(w->second.in->wsi);
+  }
+  rearm_.clear();
 }
 
 // ---- timers -----------------------------------------------------------------------------------

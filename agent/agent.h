@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,7 @@ class Agent {
   void watch(std::unique_ptr<Watch>& slot, uint32_t channel, Watch::Kind kind, int fd);
   void unwatch(std::unique_ptr<Watch>& slot);
   void update_watches(uint32_t id);
+  void rearm_input();  // after each service round: see the writable case of on_fd()
   void tick();
   void stats();
   void status(const std::string& text);
@@ -104,6 +106,7 @@ class Agent {
   std::deque<std::vector<uint8_t>> control_;  // small frames first: ACKs must not wait behind data
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
   std::map<uint32_t, Watches> watches_;
+  std::set<uint32_t> rearm_;  // channels whose input watch wants POLLOUT again
   uint32_t rr_next_ = 0;  // round-robin position among channels with data
   ClientFramer framer_;
   Timer reconnect_timer_{}, stats_timer_{}, tick_timer_{};
