@@ -13,12 +13,16 @@ build_pkgs=(
   libmsgpack-cxx-dev libfmt-dev libsqlite3-dev libsystemd-dev
   libcurl4-openssl-dev   # the hub talks to Docker's unix socket through libcurl
   libgtest-dev libgmock-dev nlohmann-json3-dev   # JSON: test vectors now, the REST API next
+  # The arm64 static agent (preset static-agent-arm64): Debian's cross compiler and the arm64
+  # static libraries it links (multiarch: dpkg --add-architecture arm64, done below when needed).
+  g++-aarch64-linux-gnu libssl-dev:arm64 zlib1g-dev:arm64 libcap-dev:arm64
 )
 test_pkgs=(
   python3 python3-msgpack    # the independent decoder that checks our test vectors
   file procps iproute2 curl systemd   # systemd-analyze verifies our units
   openssl                    # the TLS test makes its own CA and hub certificate
   chromium fonts-dejavu-core # the dashboard's browser tests (driven by npm playwright-core)
+  qemu-user-static           # runs the arm64 agent in the test suite
 )
 
 case "$what" in
@@ -29,9 +33,14 @@ case "$what" in
 esac
 
 missing=()
+native=$(dpkg --print-architecture)
 for p in "${pkgs[@]}"; do
-  # "install ok installed" only: a removed-but-configured package does not count.
-  if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+  # "install ok installed" only: a removed-but-configured package does not count. A name without
+  # ":arch" means the machine's own architecture (or "all"): with arm64 added, dpkg-query lists
+  # both instances of a multiarch package, and an arm64 one alone does not count.
+  want="($native|all)"
+  case "$p" in *:*) want=${p#*:} ;; esac
+  if ! dpkg-query -W -f='${Architecture} ${Status}\n' "$p" 2>/dev/null | grep -Eqx "$want install ok installed"; then
     missing+=("$p")
   fi
 done
@@ -48,12 +57,52 @@ if [ "$what" != test ] && ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi
 
-if [ ${#missing[@]} -eq 0 ]; then
+# Two arm64 files dpkg cannot install beside their amd64 twins (the packages are not co-installable):
+# libwebsockets.a of libwebsockets-dev:arm64 (its headers differ from the amd64 ones only in one
+# unused path, so /usr/include serves both) for the cross build, and busybox of busybox-static:arm64,
+# the aarch64 `uname` of the arm64 agent's test. Unpacked from the Debian packages into
+# /usr/local/lib/aarch64-linux-gnu, where CMake's cross build finds the library by itself.
+arm64_dir=/usr/local/lib/aarch64-linux-gnu
+arm64_files=()  # "package:path-in-package"
+case "$what" in build|all) [ -e "$arm64_dir/libwebsockets.a" ] || arm64_files+=("libwebsockets-dev:usr/lib/aarch64-linux-gnu/libwebsockets.a") ;; esac
+case "$what" in test|all) [ -e "$arm64_dir/busybox" ] || arm64_files+=("busybox-static:bin/busybox") ;; esac
+
+if [ ${#missing[@]} -eq 0 ] && [ ${#arm64_files[@]} -eq 0 ]; then
   echo "install-deps: all ${#pkgs[@]} packages ($what) already installed"
   exit 0
 fi
+if [ ${#arm64_files[@]} -gt 0 ] && [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing $arm64_dir files; run as root (or: sudo $0 $what)" >&2
+  exit 1
+fi
 
-echo "install-deps: installing ${#missing[@]} missing packages: ${missing[*]}"
+needs_arm64=0
+for p in "${missing[@]}" "${arm64_files[@]}"; do
+  case "$p" in *:arm64|libwebsockets-dev:*|busybox-static:*) needs_arm64=1 ;; esac
+done
+if [ $needs_arm64 -eq 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "install-deps: adding the arm64 architecture (for the arm64 agent's static libraries)"
+  dpkg --add-architecture arm64
+fi
+
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${#missing[@]} missing packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ ${#arm64_files[@]} -gt 0 ]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  if id _apt >/dev/null 2>&1; then chown _apt "$tmp"; fi  # apt downloads as the _apt user
+  mkdir -p "$arm64_dir"
+  for entry in "${arm64_files[@]}"; do
+    pkg=${entry%%:*} path=${entry#*:}
+    echo "install-deps: unpacking $path of $pkg:arm64 into $arm64_dir"
+    (cd "$tmp" && apt-get download -qq "$pkg:arm64")
+    dpkg-deb -x "$tmp/${pkg}_"*_arm64.deb "$tmp/$pkg"
+    mode=0644
+    [ -x "$tmp/$pkg/$path" ] && mode=0755
+    install -m "$mode" "$tmp/$pkg/$path" "$arm64_dir/$(basename "$path")"
+  done
+fi
 echo "install-deps: done"

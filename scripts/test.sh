@@ -26,7 +26,10 @@ run_suite() {  # run_suite PRESET [ctest args...]
 echo "=== test: static-agent: the shipped, fully static rexec-agent"
 cmake --preset static-agent >/dev/null
 cmake --build --preset static-agent -j "$jobs"
-export REXEC_REQUIRE_STATIC_AGENT=1  # the static agent's tests may not skip here
+echo "=== test: static-agent-arm64: the same agent cross-built for aarch64 (run under qemu by the tests)"
+cmake --preset static-agent-arm64 >/dev/null
+cmake --build --preset static-agent-arm64 -j "$jobs"
+export REXEC_REQUIRE_STATIC_AGENT=1  # the static agents' tests (amd64 and arm64) may not skip here
 
 echo "=== test: docker: a running daemon and the test images (make images)"
 bash scripts/build-images.sh
