@@ -17,6 +17,7 @@
 
 #include "agent/backoff.h"
 #include "agent/channel.h"
+#include "agent/handover.h"
 #include "agent/host.h"
 #include "agent/notify.h"
 #include "agent/ws_frame.h"
@@ -31,13 +32,20 @@ struct AgentOptions {
   std::string ca_file;
   HostPaths host;
   ChannelConfig channels;
+  // For upgrades in place (SIGHUP): the binary's path, read at startup (an installer replaces the
+  // file there), and the argv to run it with (no secrets: they are read from files).
+  std::string self_path;
+  std::vector<std::string> argv;
 };
 
 class Agent {
  public:
-  static Result<std::unique_ptr<Agent>> create(AgentOptions options);
+  // `inherited`: what a predecessor handed over (handover.h); its terminals are resumed.
+  static Result<std::unique_ptr<Agent>> create(AgentOptions options, InheritedFds inherited = {});
   ~Agent();
-  // Runs until SIGTERM/SIGINT or a revoked credential. Returns the process exit code.
+  // Runs until SIGTERM/SIGINT or a revoked credential. Returns the process exit code. Under
+  // systemd, SIGTERM first hands every terminal to the fd store for the next agent of the unit;
+  // SIGHUP re-executes the binary at self_path in place, terminals and all (docs/agent-upgrades.md).
   int run();
 
  private:
@@ -77,6 +85,11 @@ class Agent {
   void unwatch(std::unique_ptr<Watch>& slot);
   void update_watches(uint32_t id);
   void rearm_input();  // after each service round: see the writable case of on_fd()
+  void adopt_channels(InheritedFds& inherited);
+  // The handover: the state memfd and every fd to go with it (name, fd); -1 state when it failed.
+  std::pair<int, std::vector<std::pair<std::string, int>>> prepare_handover();
+  void upgrade_in_place();      // SIGHUP: re-exec; returns only if that failed
+  void hand_over_to_systemd();  // SIGTERM under systemd: FDSTORE=1
   void tick();
   void stats();
   void status(const std::string& text);
@@ -88,6 +101,7 @@ class Agent {
   lws* link_ = nullptr;
   bool welcomed_ = false;
   bool stopping_ = false;
+  bool upgrade_requested_ = false;
   bool deferring_ = false;  // inside a data callback: want_write() only marks write_due_
   bool write_due_ = false;
   int exit_code_ = 0;

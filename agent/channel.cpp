@@ -163,10 +163,75 @@ Status Channel::signal(const std::string& name) { return pty_ ? pty_->signal(nam
 void Channel::on_child_event() {
   if (exit_) return;
   Child& c = pty_ ? pty_->child() : exec_->child();
+  auto now = Clock::now();
   if (auto st = c.try_reap()) {
     exit_ = *st;
-    reaped_at_ = Clock::now();
+    reaped_at_ = now;
+  } else if (c.adopted() && c.exited()) {
+    // Its new parent reaps it within moments; a kernel before 6.15 never tells us the status.
+    if (!orphan_exit_seen_) orphan_exit_seen_ = now;
+    else if (now - *orphan_exit_seen_ >= kExitGrace) {
+      exit_ = ExitStatus{kExitUnknown, ""};
+      reaped_at_ = now;
+    }
   }
+}
+
+int Channel::exit_watch_fd() { return exit_ || orphan_exit_seen_ ? -1 : pidfd(); }
+
+ChannelSnapshot Channel::snapshot(Clock::time_point now) const {
+  ChannelSnapshot s;
+  s.id = id_;
+  s.window = out_.credit.window();
+  s.pid = pty_->child().pid();
+  s.ring_start = out_.ring.start();
+  if (auto v = out_.ring.view(s.ring_start, out_.ring.size())) {
+    s.ring.assign(v->first.begin(), v->first.end());
+    s.ring.insert(s.ring.end(), v->second.begin(), v->second.end());
+  }
+  s.acked = out_.credit.acked();
+  s.eof = out_.eof;
+  s.input_consumed = input_.received() - pending_input_.size();
+  s.pending_input = pending_input_;
+  if (exit_) {
+    s.exited = true;
+    s.exit_code = exit_->code;
+    s.exit_signal = exit_->signal;
+    s.exit_sent = exit_sent_;
+    s.reaped_ms_ago = uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(now - reaped_at_).count());
+  }
+  return s;
+}
+
+std::unique_ptr<Channel> Channel::restore(const ChannelSnapshot& s, int master, int pidfd, Clock::time_point now) {
+  std::unique_ptr<Channel> ch(new Channel(s.id, protocol::ChannelKind::kPty, s.window));
+  auto child = std::make_unique<Child>(s.pid, pidfd);
+  if (s.exited) {
+    ch->exit_ = ExitStatus{s.exit_code, s.exit_signal};
+    ch->reaped_at_ = now - std::chrono::milliseconds(std::min<uint64_t>(s.reaped_ms_ago, 3600 * 1000));
+    ch->exit_sent_ = s.exit_sent;
+  } else if (pidfd < 0) {
+    ch->exit_ = ExitStatus{kExitUnknown, ""};  // its pidfd hung up in systemd's store: reaped
+    ch->reaped_at_ = now;
+  }
+  if (ch->exit_) child->mark_exited(*ch->exit_);  // never signal a pid that may be reused by now
+  ch->pty_ = PtyProcess::adopt(master, std::move(child));
+  Output& o = ch->out_;
+  o.present = true;
+  o.ring.reset(s.ring_start);
+  o.ring.append(s.ring);
+  o.credit = protocol::CreditWindow(s.window, s.acked);
+  o.eof = s.eof || master < 0;
+  ch->input_ = protocol::ReceiveCursor(s.window, s.input_consumed);
+  if (!s.pending_input.empty()) {
+    (void)ch->input_.on_data(s.input_consumed, s.pending_input.size());
+    ch->pending_input_ = s.pending_input;
+  }
+  return ch;
+}
+
+void Channel::release() {
+  if (pty_) pty_->child().release();
 }
 
 bool Channel::all_output_done() const {

@@ -16,6 +16,7 @@
 #include <span>
 #include <vector>
 
+#include "agent/handover.h"
 #include "agent/process.h"
 #include "protocol/credit_window.h"
 #include "protocol/frame.h"
@@ -79,6 +80,21 @@ class Channel {
   std::optional<protocol::Exit> sent_exit() const;
   // True once EXIT went out and every output byte is acknowledged: time for CLOSE.
   bool finished() const;
+  // The fd to watch for the process's exit; -1 once it is known, or while an adopted process's
+  // status waits for its new parent to reap it (then the Agent's tick asks on_child_event again:
+  // the pidfd stays readable and would spin the loop).
+  int exit_watch_fd();
+  bool awaiting_exit_status() const { return !exit_ && orphan_exit_seen_.has_value(); }
+
+  // --- upgrades (handover.h) ---
+  // Only terminals go to a successor: an exec's caller, a hub request, ends with the link anyway.
+  bool can_hand_over() const { return pty_ != nullptr; }
+  ChannelSnapshot snapshot(Clock::time_point now) const;
+  // A terminal from a predecessor's snapshot. master or pidfd is -1 when it did not come along
+  // (systemd drops a stored fd that hangs up: the shell is gone).
+  static std::unique_ptr<Channel> restore(const ChannelSnapshot& s, int master, int pidfd, Clock::time_point now);
+  // The successor owns the shell now: destroying this channel leaves it running.
+  void release();
 
  private:
   struct Output {
@@ -105,6 +121,7 @@ class Channel {
   std::optional<ExitStatus> exit_;
   Clock::time_point reaped_at_;
   bool exit_sent_ = false;
+  std::optional<Clock::time_point> orphan_exit_seen_;  // an adopted process ended, status pending
   protocol::Stream next_stream_ = protocol::Stream::kOutput;  // round-robin between out and err
 };
 

@@ -35,6 +35,8 @@ int usage(const char* why) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before anything opens a file: the terminals a predecessor handed over (handover.h).
+  InheritedFds inherited = InheritedFds::take_from_environment();
   std::map<std::string, std::string> flags;
   static const char* kKnown[] = {"--hub", "--enroll-token-file", "--credential-file", "--name", "--ca-file",
                                  "--user", "--shell", "--proc-root", "--etc-root", "--nvidia-smi", "--stats-cgroup"};
@@ -61,6 +63,9 @@ int main(int argc, char** argv) {
   if (flags.count("--stats-cgroup")) o.host.cgroup = flags["--stats-cgroup"];
   o.host.nvidia_smi = flags.count("--nvidia-smi") ? flags["--nvidia-smi"] : "/usr/bin/nvidia-smi";
   o.channels.shell = flags["--shell"];
+  o.argv.assign(argv, argv + argc);
+  char self[4096];
+  if (ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1); n > 0) o.self_path.assign(self, size_t(n));
   if (flags.count("--user")) {
     auto account = find_account(flags["--user"]);
     if (!account) return log("error", "agent.bad_user", {{"reason", account.error().message}}), 2;
@@ -89,7 +94,7 @@ int main(int argc, char** argv) {
                       while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
                       log("error", "lws", {{"message", l}});
                     });
-  auto agent = Agent::create(std::move(o));
+  auto agent = Agent::create(std::move(o), std::move(inherited));
   if (!agent) return log("error", "agent.start_failed", {{"reason", agent.error().message}}), 1;
   return (*agent)->run();
 }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -157,26 +158,26 @@ std::string signal_name(int number) {
 }
 
 Child::~Child() {
-  if (!status_) {
+  if (!released_ && !try_reap()) {
     // Hang up the whole session, then make sure; reap so no zombie is left behind.
-    ::kill(-pid_, SIGHUP);
-    ::kill(pid_, SIGHUP);
-    for (int i = 0; i < 50 && !try_reap(); ++i) ::usleep(2000);
-    if (!status_) {
-      ::kill(-pid_, SIGKILL);
-      ::kill(pid_, SIGKILL);
+    auto hang_up = [this](int sig) {
+      signal_group(sig);
+      if (!adopted_) ::kill(pid_, sig);
+    };
+    hang_up(SIGHUP);
+    for (int i = 0; i < 50 && !try_reap() && !(adopted_ && exited()); ++i) ::usleep(2000);
+    if (!status_ && !(adopted_ && exited())) {
+      hang_up(SIGKILL);
       int st = 0;
-      ::waitpid(pid_, &st, 0);
+      if (!adopted_) ::waitpid(pid_, &st, 0);
     }
   }
   if (pidfd_ >= 0) ::close(pidfd_);
 }
 
-std::optional<ExitStatus> Child::try_reap() {
-  if (status_) return status_;
-  int st = 0;
-  pid_t r = ::waitpid(pid_, &st, WNOHANG);
-  if (r != pid_) return std::nullopt;
+namespace {
+
+ExitStatus from_wait_status(int st) {
   ExitStatus e;
   if (WIFEXITED(st)) {
     e.code = WEXITSTATUS(st);
@@ -184,12 +185,49 @@ std::optional<ExitStatus> Child::try_reap() {
     e.code = 128 + WTERMSIG(st);
     e.signal = signal_name(WTERMSIG(st));
   }
-  status_ = e;
+  return e;
+}
+
+// struct pidfd_info of <linux/pidfd.h> as of Linux 6.15 (Debian 12's headers predate it).
+struct PidfdInfo {
+  uint64_t mask, cgroupid;
+  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  int32_t exit_code;  // a wait status, set once the process was reaped
+  uint32_t coredump_mask, spare;
+};
+constexpr uint64_t kPidfdInfoExit = 1u << 3;
+constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
+
+}  // namespace
+
+std::optional<ExitStatus> Child::try_reap() {
+  if (status_) return status_;
+  int st = 0;
+  pid_t r = ::waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = from_wait_status(st);
+    return status_;
+  }
+  if (r < 0 && errno == ECHILD && pidfd_ >= 0) {
+    adopted_ = true;  // not ours to reap: see the class comment
+    PidfdInfo info{};
+    info.mask = kPidfdInfoExit;
+    if (::ioctl(pidfd_, kPidfdGetInfo, &info) == 0 && (info.mask & kPidfdInfoExit)) status_ = from_wait_status(info.exit_code);
+  }
   return status_;
+}
+
+bool Child::exited() const {
+  if (pidfd_ < 0) return true;  // an adopted process whose pidfd did not come along: gone
+  pollfd p{pidfd_, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP));
 }
 
 void Child::signal_group(int sig) {
   if (status_) return;
+  // An adopted leader that has exited may have been reaped: its pid and group id could be
+  // anyone's by now. (Our own children stay zombies, holding both, until we reap them.)
+  if (adopted_ && exited()) return;
   if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
 }
 
@@ -311,9 +349,13 @@ Result<std::unique_ptr<PtyProcess>> PtyProcess::spawn(const SpawnOptions& o) {
   return std::unique_ptr<PtyProcess>(new PtyProcess(master, std::move(child).value()));
 }
 
+std::unique_ptr<PtyProcess> PtyProcess::adopt(int master, std::unique_ptr<Child> child) {
+  return std::unique_ptr<PtyProcess>(new PtyProcess(master, std::move(child)));
+}
+
 PtyProcess::~PtyProcess() {
   child_.reset();  // hang up and reap before the master closes
-  ::close(master_);
+  if (master_ >= 0) ::close(master_);
 }
 
 void PtyProcess::resize(uint16_t cols, uint16_t rows) {

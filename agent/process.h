@@ -37,32 +37,48 @@ Result<Account> find_account(const std::string& name, const std::string& etc = "
 Account current_account(const std::string& etc = "/etc");
 
 struct ExitStatus {
-  int32_t code = 0;    // exit status, or 128 + signal number
+  int32_t code = 0;    // exit status, or 128 + signal number; kExitUnknown when nobody can tell
   std::string signal;  // "KILL", ... when killed by a signal
 };
+// The exit of a process this agent did not start and whose status the kernel does not keep (an
+// adopted shell, see Child, on Linux < 6.15): it ended, with an unknown status.
+inline constexpr int32_t kExitUnknown = -1;
 
 // Signal names of the agent link ("INT", "TERM", ...) to numbers; nullopt for unknown names.
 std::optional<int> signal_number(const std::string& name);
 std::string signal_name(int number);
 
+// A process the agent runs. Usually its own child; after an upgrade through systemd's fd store
+// (handover.h) an *adopted* one: started by the predecessor, re-parented to systemd when that
+// exited, known to us by the pidfd that came along. waitpid() cannot reap an adopted process (its
+// new parent does); its exit shows on the pidfd, and the status comes from PIDFD_GET_INFO
+// (PIDFD_INFO_EXIT, Linux >= 6.15) once the new parent has reaped it.
 class Child {
  public:
   Child(pid_t pid, int pidfd) : pid_(pid), pidfd_(pidfd) {}
-  ~Child();
+  ~Child();  // hangs the process group up and reaps, unless released
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
   pid_t pid() const { return pid_; }
   int pidfd() const { return pidfd_; }  // readable when the child has exited
-  // Reaps the child if it has exited.
+  // Reaps the child if it has exited (an adopted one: reads its status once its parent reaped it).
   std::optional<ExitStatus> try_reap();
   bool reaped() const { return status_.has_value(); }
+  bool adopted() const { return adopted_; }  // known after a try_reap()
+  bool exited() const;                        // the pidfd says so (reaped or not)
   // Sends a signal to the child's process group.
   void signal_group(int sig);
+  // A successor agent owns the process now: the destructor leaves it alone.
+  void release() { released_ = true; }
+  // The status is already known (a predecessor reaped it): nothing to wait for or signal.
+  void mark_exited(ExitStatus status) { status_ = std::move(status); }
 
  private:
   pid_t pid_;
   int pidfd_;
   std::optional<ExitStatus> status_;
+  bool adopted_ = false;
+  bool released_ = false;
 };
 
 struct SpawnOptions {
@@ -86,6 +102,8 @@ ssize_t write_some(int fd, std::span<const uint8_t> bytes);
 class PtyProcess {
  public:
   static Result<std::unique_ptr<PtyProcess>> spawn(const SpawnOptions& options);
+  // A terminal a predecessor agent started (handover.h); master may be -1 if it did not come along.
+  static std::unique_ptr<PtyProcess> adopt(int master, std::unique_ptr<Child> child);
   ~PtyProcess();
   int master() const { return master_; }  // non-blocking, close-on-exec
   Child& child() { return *child_; }
