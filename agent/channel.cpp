@@ -227,6 +227,7 @@ std::unique_ptr<Channel> Channel::restore(const ChannelSnapshot& s, int master, 
     (void)ch->input_.on_data(s.input_consumed, s.pending_input.size());
     ch->pending_input_ = s.pending_input;
   }
+  ch->on_child_event();  // learns at once whether the shell is still our child (Child::adopted)
   return ch;
 }
 

@@ -46,6 +46,12 @@ void print_slowly(Viewer& v) {
          " ]; do echo $i; i=$((i+1)); sleep 0.05; done; echo E''ND\n");
 }
 
+// The agents here are plain Processes (not AgentProcess): their logs are checked the same way.
+void expect_no_sanitizer_report(const std::string& log) {
+  for (const char* needle : {"ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"})
+    EXPECT_EQ(log.find(needle), std::string::npos) << "rexec-agent reported a sanitizer error:\n" << log;
+}
+
 std::string exe_of(pid_t pid) {
   char buf[4096];
   ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof(buf) - 1);
@@ -112,6 +118,10 @@ TEST(Upgrade, ReexecOfTheReplacedBinaryKeepsTheShellAndEveryLine) {
 
   after_upgrade(hub, id, w, agent.log());
   EXPECT_NE(agent.log().find("from=re-exec"), std::string::npos) << agent.log();
+  agent.signal(SIGINT);  // not under systemd: a plain stop, which hangs the shell up
+  EXPECT_TRUE(agent.wait(10s).has_value());
+  EXPECT_TRUE(eventually([&] { return ::kill(std::stoi(w.pid), 0) != 0; }, 5s)) << "the shell outlived a real stop";
+  expect_no_sanitizer_report(agent.log());
 }
 
 // systemd's side of the notify protocol, with descriptors: what a unit's fd store does.
@@ -297,6 +307,7 @@ TEST(Upgrade, SystemdFdStoreRestartKeepsTheShellAndEveryLine) {
   ASSERT_TRUE(eventually([&] { return ::waitpid(shell, &st, WNOHANG) == shell; }, 10s)) << "the shell did not exit";
   ASSERT_TRUE(w.stays.until([](const Viewer& v) { return v.event("exit").has_value(); }, 20s)) << next_log();
   EXPECT_EQ((*w.stays.event("exit"))["code"], 7) << next_log();
+  expect_no_sanitizer_report(agent.log() + next_log());
 }
 
 TEST(Upgrade, BadHandoverStateIsRefusedWithAReasonAndTheAgentStartsClean) {
@@ -331,6 +342,7 @@ TEST(Upgrade, BadHandoverStateIsRefusedWithAReasonAndTheAgentStartsClean) {
   Viewer v;
   ASSERT_TRUE(v.attach(hub, id));
   EXPECT_FALSE(ask_pid(v).empty());
+  expect_no_sanitizer_report(agent.log());
 }
 
 }  // namespace
