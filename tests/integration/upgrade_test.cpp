@@ -24,11 +24,13 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "tests/integration/container_support.h"
 #include "tests/integration/relay_support.h"
 
 namespace rx::test {
@@ -308,6 +310,112 @@ TEST(Upgrade, SystemdFdStoreRestartKeepsTheShellAndEveryLine) {
   ASSERT_TRUE(w.stays.until([](const Viewer& v) { return v.event("exit").has_value(); }, 20s)) << next_log();
   EXPECT_EQ((*w.stays.event("exit"))["code"], 7) << next_log();
   expect_no_sanitizer_report(agent.log() + next_log());
+}
+
+// The same under a real systemd (252, Debian 12's): PID 1 of a Docker container of the image
+// scripts/build-images.sh makes, sharing the host's network so the agent reaches the test's hub on
+// loopback. systemctl restart goes through the fd store, systemctl reload (ExecReload=kill -HUP)
+// re-executes in place, systemctl stop hangs the shells up.
+class SystemdUnit {
+ public:
+  SystemdUnit(const std::string& image, TempDir& dir, int hub_port, const std::string& enroll_token)
+      : name_("rexec-upgrade-test-" + std::to_string(::getpid())) {
+    fs::create_directories(dir / "etc");
+    write(dir / "etc/enroll-token", enroll_token + "\n");
+    write(dir / "rexec-agent.service",
+          "[Service]\nType=notify\nNotifyAccess=main\n"
+          "ExecStart=/usr/local/bin/rexec-agent --hub ws://127.0.0.1:" + std::to_string(hub_port) +
+              " --enroll-token-file /etc/rexec/enroll-token --credential-file /var/lib/rexec-agent/credential"
+              " --name sdbox --shell /bin/bash\n"
+          "ExecReload=/bin/kill -HUP $MAINPID\nRestart=always\nRestartSec=1\nKillMode=process\n"
+          "FileDescriptorStoreMax=64\nStateDirectory=rexec-agent\nWatchdogSec=30\n");
+    (void)docker({"rm", "-f", name_});
+    started_ = docker({"run", "-d", "--name", name_, "--hostname", "sdbox", "--network", "host", "--cap-add", "SYS_ADMIN",
+                       "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--tmpfs", "/run",
+                       "--tmpfs", "/run/lock", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro", "-v",
+                       static_agent_path() + ":/usr/local/bin/rexec-agent:ro", "-v",
+                       dir / "rexec-agent.service" + ":/etc/systemd/system/rexec-agent.service:ro", "-v",
+                       dir / "etc" + ":/etc/rexec:ro", image, "/lib/systemd/systemd"})
+                   .has_value();
+  }
+  ~SystemdUnit() {
+    if (!std::getenv("REXEC_KEEP_CONTAINER")) (void)docker({"rm", "-f", name_});
+  }
+  bool started() const { return started_; }
+  // A command in the container; its output, or nullopt when it failed.
+  std::optional<std::string> sh(const std::string& script) { return docker({"exec", name_, "sh", "-c", script}); }
+  std::string show(const std::string& property) {
+    auto v = sh("systemctl show -p " + property + " --value rexec-agent");
+    std::string out = v.value_or("");
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+  }
+  std::string journal() { return sh("journalctl -u rexec-agent --no-pager -o cat").value_or(""); }
+
+ private:
+  static void write(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+  }
+  std::string name_;
+  bool started_ = false;
+};
+
+TEST(Upgrade, RealSystemdRestartReloadAndStop) {
+  REXEC_REQUIRE_DOCKER_OR_SKIP();
+  const char* env_image = std::getenv("REXEC_SYSTEMD_IMAGE");
+  std::string image = env_image ? env_image : "rexec/debian-systemd:12";
+  if (!docker({"image", "inspect", image})) GTEST_SKIP() << image << " is missing (scripts/build-images.sh builds it)";
+  HubFixture hub;
+  TempDir dir("rexec-sdunit");
+  SystemdUnit unit(image, dir, hub.port(), hub.enroll());
+  ASSERT_TRUE(unit.started()) << "docker run of " << image << " with systemd as PID 1 failed";
+  // (Until systemd is PID 1 in there, systemctl just says it is not.)
+  ASSERT_TRUE(eventually([&] {
+    auto state = unit.sh("systemctl is-system-running --wait || true").value_or("");
+    return state.starts_with("running") || state.starts_with("degraded");
+  }, 30s)) << "systemd did not come up in the container";
+  ASSERT_TRUE(unit.sh("systemctl start rexec-agent").has_value())
+      << unit.sh("systemctl status rexec-agent --no-pager || true").value_or("") << unit.journal();
+  ASSERT_TRUE(wait_online(hub, "sdbox", 30s)) << unit.journal();
+  auto id = create_terminal(hub, "sdbox");
+  ASSERT_FALSE(id.empty());
+
+  // systemctl restart: a new agent process, the terminal through the fd store.
+  Watchers w;
+  before_upgrade(hub, id, w);
+  if (HasFatalFailure()) return;
+  std::string first = unit.show("MainPID");
+  ASSERT_TRUE(unit.sh("systemctl restart rexec-agent").has_value()) << unit.journal();
+  EXPECT_TRUE(eventually([&] { return unit.journal().find("event=agent.resumed from=\"systemd fd store\" channels=1") !=
+                                      std::string::npos; }, 20s)) << unit.journal();
+  EXPECT_NE(unit.show("MainPID"), first) << "systemctl restart did not start a new process";
+  after_upgrade(hub, id, w, unit.journal());
+  if (HasFatalFailure()) return;
+  EXPECT_NE(unit.journal().find("event=agent.handed_over channels=1 confirmed=yes"), std::string::npos) << unit.journal();
+  EXPECT_EQ(unit.show("NFileDescriptorStore"), "0") << "the new agent left its descriptors in systemd's store";
+
+  // systemctl reload: the same process re-executes, the same shell goes on.
+  std::string second = unit.show("MainPID");
+  ASSERT_TRUE(unit.sh("systemctl reload rexec-agent").has_value()) << unit.journal();
+  EXPECT_TRUE(eventually([&] { return unit.journal().find("event=agent.resumed from=re-exec channels=1") != std::string::npos; }, 20s))
+      << unit.journal();
+  EXPECT_EQ(unit.show("MainPID"), second);
+  EXPECT_EQ(ask_pid(w.stays), w.pid);
+
+  // The shell's parent is systemd now, which reaps it; its exit code still reaches the viewer.
+  w.stays.type("exit 7\n");
+  ASSERT_TRUE(w.stays.until([](const Viewer& v) { return v.event("exit").has_value(); }, 20s)) << unit.journal();
+  EXPECT_EQ((*w.stays.event("exit"))["code"], 7) << unit.journal();
+
+  // systemctl stop ends the shells: systemd closes the store when the unit stops.
+  auto id2 = create_terminal(hub, "sdbox");
+  Viewer v2;
+  ASSERT_TRUE(v2.attach(hub, id2));
+  std::string pid2 = ask_pid(v2);
+  ASSERT_FALSE(pid2.empty());
+  ASSERT_TRUE(unit.sh("systemctl stop rexec-agent").has_value());
+  EXPECT_TRUE(eventually([&] { return !unit.sh("kill -0 " + pid2).has_value(); }, 10s)) << "a shell outlived systemctl stop";
 }
 
 TEST(Upgrade, BadHandoverStateIsRefusedWithAReasonAndTheAgentStartsClean) {
