@@ -30,7 +30,7 @@ void paste_and_count(Viewer& v, size_t bytes) {
 
 TEST(Paste, HundredThousandBytesReachAProgramThatReadsLate) {
   HubFixture hub;
-  AgentProcess agent(hub, "paste", {"--shell", "/bin/bash"});
+  AgentProcess agent(hub, "paste", {"--shell", "/bin/sh"});
   ASSERT_TRUE(wait_online(hub, "paste", 5s)) << agent.log();
   auto id = create_terminal(hub, "paste");
   ASSERT_FALSE(id.empty());
@@ -42,7 +42,7 @@ TEST(Paste, HundredThousandBytesReachAProgramThatReadsLate) {
 
 TEST(Paste, TwoHundredSixtyKilobytesReachAProgramThatReadsLate) {
   HubFixture hub;
-  AgentProcess agent(hub, "paste260", {"--shell", "/bin/bash"});
+  AgentProcess agent(hub, "paste260", {"--shell", "/bin/sh"});
   ASSERT_TRUE(wait_online(hub, "paste260", 5s)) << agent.log();
   auto id = create_terminal(hub, "paste260");
   ASSERT_FALSE(id.empty());

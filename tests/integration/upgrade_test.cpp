@@ -100,7 +100,7 @@ TEST(Upgrade, ReexecOfTheReplacedBinaryKeepsTheShellAndEveryLine) {
   std::string path = dir / "rexec-agent";
   fs::copy_file(binary("agent/rexec-agent"), path);
   Process agent({path, "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()), "--enroll-token-file", "-",
-                 "--credential-file", dir / "credential", "--name", "inplace", "--shell", "/bin/bash"},
+                 "--credential-file", dir / "credential", "--name", "inplace", "--shell", "/bin/sh"},
                 child_env(), dir / "agent.log", hub.enroll() + "\n");
   ASSERT_TRUE(wait_online(hub, "inplace", 10s)) << agent.log();
   auto id = create_terminal(hub, "inplace");
@@ -269,7 +269,7 @@ TEST(Upgrade, SystemdFdStoreRestartKeepsTheShellAndEveryLine) {
   env["NOTIFY_SOCKET"] = dir / "notify";
   std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()),
                                 "--enroll-token-file", "-", "--credential-file", dir / "credential", "--name", "unit",
-                                "--shell", "/bin/bash"};
+                                "--shell", "/bin/sh"};
   Process agent(argv, env, dir / "agent-0.log", hub.enroll() + "\n");
   ASSERT_TRUE(wait_online(hub, "unit", 10s)) << agent.log();
   ASSERT_TRUE(eventually([&] { return store.saw("READY=1"); }, 5s));
