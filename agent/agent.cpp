@@ -300,7 +300,12 @@ bool Agent::has_data() const {
 }
 
 void Agent::send_control(const Frame& frame) {
-  control_.push_back(encode(frame, LWS_PRE));
+  auto bytes = encode(frame, LWS_PRE);
+  if (!bytes) {  // the hub would refuse it (and drop the link): say why here instead
+    log("error", "link.frame_refused", {{"code", bytes.error().code}, {"reason", bytes.error().message}});
+    return;
+  }
+  control_.push_back(std::move(bytes).value());
   want_write();
 }
 

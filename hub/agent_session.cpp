@@ -1,5 +1,6 @@
 #include "hub/agent_session.h"
 
+#include "hub/guard.h"
 #include "hub/log.h"
 #include "protocol/codec.h"
 #include "protocol/limits.h"
@@ -13,8 +14,12 @@ AgentSession::AgentSession(Relay& relay, AgentRecord agent, std::optional<std::s
 
 size_t AgentSession::max_message() const { return kMaxFrameBytes; }
 
-void AgentSession::on_message(WsConn&, std::span<const uint8_t> message, bool binary) {
+void AgentSession::on_message(WsConn& conn, std::span<const uint8_t> message, bool binary) {
   if (closed_) return;
+  if (!guarded("agent.message", [&] { handle(conn, message, binary); })) close(1011, "internal error");
+}
+
+void AgentSession::handle(WsConn&, std::span<const uint8_t> message, bool binary) {
   if (!binary) {
     close(1003, "the agent link carries binary frames only");
     return;
@@ -59,43 +64,95 @@ void AgentSession::on_message(WsConn&, std::span<const uint8_t> message, bool bi
   relay_.agent_frame(*this, *frame);
 }
 
-void AgentSession::send(const Frame& frame) { enqueue(encode(frame, kFrameHeadroom)); }
-
-void AgentSession::send_data(uint32_t channel, Stream stream, uint64_t offset, std::span<const uint8_t> bytes) {
-  enqueue(encode_data(channel, stream, offset, bytes, kFrameHeadroom));
+void AgentSession::send(const Frame& frame) {
+  if (closed_) return;
+  auto bytes = encode(frame, kFrameHeadroom);
+  if (!bytes) {
+    // Callers check requests against the limits before a frame is made (check_limits); one that
+    // still breaks them is a hub bug, and sending it would make the agent drop its whole link.
+    log("error", "agent.frame_refused", {{"agent", agent_.id}, {"code", bytes.error().code}, {"reason", bytes.error().message}});
+    return;
+  }
+  auto* resize = std::get_if<Resize>(&frame);
+  size_t size = bytes->size();
+  enqueue(Out{std::move(bytes).value(), size, true, resize ? resize->channel : 0});
 }
 
-void AgentSession::enqueue(std::vector<uint8_t> frame) {
+void AgentSession::send_data(uint32_t channel, Stream stream, uint64_t offset, std::span<const uint8_t> bytes) {
+  auto frame = encode_data(channel, stream, offset, bytes, kFrameHeadroom);
+  size_t size = frame.size();
+  enqueue(Out{std::move(frame), size, false, 0});
+}
+
+void AgentSession::enqueue(Out out) {
   if (closed_) return;
-  out_.push_back(std::move(frame));
+  if (out.resize_channel != 0) {
+    // The agent needs only the latest size of a terminal: a queued RESIZE takes the new one.
+    if (auto it = queued_resize_.find(out.resize_channel); it != queued_resize_.end()) {
+      auto& queued = out_[size_t(it->second - front_seq_)];
+      queued_bytes_ = queued_bytes_ - queued.size + out.size;
+      queued_control_ = queued_control_ - queued.size + out.size;
+      queued.bytes = std::move(out.bytes);
+      queued.size = out.size;
+      return;
+    }
+    queued_resize_[out.resize_channel] = front_seq_ + out_.size();
+  }
+  queued_bytes_ += out.size;
+  if (out.control) queued_control_ += out.size;
+  out_.push_back(std::move(out));
+  if (queued_bytes_ > kMaxQueuedBytes || queued_control_ > kMaxQueuedControl) {
+    log("warn", "agent.backlog", {{"agent", agent_.id}, {"bytes", std::to_string(queued_bytes_)},
+                                  {"control_bytes", std::to_string(queued_control_)}});
+    close(4008, "send queue over its bound: the agent is not reading; reconnect");
+    return;
+  }
   if (conn_) conn_->want_write();
 }
 
+void AgentSession::pop_front() {
+  Out& front = out_.front();
+  queued_bytes_ -= front.size;
+  if (front.control) queued_control_ -= front.size;
+  if (front.resize_channel != 0) queued_resize_.erase(front.resize_channel);
+  out_.pop_front();
+  ++front_seq_;
+}
+
 void AgentSession::on_writable(WsConn& conn) {
-  // Several frames per callback while the socket takes them (one poll round each is slow).
-  for (int budget = 16; budget > 0 && !out_.empty(); --budget) {
-    if (!conn.send(out_.front())) {
-      close(1011, "write failed");
-      return;
+  bool ok = guarded("agent.writable", [&] {
+    // Several frames per callback while the socket takes them (one poll round each is slow).
+    for (int budget = 16; budget > 0 && !out_.empty(); --budget) {
+      if (!conn.send(out_.front().bytes)) {
+        close(1011, "write failed");
+        return;
+      }
+      pop_front();
+      if (out_.empty() || conn.choked()) break;  // (choked() is a syscall: only when more is queued)
     }
-    out_.pop_front();
-    if (out_.empty() || conn.choked()) break;  // (choked() is a syscall: only when more is queued)
-  }
-  if (!out_.empty()) conn.want_write();
+    if (!out_.empty()) conn.want_write();
+  });
+  if (!ok) close(1011, "internal error");
 }
 
 void AgentSession::close(uint16_t code, const std::string& reason) {
   if (closed_) return;
   closed_ = true;
+  // Frames still queued would go out before the close frame: a backlog closed for its size goes now.
+  if (code == 4008) {
+    out_.clear();
+    queued_resize_.clear();
+    queued_bytes_ = queued_control_ = 0;
+  }
   log("info", "agent.close", {{"agent", agent_.id}, {"code", std::to_string(code)}, {"reason", reason}});
   if (conn_) conn_->close(code, reason);
-  relay_.agent_gone(*this);
+  guarded("agent.gone", [&] { relay_.agent_gone(*this); });
 }
 
 void AgentSession::on_close() {
   conn_ = nullptr;
   closed_ = true;
-  relay_.agent_gone(*this);
+  guarded("agent.gone", [&] { relay_.agent_gone(*this); });
 }
 
 }  // namespace rx::hub

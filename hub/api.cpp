@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "hub/log.h"
+#include "protocol/viewer.h"
 #include "hub/tokens.h"
 
 namespace rx::hub {
@@ -39,6 +40,7 @@ Api::Api(Store& store, Relay& relay, const HubConfig& config, Containers& contai
       ip_requests_(config.rate_requests),
       token_requests_(config.rate_requests),
       terminal_creates_(config.rate_terminal_creates),
+      auth_failures_(store, config.rate_auth_failures),
       web_(config.web_dir) {
   routes();
   describe_metrics();
@@ -109,7 +111,7 @@ Result<Principal> Api::authenticate(const Request& request) {
     // the second lock).
     if (auto cookie = request.cookie(kSessionCookie)) {
       bool changes = request.method != "GET" || request.header("sec-websocket-protocol");
-      if (changes && !request.same_origin())
+      if (changes && !request.same_origin(origin_scheme()))
         return make_error("forbidden", "cross-site request refused (Origin is not this hub)");
       return authenticate_session(*cookie, request);
     }
@@ -169,6 +171,27 @@ std::optional<Response> Api::limited(RateLimiter& limiter, const std::string& ke
   return r;
 }
 
+std::string Api::origin_scheme() const {
+  if (config_.public_url.starts_with("https://")) return "https";
+  if (config_.public_url.starts_with("http://")) return "http";
+  return config_.tls_cert.empty() ? "http" : "https";
+}
+
+Response Api::internal_error() {
+  return error_response(make_error("internal", "the hub failed on this request (a bug, logged as hub.exception)"));
+}
+
+std::optional<Response> Api::auth_throttled(const std::string& ip) {
+  auto wait = auth_failures_.refused(ip);
+  if (!wait) return std::nullopt;
+  metrics_.add("rexec_rate_limited_total", {{"limit", "auth_failures"}});
+  auto r = error_response(make_error("rate_limited", "too many failed authentications from this address (limit: " +
+                                                         std::to_string(auth_failures_.limit()) +
+                                                         " per minute); retry in " + std::to_string(*wait) + " s"));
+  r.headers.push_back({"Retry-After", std::to_string(*wait)});
+  return r;
+}
+
 void Api::audit(const std::string& actor, const Request& req, const std::string& action, const std::string& target,
                 const std::string& detail) {
   if (auto s = store_.audit(audit_entry(actor, action, target, detail, req.peer)); !s)
@@ -183,22 +206,42 @@ void Api::audit(const Principal& p, const std::string& action, const std::string
 Response Api::auth_failed(const Request& req, const Error& e) {
   metrics_.add("rexec_auth_failures_total", {});
   log("info", "auth.failed", {{"path", req.path}, {"peer", req.peer}, {"reason", e.message}});
-  if (e.code == "unauthorized") audit("anonymous", req, "auth.failed", req.path, e.message);
+  if (e.code == "unauthorized") auth_failures_.failed(req.peer, req.path, e.message, now());
   return error_response(e);
 }
 
 std::variant<Principal, Response> Api::admit(const Request& req) {
   if (auto r = limited(ip_requests_, req.peer, "ip")) return std::move(*r);
+  if (auto r = auth_throttled(req.peer)) return std::move(*r);
   auto principal = authenticate(req);
   if (!principal) return auth_failed(req, principal.error());
   if (auto r = limited(token_requests_, principal->token_id, "token")) return std::move(*r);
   return std::move(principal).value();
 }
 
+namespace {
+
+// The path and every query key and value must be UTF-8: they end up in JSON errors, logs and the
+// audit log. (Header values the hub uses are checked where they are used.)
+std::optional<Error> not_utf8(const Request& req) {
+  using protocol::viewer::valid_utf8;
+  if (!valid_utf8(req.path)) return make_error("bad_request", "the request path is not UTF-8");
+  for (const auto& [k, v] : req.query)
+    if (!valid_utf8(k) || !valid_utf8(v)) return make_error("bad_request", "the query string is not UTF-8");
+  return std::nullopt;
+}
+
+}  // namespace
+
 void Api::handle(Exchange ex) {
+  if (!guarded("http.handle", [&] { dispatch(ex); }) && !ex->replied()) ex->reply(internal_error());
+}
+
+void Api::dispatch(const Exchange& ex) {
   Request& req = ex->request;
   if (req.via_socket)  // the containers' socket carries agent links and nothing else
     return ex->reply(error_response(make_error("not_found", "only the agent link is served on this socket")));
+  if (auto e = not_utf8(req)) return ex->reply(error_response(*e));
   auto match = router_.match(req);
   std::string route = match.pattern ? *match.pattern : "unmatched";
   auto start = std::chrono::steady_clock::now();
@@ -230,6 +273,13 @@ void Api::handle(Exchange ex) {
 // ---- WebSocket upgrades -----------------------------------------------------------------------
 
 std::variant<std::unique_ptr<WsSession>, Response> Api::upgrade(Request& req, const std::string& protocol) {
+  std::variant<std::unique_ptr<WsSession>, Response> out = internal_error();
+  guarded("http.upgrade", [&] { out = dispatch_upgrade(req, protocol); });
+  return out;
+}
+
+std::variant<std::unique_ptr<WsSession>, Response> Api::dispatch_upgrade(Request& req, const std::string& protocol) {
+  if (auto e = not_utf8(req)) return error_response(*e);
   if (req.via_socket && req.path != "/api/v1/agent/connect")
     return error_response(make_error("not_found", "only the agent link is served on this socket"));
   if (req.path == "/api/v1/agent/connect") {

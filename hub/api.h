@@ -1,8 +1,10 @@
-// Api: the hub's HTTP surface. Every request goes through handle(): route match, per-IP limit,
-// authentication (bearer API token), per-token limit, the route's access level (read, write,
-// admin), then the handler, which authorises against the resource's owner (others' resources
-// answer 404, as if they did not exist). Also approves WebSocket upgrades: agents (credential or
-// enrollment token) and viewers. Handlers live in api_*.cpp by resource.
+// Api: the hub's HTTP surface. Every request goes through handle(): a path and query that are
+// UTF-8, route match, per-IP limit, the per-IP limit on failed authentications, authentication
+// (bearer API token), per-token limit, the route's access level (read, write, admin), then the
+// handler, which authorises against the resource's owner (others' resources answer 404, as if
+// they did not exist). Also approves WebSocket upgrades: agents (credential or enrollment
+// token) and viewers. Handlers live in api_*.cpp by resource. handle() and upgrade() never
+// throw: an exception a handler lets out (a bug) answers that one request 500.
 #pragma once
 
 #include <uv.h>
@@ -12,8 +14,10 @@
 #include <optional>
 #include <string>
 
+#include "hub/auth_failures.h"
 #include "hub/config.h"
 #include "hub/containers.h"
+#include "hub/guard.h"
 #include "hub/metrics.h"
 #include "hub/rate_limit.h"
 #include "hub/relay.h"
@@ -71,6 +75,22 @@ class Api final : public HttpHandler {
   };
   void routes();
   void describe_metrics();
+  void dispatch(const Exchange& ex);
+  std::variant<std::unique_ptr<WsSession>, Response> dispatch_upgrade(Request& request, const std::string& protocol);
+  // A callback that answers `ex` with 500 if `f` throws (for replies that come later: Docker).
+  template <typename F>
+  auto replying(const Exchange& ex, F f) {
+    return [ex, f = std::move(f)](auto&&... args) mutable {
+      if (!guarded("http.later", [&] { f(std::forward<decltype(args)>(args)...); }) && !ex->replied())
+        ex->reply(internal_error());
+    };
+  }
+  static Response internal_error();
+  // "http" or "https": the scheme browsers reach this hub by (public-url's, else from TLS), which
+  // a cookie-signed request's Origin must name.
+  std::string origin_scheme() const;
+  // 429 when `ip` failed to authenticate too often (AuthFailures), before any lookup.
+  std::optional<Response> auth_throttled(const std::string& ip);
   Result<Principal> authenticate(const Request& request);
   // The principal of an API token given as a string (looked up by hash, compared in constant
   // time), as principal_of_token says.
@@ -157,6 +177,7 @@ class Api final : public HttpHandler {
   RateLimiter ip_requests_;
   RateLimiter token_requests_;
   RateLimiter terminal_creates_;
+  AuthFailures auth_failures_;
   WebFiles web_;
   std::chrono::steady_clock::time_point last_tick_ = std::chrono::steady_clock::now();
 };

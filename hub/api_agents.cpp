@@ -3,6 +3,7 @@
 
 #include "hub/agent_session.h"
 #include "hub/api.h"
+#include "hub/json_text.h"
 #include "hub/json_fields.h"
 #include "hub/views.h"
 #include "hub/log.h"
@@ -67,6 +68,8 @@ void Api::delete_agent(const Principal& p, Request& req, const Exchange& ex) {
 
 std::variant<std::unique_ptr<WsSession>, Response> Api::agent_upgrade(Request& req) {
   auto refuse = [&](const std::string& why) { return auth_failed(req, make_error("unauthorized", why)); };
+  // Throttled on failures only (a hub restart lets every agent back at once), before any lookup.
+  if (auto r = auth_throttled(req.peer)) return std::move(*r);
   auto token = req.bearer();
   if (!token) return refuse("missing agent credential or enrollment token");
   if (looks_like(TokenKind::kAgentCredential, *token)) {
@@ -83,7 +86,9 @@ std::variant<std::unique_ptr<WsSession>, Response> Api::agent_upgrade(Request& r
       return refuse(owner.error().message);
     }
     std::string credential = new_token(TokenKind::kAgentCredential);
-    std::string name = req.header("x-rexec-agent-name").value_or("");
+    // A header's bytes are the peer's: made valid UTF-8 without control characters here, where
+    // they enter, since the name is shown, logged and audited.
+    std::string name = clean_name(req.header("x-rexec-agent-name").value_or(""));
     if (name.empty() || name.size() > 128) name = "agent-" + new_id("").substr(0, 6);
     auto a = store_.create_agent(*owner, name, token_hash(credential), "host");
     if (!a) return error_response(a.error());

@@ -5,6 +5,7 @@
 
 #include "hub/api.h"
 #include "hub/container_agent.h"
+#include "hub/image_ref.h"
 #include "hub/json_fields.h"
 #include "hub/log.h"
 #include "hub/warm_pool.h"
@@ -24,6 +25,8 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
   for (const Error* e : {name ? nullptr : &name.error(), network ? nullptr : &network.error(), memory ? nullptr : &memory.error(),
                          cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(), env ? nullptr : &env.error()})
     if (e) return ex->reply(error_response(*e));
+  if (auto s = check_image_ref(**image); !s) return ex->reply(error_response(s.error()));
+  if (auto s = Relay::pty_open_ok(*env); !s) return ex->reply(error_response(s.error()));
   ContainerSpec spec;
   spec.image = **image;
   spec.network = network->value_or("none");
@@ -62,7 +65,7 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
     }
   }
 
-  containers_.check_image(spec.image, [this, p, spec, name = name->value_or(""), cols = uint16_t(cols->value_or(80)),
+  containers_.check_image(spec.image, replying(ex, [this, p, spec, name = name->value_or(""), cols = uint16_t(cols->value_or(80)),
                                        rows = uint16_t(rows->value_or(24)), env = *env, ex](Status s) mutable {
     if (!s) return ex->reply(error_response(s.error()));
     // The container's own agent, with a credential only it can read.
@@ -71,7 +74,7 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
     auto t = relay_.create_container_terminal(p.user, made->agent, spec.image, name, cols, rows, env);
     if (!t) return ex->reply(error_response(t.error()));
     spec.terminal_id = t->id;
-    containers_.launch(spec, made->credential_file, [this, p, t = *t, ex](Result<std::string> id) {
+    containers_.launch(spec, made->credential_file, replying(ex, [this, p, t = *t, ex](Result<std::string> id) {
       if (!id) {
         (void)relay_.delete_terminal(t.id);
         discard_container_agent(store_, config_.data_dir, t.agent_id);
@@ -79,8 +82,8 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
         return ex->reply(error_response(id.error()));
       }
       created_container_terminal(p, t, *id, "", ex);
-    });
-  });
+    }));
+  }));
 }
 
 void Api::created_container_terminal(const Principal& p, TerminalRecord t, const std::string& container_id,
@@ -106,7 +109,7 @@ void Api::delete_container_terminal(const Principal& p, const TerminalRecord& t,
   };
   if (t.container_id.empty()) return finish(Ok{});
   relay_.set_deleting(t.id, true);
-  containers_.remove(t.container_id, finish);
+  containers_.remove(t.container_id, replying(ex, finish));
 }
 
 void Api::stop_terminal(const Principal& p, Request& req, const Exchange& ex) {
@@ -118,11 +121,11 @@ void Api::stop_terminal(const Principal& p, Request& req, const Exchange& ex) {
   if (status == "stopped" || status == "lost")
     return ex->reply(error_response(make_error("conflict", "the terminal is " + status)));
   relay_.mark_stopped(t->id);  // first: the agent's link going down is then no surprise
-  containers_.stop(t->container_id, [this, p, id = t->id, ex](Status s) {
+  containers_.stop(t->container_id, replying(ex, [this, p, id = t->id, ex](Status s) {
     if (!s) return ex->reply(error_response(s.error()));
     audit(p, "terminal.stop", id);
     ex->reply(json_response(200, {{"id", id}, {"status", "stopped"}}));
-  });
+  }));
 }
 
 void Api::start_terminal(const Principal& p, Request& req, const Exchange& ex) {
@@ -133,14 +136,14 @@ void Api::start_terminal(const Principal& p, Request& req, const Exchange& ex) {
   if (relay_.status_of(*t) != "stopped")
     return ex->reply(error_response(make_error("conflict", "the terminal is " + relay_.status_of(*t) + ", not stopped")));
   if (auto s = relay_.restart_container_terminal(t->id); !s) return ex->reply(error_response(s.error()));
-  containers_.start(t->container_id, [this, p, id = t->id, ex](Status s) {
+  containers_.start(t->container_id, replying(ex, [this, p, id = t->id, ex](Status s) {
     if (!s) {
       relay_.mark_stopped(id);
       return ex->reply(error_response(s.error()));
     }
     audit(p, "terminal.start", id);
     ex->reply(json_response(200, {{"id", id}, {"status", "starting"}}));
-  });
+  }));
 }
 
 }  // namespace rx::hub

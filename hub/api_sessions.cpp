@@ -24,6 +24,7 @@ void Api::create_session(const Principal& anonymous, Request& req, const Exchang
   // A public route (there is no session yet), so the per-IP limit is applied here: it is what
   // slows down token guessing.
   if (auto r = limited(ip_requests_, anonymous.ip, "ip")) return ex->reply(std::move(*r));
+  if (auto r = auth_throttled(anonymous.ip)) return ex->reply(std::move(*r));
   auto body = parse_json_object(req.body);
   if (!body) return ex->reply(error_response(body.error()));
   auto token = opt_string(*body, "token", 256);

@@ -85,12 +85,13 @@ Result<ShareRecord> Api::find_share(const std::string& code, const std::string& 
 }
 
 void Api::lookup_share(const Principal& anonymous, Request& req, const Exchange& ex) {
-  if (auto r = limited(ip_requests_, anonymous.ip, "ip")) return ex->reply(std::move(*r));
   auto reply = [ex](Response r) {
     // Embeds on other sites look their share up too; the answer holds nothing but what the code grants.
     r.headers.push_back({"Access-Control-Allow-Origin", "*"});
     ex->reply(std::move(r));
   };
+  if (auto r = limited(ip_requests_, anonymous.ip, "ip")) return reply(std::move(*r));
+  if (auto r = auth_throttled(anonymous.ip)) return reply(std::move(*r));
   auto body = parse_json_object(req.body);
   if (!body) return reply(error_response(body.error()));
   auto code = opt_string(*body, "code", 128);

@@ -46,6 +46,8 @@ void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) 
   for (const Error* e : {name ? nullptr : &name.error(), cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(),
                          env ? nullptr : &env.error()})
     if (e) return ex->reply(error_response(*e));
+  // The shell's OPEN frame must fit the agent link, or the agent would drop the whole link.
+  if (auto s = Relay::pty_open_ok(*env); !s) return ex->reply(error_response(s.error()));
   auto agent = find_agent(p, **agent_ref);
   if (!agent) return ex->reply(error_response(make_error("not_found", agent.error().message)));
   // Counted only for a valid request: a typo should not cost one of the ten.
@@ -100,8 +102,9 @@ void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
     r.targets.push_back(t.get<std::string>());
   }
   for (const auto& a : j["argv"]) {
-    if (!a.is_string()) return ex->reply(error_response(bad_field("argv", "every element must be a string")));
-    r.argv.push_back(a.get<std::string>());
+    auto item = argv_item(a, r.argv.size());
+    if (!item) return ex->reply(error_response(item.error()));
+    r.argv.push_back(std::move(item).value());
   }
   auto timeout = opt_int(j, "timeout_s", 1, 3600);
   if (!timeout) return ex->reply(error_response(timeout.error()));
@@ -109,6 +112,8 @@ void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
   auto env = opt_env(j);
   if (!env) return ex->reply(error_response(env.error()));
   r.env = *env;
+  r.user_id = p.user.id;
+  if (auto s = Relay::exec_open_ok(r); !s) return ex->reply(error_response(s.error()));
   std::vector<AgentRecord> agents;
   for (const auto& t : r.targets) {
     auto a = find_agent(p, t);
@@ -203,6 +208,7 @@ std::variant<std::unique_ptr<WsSession>, Response> Api::share_viewer_upgrade(Req
                                                                              const std::string& code,
                                                                              std::optional<uint64_t> since) {
   if (auto r = limited(ip_requests_, req.peer, "ip")) return std::move(*r);
+  if (auto r = auth_throttled(req.peer)) return std::move(*r);
   auto share = find_share(code, id);
   if (!share) return auth_failed(req, share.error());
   Terminal* live = relay_.terminal(share->terminal_id);

@@ -11,10 +11,10 @@ void Api::serve_web(const Principal&, Request& req, const Exchange& ex) {
 }
 
 void Api::list_images(const Principal&, Request&, const Exchange& ex) {
-  containers_.list_images([ex](Result<nlohmann::json> images) {
+  containers_.list_images(replying(ex, [ex](Result<nlohmann::json> images) {
     if (!images) return ex->reply(error_response(images.error()));
     ex->reply(json_response(200, {{"images", *images}}));
-  });
+  }));
 }
 
 std::variant<std::unique_ptr<WsSession>, Response> Api::events_upgrade(Request& req) {

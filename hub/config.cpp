@@ -27,7 +27,8 @@ Result<int64_t> integer(std::string_view key, std::string_view value, int64_t mi
 const std::vector<std::string_view>& config_keys() {
   static const std::vector<std::string_view> keys{"listen",        "data-dir",      "tls-cert",
                                                   "tls-key",       "max-body",      "rate-requests",
-                                                  "rate-terminal-creates", "viewers-per-terminal",
+                                                  "rate-terminal-creates", "rate-auth-failures",
+                                                  "viewers-per-terminal",
                                                   "docker-socket", "agent-binary", "container-quota",
                                                   "warm-pool",     "session-ttl",  "web-dir",
                                                   "public-url"};
@@ -56,6 +57,8 @@ Status apply_setting(HubConfig& c, std::string_view key, std::string_view value)
     return set_int(c.rate_requests, 0, 1000000);
   } else if (key == "rate-terminal-creates") {
     return set_int(c.rate_terminal_creates, 0, 1000000);
+  } else if (key == "rate-auth-failures") {
+    return set_int(c.rate_auth_failures, 0, 1000000);
   } else if (key == "viewers-per-terminal") {
     return set_int(c.viewers_per_terminal, 1, 10000);
   } else if (key == "docker-socket") {

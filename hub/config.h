@@ -22,6 +22,7 @@ struct HubConfig {
   size_t max_body = 1024 * 1024;  // request bodies above this get 413
   int rate_requests = 100;         // API requests per minute, per token and per client IP (0: off)
   int rate_terminal_creates = 10;  // terminal creates per minute, per token
+  int rate_auth_failures = 30;     // failed authentications per minute per client IP, then 429 (0: off)
   int viewers_per_terminal = 5;    // viewer sockets one user may hold on one terminal
   std::string docker_socket = "/var/run/docker.sock";
   // The static rexec-agent that container terminals run (bind-mounted read-only as their entrypoint).

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "hub/json_text.h"
 #include "hub/log.h"
 
 namespace rx::hub {
@@ -20,9 +21,10 @@ void ContainerSupervisor::stop() {
 void ContainerSupervisor::sweep() {
   if (busy_ || stopped_) return;
   busy_ = true;
-  // Only this hub's containers: filters={"label":["rexec.hub=ID"]}, URL-encoded (the id is [a-z0-9_]).
+  // Only this hub's containers: filters={"label":["rexec.hub=ID"]}.
+  nlohmann::json filters{{"label", {std::string(kHubLabel) + "=" + containers_.hub_id()}}};
   containers_.docker().request(
-      "GET", "/containers/json?all=true&filters=%7B%22label%22%3A%5B%22rexec.hub%3D" + containers_.hub_id() + "%22%5D%7D", "",
+      "GET", docker_path({"containers", "json"}, "all=true&filters=" + percent_encode(json_text(filters))), "",
       [this](DockerClient::Reply r) {
         busy_ = false;
         if (!stopped_) timer_.start(every_ms_);
@@ -72,7 +74,7 @@ void ContainerSupervisor::judge(const nlohmann::json& list) {
       continue;
     }
     if (it->second.state == "running" || it->second.state == "created" || it->second.state == "restarting") continue;
-    containers_.docker().request("GET", "/containers/" + it->second.id + "/json", "", [this, id = id](DockerClient::Reply r) {
+    containers_.docker().request("GET", docker_path({"containers", it->second.id, "json"}), "", [this, id = id](DockerClient::Reply r) {
       auto j = nlohmann::json::parse(r.body, nullptr, false);
       std::string reason = "its container stopped";
       if (r.ok() && j.is_object() && j.contains("State")) {

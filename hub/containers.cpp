@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "hub/json_text.h"
+
 namespace rx::hub {
 
 const std::vector<std::string>& container_capabilities() {
@@ -57,7 +59,7 @@ Containers::Containers(uv_loop_t* loop, std::string docker_socket, std::string h
       socket_dir_(std::move(socket_dir)) {}
 
 void Containers::check_image(const std::string& image, std::function<void(Status)> done) {
-  docker_.request("GET", "/images/" + image + "/json", "", [image, done = std::move(done)](DockerClient::Reply r) {
+  docker_.request("GET", docker_path({"images", image, "json"}), "", [image, done = std::move(done)](DockerClient::Reply r) {
     if (r.ok()) return done(Ok{});
     if (r.status == 404) return done(make_error("image_not_found", "no local image \"" + image + "\" (see make images)"));
     done(docker_error(r, "inspecting image " + image));
@@ -71,7 +73,7 @@ void Containers::ensure_isolated_network(std::function<void(Status)> done) {
                       {"CheckDuplicate", true},
                       {"Labels", {{"rexec.network", "isolated"}}},
                       {"Options", {{"com.docker.network.bridge.enable_icc", "false"}}}};
-  docker_.request("POST", "/networks/create", body.dump(), [done = std::move(done)](DockerClient::Reply r) {
+  docker_.request("POST", docker_path({"networks", "create"}), json_text(body), [done = std::move(done)](DockerClient::Reply r) {
     if (r.ok() || r.status == 409) return done(Ok{});
     done(docker_error(r, "creating network rexec-isolated"));
   });
@@ -80,13 +82,13 @@ void Containers::ensure_isolated_network(std::function<void(Status)> done) {
 void Containers::launch(const ContainerSpec& spec, const std::string& credential_file,
                         std::function<void(Result<std::string>)> done) {
   auto create = [this, spec, credential_file, done]() {
-    auto body = container_config(spec, hub_id_, agent_binary_, socket_dir_, credential_file).dump();
-    docker_.request("POST", "/containers/create?name=rexec-" + spec.terminal_id, body, [this, done](DockerClient::Reply r) {
+    auto body = json_text(container_config(spec, hub_id_, agent_binary_, socket_dir_, credential_file));
+    docker_.request("POST", docker_path({"containers", "create"}, "name=" + percent_encode("rexec-" + spec.terminal_id)), body, [this, done](DockerClient::Reply r) {
       if (!r.ok()) return done(docker_error(r, "creating the container"));
       auto j = nlohmann::json::parse(r.body, nullptr, false);
       std::string id = j.is_object() ? j.value("Id", "") : "";
       if (id.empty()) return done(make_error("docker_error", "Docker created a container without an id"));
-      docker_.request("POST", "/containers/" + id + "/start", "", [this, id, done](DockerClient::Reply s) {
+      docker_.request("POST", docker_path({"containers", id, "start"}), "", [this, id, done](DockerClient::Reply s) {
         if (s.ok() || s.status == 304) return done(id);
         Error e = docker_error(s, "starting the container");
         remove(id, [](Status) {});  // do not leave a created-but-dead container behind
@@ -103,28 +105,28 @@ void Containers::launch(const ContainerSpec& spec, const std::string& credential
 
 void Containers::stop(const std::string& container_id, std::function<void(Status)> done) {
   // SIGTERM, then SIGKILL after 5 s; 304 = already stopped.
-  docker_.request("POST", "/containers/" + container_id + "/stop?t=5", "", [done = std::move(done)](DockerClient::Reply r) {
+  docker_.request("POST", docker_path({"containers", container_id, "stop"}, "t=5"), "", [done = std::move(done)](DockerClient::Reply r) {
     if (r.ok() || r.status == 304) return done(Ok{});
     done(docker_error(r, "stopping the container"));
   }, 20000);
 }
 
 void Containers::start(const std::string& container_id, std::function<void(Status)> done) {
-  docker_.request("POST", "/containers/" + container_id + "/start", "", [done = std::move(done)](DockerClient::Reply r) {
+  docker_.request("POST", docker_path({"containers", container_id, "start"}), "", [done = std::move(done)](DockerClient::Reply r) {
     if (r.ok() || r.status == 304) return done(Ok{});
     done(docker_error(r, "starting the container"));
   });
 }
 
 void Containers::remove(const std::string& container_id, std::function<void(Status)> done) {
-  docker_.request("DELETE", "/containers/" + container_id + "?force=true&v=true", "", [done = std::move(done)](DockerClient::Reply r) {
+  docker_.request("DELETE", docker_path({"containers", container_id}, "force=true&v=true"), "", [done = std::move(done)](DockerClient::Reply r) {
     if (r.ok() || r.status == 404) return done(Ok{});
     done(docker_error(r, "removing the container"));
   });
 }
 
 void Containers::list_images(std::function<void(Result<nlohmann::json>)> done) {
-  docker_.request("GET", "/images/json", "", [done = std::move(done)](DockerClient::Reply r) {
+  docker_.request("GET", docker_path({"images", "json"}), "", [done = std::move(done)](DockerClient::Reply r) {
     if (!r.ok()) return done(docker_error(r, "cannot list images"));
     auto all = nlohmann::json::parse(r.body, nullptr, false);
     if (!all.is_array()) return done(make_error("docker_error", "Docker answered the image list with something else"));

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hub/guard.h"
+
 namespace rx::hub {
 
 struct DockerClient::Transfer {
@@ -31,6 +33,29 @@ std::string docker_message(const std::string& body) {
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"].get<std::string>();
   return body;
+}
+
+std::string percent_encode(std::string_view part) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : part) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+        c == '~') {
+      out += char(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string docker_path(std::initializer_list<std::string_view> parts, std::string_view query) {
+  std::string out;
+  for (auto part : parts) out += "/" + percent_encode(part);
+  if (!query.empty()) out += "?" + std::string(query);
+  return out;
 }
 
 DockerClient::DockerClient(uv_loop_t* loop, std::string socket_path, std::string api_version)
@@ -153,8 +178,9 @@ void DockerClient::finish_done() {
     }
     curl_multi_remove_handle(multi_, easy);
     curl_easy_cleanup(easy);
-    // Last: the callback may start new requests or even destroy things it owns.
-    if (t->done) t->done(std::move(r));
+    // Last: the callback may start new requests or even destroy things it owns. An exception
+    // from it costs that one request (its caller's guard answers), not the loop.
+    if (t->done) guarded("docker.reply", [&] { t->done(std::move(r)); });
   }
 }
 

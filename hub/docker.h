@@ -33,7 +33,7 @@ class DockerClient {
   DockerClient(const DockerClient&) = delete;
   DockerClient& operator=(const DockerClient&) = delete;
 
-  // METHOD /vX.Y/path with an optional JSON body. The callback runs exactly once, on the loop
+  // METHOD /vX.Y/path with an optional JSON body; `path` comes from docker_path(). The callback runs exactly once, on the loop
   // (never from inside request()), unless the client is destroyed first.
   void request(const std::string& method, const std::string& path, const std::string& body, Callback done,
                long timeout_ms = 30000);
@@ -59,5 +59,13 @@ class DockerClient {
 
 // Docker's error message from a JSON reply body ({"message": "..."}), or the body itself.
 std::string docker_message(const std::string& body);
+
+// An API path made of `parts`, each percent-encoded (everything but A-Z a-z 0-9 - . _ ~), so no
+// part — an image name, a container id — can add a segment, a query or a fragment:
+// docker_path({"images", "rexec/debian:12", "json"}) is "/images/rexec%2Fdebian%3A12/json".
+// `query` ("force=true&v=true") is the caller's own, appended as it is.
+std::string docker_path(std::initializer_list<std::string_view> parts, std::string_view query = "");
+// One path part or query value, percent-encoded as docker_path() does.
+std::string percent_encode(std::string_view part);
 
 }  // namespace rx::hub

@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "hub/guard.h"
+#include "hub/json_text.h"
 #include "hub/views.h"
 
 namespace rx::hub {
@@ -101,14 +103,16 @@ EventsSession::~EventsSession() {
 
 void EventsSession::send(const nlohmann::json& message) {
   if (!conn_ || conn_->closing()) return;
-  if (queue_.size() >= kMaxQueued) {
+  std::string text = json_text(message);
+  if (!queue_.empty() && (queue_.size() >= kMaxQueued || queued_bytes_ + text.size() > kMaxQueuedBytes)) {
     queue_.clear();
+    queued_bytes_ = 0;
     conn_->close(4008, "events backlog: the page is not reading; reconnect");
     return;
   }
-  std::string text = message.dump();
   std::vector<uint8_t> frame(kFrameHeadroom + text.size());
   std::copy(text.begin(), text.end(), frame.begin() + kFrameHeadroom);
+  queued_bytes_ += text.size();
   queue_.push_back(std::move(frame));
   conn_->want_write();
 }
@@ -116,7 +120,7 @@ void EventsSession::send(const nlohmann::json& message) {
 void EventsSession::on_open(WsConn& conn) {
   conn_ = &conn;
   added_ = true;
-  events_.add(this);
+  if (!guarded("events.open", [&] { events_.add(this); })) conn.close(1011, "internal error");
 }
 
 void EventsSession::on_message(WsConn& conn, std::span<const uint8_t>, bool) {
@@ -125,7 +129,9 @@ void EventsSession::on_message(WsConn& conn, std::span<const uint8_t>, bool) {
 
 void EventsSession::on_writable(WsConn& conn) {
   while (!queue_.empty()) {
+    size_t size = queue_.front().size() - kFrameHeadroom;  // (sending takes the bytes)
     if (!conn.send(queue_.front(), true)) return;
+    queued_bytes_ -= size;
     queue_.pop_front();
     if (!queue_.empty() && conn.choked()) {
       conn.want_write();

@@ -3,8 +3,9 @@
 // its user may see with the last minutes of STATS per agent, then changes as they happen —
 // every STATS sample at once, and terminal/agent changes found by comparing each second's views
 // with the last ones sent (so no state change is missed, whichever part of the hub made it).
-// A page that stops reading is cut off with a reason rather than buffered without end; it
-// reconnects and gets a fresh snapshot.
+// A page that stops reading is cut off with a reason (4008) rather than buffered without end —
+// past kMaxQueued messages or kMaxQueuedBytes (protocol/SPEC.md, "Bounds") — it reconnects and
+// gets a fresh snapshot.
 #pragma once
 
 #include <uv.h>
@@ -65,8 +66,10 @@ class Events {
 
 class EventsSession final : public WsSession {
  public:
-  // A page that lets this many messages queue up is cut off (it reconnects for a snapshot).
+  // A page that lets this many messages, or bytes, queue up is cut off (it reconnects for a
+  // snapshot). The first message (the snapshot, however big) is always taken.
   static constexpr size_t kMaxQueued = 4096;
+  static constexpr size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 
   EventsSession(Events& events, std::string user_id, bool admin) : events_(events), user_id_(std::move(user_id)), admin_(admin) {}
   ~EventsSession() override;
@@ -87,6 +90,7 @@ class EventsSession final : public WsSession {
   WsConn* conn_ = nullptr;
   bool added_ = false;
   std::deque<std::vector<uint8_t>> queue_;
+  size_t queued_bytes_ = 0;
 };
 
 }  // namespace rx::hub

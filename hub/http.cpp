@@ -1,5 +1,7 @@
 #include "hub/http.h"
 
+#include "hub/json_text.h"
+
 namespace rx::hub {
 
 std::optional<std::string> Request::header(const std::string& lower_name) const {
@@ -36,19 +38,17 @@ std::optional<std::string> Request::cookie(std::string_view name) const {
   return std::nullopt;
 }
 
-bool Request::same_origin() const {
+bool Request::same_origin(std::string_view scheme) const {
   auto origin = header("origin");
   auto host = header("host");
   if (!origin || !host) return false;
-  auto scheme_end = origin->find("://");
-  if (scheme_end == std::string::npos) return false;
-  return origin->substr(scheme_end + 3) == *host;
+  return *origin == std::string(scheme) + "://" + *host;
 }
 
 Response json_response(int status, const nlohmann::json& body) {
   Response r;
   r.status = status;
-  r.body = body.dump();
+  r.body = json_text(body);
   return r;
 }
 
@@ -58,10 +58,12 @@ int http_status(std::string_view code) {
     int status;
   };
   static constexpr Entry kTable[] = {
-      {"bad_request", 400}, {"bad_json", 400}, {"bad_field", 400}, {"image_not_found", 400}, {"unauthorized", 401},
+      {"bad_request", 400}, {"bad_json", 400}, {"bad_field", 400}, {"too_large", 400}, {"image_not_found", 400},
+      {"unauthorized", 401},
       {"forbidden", 403}, {"read_only", 403}, {"not_found", 404}, {"method_not_allowed", 405},
       {"conflict", 409}, {"agent_offline", 409}, {"quota_exceeded", 409}, {"body_too_large", 413},
-      {"rate_limited", 429}, {"store_busy", 503}, {"docker_unavailable", 503}, {"unavailable", 503},
+      {"rate_limited", 429}, {"store_busy", 503}, {"store_unavailable", 503}, {"docker_unavailable", 503},
+      {"unavailable", 503},
       {"docker_error", 502}, {"timeout", 504},
       // the HTTP front's own refusals (hub/http_parser.h)
       {"request_timeout", 408}, {"uri_too_long", 414}, {"expectation_failed", 417}, {"upgrade_required", 426},
@@ -73,7 +75,11 @@ int http_status(std::string_view code) {
 }
 
 Response error_response(const Error& error) {
-  return json_response(http_status(error.code), {{"error", error.message}, {"code", error.code}});
+  auto r = json_response(http_status(error.code), {{"error", error.message}, {"code", error.code}});
+  // A locked store clears in moments; a full disk when someone frees space: worth a retry either way.
+  if (error.code == "store_busy") r.headers.push_back({"Retry-After", "1"});
+  if (error.code == "store_unavailable") r.headers.push_back({"Retry-After", "30"});
+  return r;
 }
 
 Result<nlohmann::json> parse_json_object(std::string_view body) {

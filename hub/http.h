@@ -31,10 +31,11 @@ struct Request {
   std::optional<std::string> bearer() const;
   // The value of cookie `name` in the Cookie header, if any.
   std::optional<std::string> cookie(std::string_view name) const;
-  // True when the Origin header names this hub (its authority equals the Host header). A
-  // browser sends Origin on every cross-site POST/DELETE and WebSocket upgrade, so a cookie-signed
-  // request whose Origin is another site is a forgery attempt.
-  bool same_origin() const;
+  // True when the Origin header names this hub: `scheme` ("http" or "https", how the hub is
+  // reached) and the Host header's authority. A browser sends Origin on every cross-site
+  // POST/DELETE and WebSocket upgrade, so a cookie-signed request whose Origin is another site
+  // (another scheme is another origin: RFC 6454) is a forgery attempt.
+  bool same_origin(std::string_view scheme) const;
 };
 
 struct Response {
@@ -44,8 +45,10 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, e.g. Retry-After
 };
 
+// The body is written by json_text (hub/json_text.h): it cannot throw, whatever bytes it holds.
 Response json_response(int status, const nlohmann::json& body);
-// Maps the error's code to its status (http_status) and writes the JSON error body.
+// Maps the error's code to its status (http_status) and writes the JSON error body; a store that
+// cannot write (503) says when to retry (Retry-After).
 Response error_response(const Error& error);
 int http_status(std::string_view error_code);
 

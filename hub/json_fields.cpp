@@ -1,6 +1,7 @@
 #include "hub/json_fields.h"
 
 #include "hub/http.h"
+#include "protocol/limits.h"
 
 namespace rx::hub {
 
@@ -28,15 +29,40 @@ Result<std::optional<bool>> opt_bool(const nlohmann::json& j, const std::string&
   return std::optional<bool>(j[field].get<bool>());
 }
 
+Error too_large(const std::string& field, const std::string& why) { return make_error("too_large", field + ": " + why); }
+
+Result<std::string> argv_item(const nlohmann::json& v, size_t i) {
+  std::string field = "argv[" + std::to_string(i) + "]";
+  if (!v.is_string()) return bad_field(field, "must be a string");
+  auto s = v.get<std::string>();
+  if (s.find('\0') != std::string::npos) return bad_field(field, "contains a NUL byte (a C string would end there)");
+  if (s.size() > protocol::kMaxString)
+    return too_large(field, std::to_string(s.size()) + " bytes are over the limit of " + std::to_string(protocol::kMaxString) + " bytes");
+  return s;
+}
+
 Result<std::map<std::string, std::string>> opt_env(const nlohmann::json& j) {
   std::map<std::string, std::string> env;
   if (!j.contains("env") || j["env"].is_null()) return env;
   if (!j["env"].is_object()) return bad_field("env", "must be an object of strings");
-  for (const auto& [k, v] : j["env"].items()) {
-    if (!v.is_string()) return bad_field("env." + k, "must be a string");
+  const auto& obj = j["env"];
+  if (obj.size() > protocol::kMaxElements)
+    return too_large("env", std::to_string(obj.size()) + " variables are over the limit of " +
+                                std::to_string(protocol::kMaxElements));
+  for (const auto& [k, v] : obj.items()) {
+    std::string field = "env." + k.substr(0, 64);
+    if (!v.is_string()) return bad_field(field, "must be a string");
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
-      return bad_field("env." + k, "is not a valid variable name");
-    env[k] = v.get<std::string>();
+      return bad_field(field, "is not a valid variable name");
+    if (k.size() > protocol::kMaxString)
+      return too_large(field, "a name of " + std::to_string(k.size()) + " bytes is over the limit of " +
+                                  std::to_string(protocol::kMaxString) + " bytes");
+    auto value = v.get<std::string>();
+    if (value.find('\0') != std::string::npos) return bad_field(field, "contains a NUL byte (a C string would end there)");
+    if (value.size() > protocol::kMaxString)
+      return too_large(field, "a value of " + std::to_string(value.size()) + " bytes is over the limit of " +
+                                  std::to_string(protocol::kMaxString) + " bytes");
+    env[k] = std::move(value);
   }
   return env;
 }

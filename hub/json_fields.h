@@ -18,8 +18,14 @@ Error bad_field(const std::string& field, const std::string& why);
 Result<std::optional<std::string>> opt_string(const nlohmann::json& j, const std::string& field, size_t max = 256);
 Result<std::optional<int64_t>> opt_int(const nlohmann::json& j, const std::string& field, int64_t min, int64_t max);
 Result<std::optional<bool>> opt_bool(const nlohmann::json& j, const std::string& field);
-// "env": {"NAME": "value", ...}
+// too_large: a field over a size limit (400; the message names the field and the limit).
+Error too_large(const std::string& field, const std::string& why);
+// "env": {"NAME": "value", ...}: at most kMaxElements variables, names and values of at most
+// kMaxString bytes without NUL (protocol/limits.h: what one OPEN frame can carry). Errors:
+// bad_field, too_large.
 Result<std::map<std::string, std::string>> opt_env(const nlohmann::json& j);
+// Item `i` of an argv array: a string of at most kMaxString bytes without NUL.
+Result<std::string> argv_item(const nlohmann::json& v, size_t i);
 // An optional body: empty means {}.
 Result<nlohmann::json> optional_body(const std::string& body);
 

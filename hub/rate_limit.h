@@ -20,6 +20,9 @@ class RateLimiter {
   // Takes one event for `key`. nullopt: allowed. Otherwise the whole seconds to wait before the
   // next event would be allowed (for Retry-After). A limit of 0 or less means unlimited.
   std::optional<int> take(const std::string& key, Clock::time_point now = Clock::now());
+  // What take() would answer, without taking: for limits on failures, checked before an attempt
+  // and taken only when it failed.
+  std::optional<int> wait(const std::string& key, Clock::time_point now = Clock::now());
   int limit() const { return per_minute_; }
 
  private:
@@ -28,6 +31,7 @@ class RateLimiter {
     Clock::time_point at;
   };
   void prune(Clock::time_point now);
+  Bucket& refill(const std::string& key, Clock::time_point now);
   int per_minute_;
   std::unordered_map<std::string, Bucket> buckets_;
   Clock::time_point last_prune_{};

@@ -3,6 +3,7 @@
 #include <ctime>
 #include <set>
 
+#include "hub/json_text.h"
 #include "hub/log.h"
 #include "hub/server.h"
 #include "hub/timer.h"
@@ -16,15 +17,30 @@ namespace rx::hub {
 using namespace protocol;
 
 namespace {
-constexpr size_t kExecOutputCap = 1024 * 1024;  // per stream; the rest is counted, not kept
 int64_t now() { return int64_t(std::time(nullptr)); }
 
+// What an agent says about its host, as stored and shown: every string made valid UTF-8 here,
+// where it enters (a hostname or os-release in another encoding must not break the API).
 nlohmann::json host_json(const HostInfo& h) {
   nlohmann::json gpus = nlohmann::json::array();
   for (const auto& g : h.gpus)
-    gpus.push_back({{"index", g.index}, {"uuid", g.uuid}, {"model", g.model}, {"memory_total", g.memory_total}});
-  return {{"hostname", h.hostname}, {"os", h.os}, {"kernel", h.kernel}, {"arch", h.arch},
-          {"cpus", h.cpus}, {"memory_total", h.memory_total}, {"gpus", gpus}};
+    gpus.push_back({{"index", g.index}, {"uuid", clean_utf8(g.uuid)}, {"model", clean_utf8(g.model)},
+                    {"memory_total", g.memory_total}});
+  return {{"hostname", clean_utf8(h.hostname)}, {"os", clean_utf8(h.os)}, {"kernel", clean_utf8(h.kernel)},
+          {"arch", clean_utf8(h.arch)}, {"cpus", h.cpus}, {"memory_total", h.memory_total}, {"gpus", gpus}};
+}
+
+// An agent's ERROR as the hub's error (exec results, terminal reasons): valid UTF-8.
+Error agent_error(const ErrorFrame& e) { return make_error(clean_utf8(e.code), clean_utf8(e.message)); }
+
+// The OPEN's check as the API's error: too_large, naming the field (`fields` when it is the
+// frame as a whole) and the limit.
+Status as_request_error(Status s, const std::string& fields) {
+  if (s) return s;
+  std::string message = s.error().message;
+  if (message.starts_with("OPEN.")) message = message.substr(5);
+  else if (message.starts_with("OPEN: ")) message = fields + ": together " + message.substr(6);
+  return make_error("too_large", message + " (one OPEN frame of the agent link)");
 }
 
 // Exec output as JSON: text when it is UTF-8, else base64 (the response says which).
@@ -55,6 +71,8 @@ struct Relay::ExecTarget {
 
 struct Relay::ExecRun {
   std::shared_ptr<HttpExchange> exchange;
+  std::string user_id;
+  size_t kept = 0;  // output bytes kept over all targets
   std::vector<std::unique_ptr<ExecTarget>> targets;
   std::unique_ptr<Timer> timeout;
   bool replied = false;
@@ -87,8 +105,8 @@ Welcome Relay::agent_hello(AgentLink& link, const Hello& hello, const std::optio
     old->close(1008, "replaced by a newer connection of the same agent");
   }
   online_[agent.id] = &link;
-  (void)store_.update_agent_seen(agent.id, host_json(hello.host).dump(), now());
-  log("info", "agent.online", {{"agent", agent.id}, {"name", agent.name}, {"version", hello.agent_version}});
+  (void)store_.update_agent_seen(agent.id, json_text(host_json(hello.host)), now());
+  log("info", "agent.online", {{"agent", agent.id}, {"name", agent.name}, {"version", clean_utf8(hello.agent_version)}});
 
   Welcome w;
   w.proto = std::min(hello.proto_max, kProtocolVersionMax);
@@ -116,6 +134,7 @@ void Relay::agent_ready(AgentLink& link, const Hello& hello) {
     terminals_[it->second]->attach_agent(&link, c.input_received);
   }
   // Terminals the hub expected on this agent that it no longer has: the agent restarted.
+  std::vector<std::string> lost;
   for (auto& [id, t] : terminals_) {
     if (t->agent_id() != agent_id || alive.count(t->channel()) || t->status() == "exited" || t->status() == "lost")
       continue;
@@ -124,10 +143,9 @@ void Relay::agent_ready(AgentLink& link, const Hello& hello) {
       pending_open_.erase(p);
       continue;
     }
-    t->set_status("lost");
-    (void)store_.update_terminal_status(id, "lost", std::nullopt);
-    log("warn", "terminal.lost", {{"terminal", id}, {"agent", agent_id}, {"reason", "agent no longer has the channel"}});
+    lost.push_back(id);
   }
+  for (const auto& id : lost) mark_lost(id, "its agent restarted: the shell ended with the agent's old process");
 }
 
 void Relay::agent_gone(AgentLink& link) {
@@ -218,11 +236,9 @@ void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) 
     (void)store_.update_terminal_status(t.id(), "exited", e->code);
     (void)store_.audit(audit_entry("agent:" + link.agent().id, "terminal.exit", t.id(), "code=" + std::to_string(e->code)));
   } else if (auto* err = std::get_if<ErrorFrame>(&frame)) {
-    log("warn", "terminal.error", {{"terminal", t.id()}, {"code", err->code}, {"message", err->message}});
-    if (err->code == "spawn_failed") {
-      t.set_status("lost");
-      (void)store_.update_terminal_status(t.id(), "lost", std::nullopt);
-    }
+    auto e = agent_error(*err);
+    log("warn", "terminal.error", {{"terminal", t.id()}, {"code", e.code}, {"message", e.message}});
+    if (e.code == "spawn_failed") mark_lost(t.id(), "the shell could not start: " + e.message);
   }
   // CLOSE from the agent: the channel is gone there; the terminal keeps its output for viewers.
 }
@@ -259,7 +275,17 @@ Result<TerminalRecord> Relay::create_container_terminal(const User& owner, const
   return add_terminal(std::move(t), env);
 }
 
+Status Relay::pty_open_ok(const std::map<std::string, std::string>& env) {
+  return as_request_error(check_limits(pty_open(1, 80, 24, env)), "env");
+}
+
+Status Relay::exec_open_ok(const ExecRequest& r) {
+  return as_request_error(check_limits(Open{1, ChannelKind::kExec, r.argv, r.env, 80, 24, kDefaultWindow}), "argv and env");
+}
+
 Result<TerminalRecord> Relay::add_terminal(TerminalRecord t, const std::map<std::string, std::string>& env) {
+  // First: a frame the agent would refuse must not be made (it would drop the agent's whole link).
+  if (auto s = pty_open_ok(env); !s) return s.error();
   auto channel = store_.next_channel(t.agent_id);
   if (!channel) return channel.error();
   if (t.id.empty()) t.id = new_id("t_");
@@ -346,14 +372,19 @@ void Relay::exec(std::vector<AgentRecord> targets, const ExecRequest& request,
   std::erase_if(exec_runs_, [](const auto& r) { return r->replied; });
   auto run = std::make_unique<ExecRun>();
   run->exchange = std::move(exchange);
+  run->user_id = request.user_id;
   ExecRun* r = run.get();
+  bool fits = exec_open_ok(request).ok();
   for (size_t i = 0; i < targets.size(); ++i) {
     auto target = std::make_unique<ExecTarget>();
     target->run = r;
     target->target = request.targets[i];
     target->agent_id = targets[i].id;
     auto link = online_.find(targets[i].id);
-    if (link == online_.end()) {
+    if (!fits) {
+      target->error = exec_open_ok(request).error();
+      target->done = true;
+    } else if (link == online_.end()) {
       target->error = make_error("agent_offline", "agent " + targets[i].name + " is not connected");
       target->done = true;
     } else if (auto ch = store_.next_channel(targets[i].id); !ch) {
@@ -393,8 +424,15 @@ void Relay::on_exec_data(AgentLink& link, ExecTarget& t, const DataView& d) {
   if (accept.skip < d.bytes.size()) {
     size_t n = d.bytes.size() - accept.skip;
     total += n;
-    size_t keep = std::min(n, kExecOutputCap - std::min(kExecOutputCap, buf.size()));
+    // Kept: what fits under every cap (stream, request, user); the rest is only counted.
+    size_t& user_kept = exec_kept_by_user_[t.run->user_id];
+    size_t room = std::min({kExecStreamCap - std::min(kExecStreamCap, buf.size()),
+                            kExecRequestCap - std::min(kExecRequestCap, t.run->kept),
+                            kExecUserCap - std::min(kExecUserCap, user_kept)});
+    size_t keep = std::min(n, room);
     buf.append(reinterpret_cast<const char*>(d.bytes.data() + accept.skip), keep);
+    t.run->kept += keep;
+    user_kept += keep;
   }
   cursor.on_consumed(cursor.received());
   if (auto ack = cursor.take_ack(true)) link.send(Ack{t.channel, d.stream, *ack});  // nobody waits on exec output
@@ -405,7 +443,7 @@ void Relay::on_exec_frame(AgentLink&, ExecTarget& t, const Frame& frame) {
     t.exit_code = e->code;
     t.signal = e->signal;
   } else if (auto* err = std::get_if<ErrorFrame>(&frame)) {
-    t.error = make_error(err->code, err->message);
+    t.error = agent_error(*err);
   } else if (std::holds_alternative<Close>(frame)) {
     finish_exec_target(t);  // CLOSE follows the last DATA and EXIT: the run is complete
   }
@@ -433,8 +471,18 @@ void Relay::maybe_reply(ExecRun& run) {
     if (t->error) r["error"] = {{"code", t->error->code}, {"error", t->error->message}};
     results.push_back(std::move(r));
   }
+  // The output is in the response now: the user's share of the cap is free again.
+  if (auto it = exec_kept_by_user_.find(run.user_id); it != exec_kept_by_user_.end()) {
+    it->second -= std::min(it->second, run.kept);
+    if (it->second == 0) exec_kept_by_user_.erase(it);
+  }
   run.exchange->reply(json_response(200, {{"results", results}}));
   run.timeout->stop();  // the run itself is freed by the next exec() (never from its own callbacks)
+  // Its kept output is not needed any more (the response holds it); only the shell of the run waits.
+  for (auto& t : run.targets) {
+    std::string().swap(t->out);
+    std::string().swap(t->err);
+  }
 }
 
 }  // namespace rx::hub

@@ -37,7 +37,15 @@ struct ExecRequest {
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
   int timeout_s = 30;
+  std::string user_id;  // whose: output kept is capped per user too
 };
+
+// Exec output the hub keeps (the rest is counted in the *_truncated fields, docs/api.md): per
+// stream of one target, per request, and per user across their requests in flight. A fan-out to
+// 256 targets costs at most kExecRequestCap of memory, a user's parallel fan-outs kExecUserCap.
+inline constexpr size_t kExecStreamCap = 1024 * 1024;
+inline constexpr size_t kExecRequestCap = 8 * 1024 * 1024;
+inline constexpr size_t kExecUserCap = 16 * 1024 * 1024;
 
 // Plain counters on the hot path, copied into /metrics when it is read.
 struct RelayCounters {
@@ -119,9 +127,14 @@ class Relay {
   size_t online_count() const { return online_.size(); }
 
   // --- exec fan-out ---
-  // Replies on `exchange` when every target finished or the timeout passed.
+  // Replies on `exchange` when every target finished or the timeout passed. The request must
+  // be within the frame limits (exec_open_ok).
   void exec(std::vector<AgentRecord> targets, const ExecRequest& request,
             std::shared_ptr<HttpExchange> exchange);
+  // The OPEN of a pty terminal or an exec with these fields fits the agent link's limits; else
+  // too_large naming the field and the limit.
+  static Status pty_open_ok(const std::map<std::string, std::string>& env);
+  static Status exec_open_ok(const ExecRequest& request);
 
  private:
   struct ExecTarget;
@@ -146,6 +159,7 @@ class Relay {
   std::map<std::pair<std::string, uint32_t>, std::string> by_channel_;  // (agent, channel) -> terminal id
   std::map<std::pair<std::string, uint32_t>, ExecTarget*> exec_targets_;
   std::vector<std::unique_ptr<ExecRun>> exec_runs_;
+  std::map<std::string, size_t> exec_kept_by_user_;  // output bytes kept by each user's runs in flight
   std::map<std::pair<std::string, std::string>, int> viewer_sockets_;
   std::map<std::string, protocol::Open> pending_open_;
   std::set<std::string> deleting_;  // terminal id -> OPEN waiting for its agent

@@ -2,9 +2,33 @@
 
 namespace rx::hub {
 
-Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
-  std::string code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? "store_busy" : "store_error";
-  return make_error(code, std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+namespace {
+
+std::string code_of(int rc) {
+  switch (rc & 0xff) {  // the primary code of an extended one (SQLITE_IOERR_WRITE -> SQLITE_IOERR)
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return "store_busy";
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+      return "store_unavailable";
+    default:
+      return "store_error";
+  }
+}
+
+}  // namespace
+
+Error sqlite_error(sqlite3* db, int rc, std::string_view what, DbState* state) {
+  std::string code = code_of(rc);
+  std::string message = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  if (code == "store_unavailable") {
+    message = "the store cannot write (" + message + "); free space on the data directory's disk";
+    if (state) state->write_failure = message;
+  }
+  return make_error(code, message);
 }
 
 Stmt& Stmt::operator=(Stmt&& o) noexcept {
@@ -12,6 +36,7 @@ Stmt& Stmt::operator=(Stmt&& o) noexcept {
     sqlite3_finalize(s_);
     db_ = o.db_;
     s_ = o.s_;
+    state_ = o.state_;
     o.s_ = nullptr;
   }
   return *this;
@@ -36,7 +61,7 @@ Result<bool> Stmt::step() {
   int rc = sqlite3_step(s_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return sqlite_error(db_, rc, "sqlite step");
+  return sqlite_error(db_, rc, "sqlite step", state_);
 }
 
 Status Stmt::run() {
@@ -77,8 +102,8 @@ Result<Db> Db::open(const std::string& path, int busy_timeout_ms) {
 Result<Stmt> Db::prepare(std::string_view sql) {
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.data(), int(sql.size()), &s, nullptr);
-  if (rc != SQLITE_OK) return sqlite_error(db_, rc, "prepare");
-  return Stmt(db_, s);
+  if (rc != SQLITE_OK) return sqlite_error(db_, rc, "prepare", state_.get());
+  return Stmt(db_, s, state_.get());
 }
 
 Status Db::exec(const std::string& sql) {
@@ -87,7 +112,9 @@ Status Db::exec(const std::string& sql) {
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    return make_error(rc == SQLITE_BUSY ? "store_busy" : "store_error", "sqlite: " + msg);
+    auto e = sqlite_error(nullptr, rc, "sqlite", state_.get());
+    if (e.code != "store_unavailable") e.message = "sqlite: " + msg;
+    return e;
   }
   return Ok{};
 }

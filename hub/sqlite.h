@@ -1,11 +1,15 @@
 // A thin RAII layer over the SQLite C API: Db owns a connection, Stmt a prepared statement.
-// Errors come back as rx::Error (code "store_error", or "store_busy" when the database stayed
-// locked past the busy timeout), never as exceptions.
+// Errors come back as rx::Error, never as exceptions: "store_busy" when the database stayed
+// locked past the busy timeout, "store_unavailable" when it cannot be written at all (disk full,
+// I/O error, read-only file: SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CANTOPEN), else
+// "store_error". A write that fails as unavailable is remembered (write_failure()) so the health
+// check can say so at once.
 #pragma once
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,11 +19,16 @@
 
 namespace rx::hub {
 
+// What a connection remembers across statements: the last failure that left it unable to write.
+struct DbState {
+  std::optional<std::string> write_failure;
+};
+
 class Stmt {
  public:
   Stmt() = default;
-  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
-  Stmt(Stmt&& o) noexcept : db_(o.db_), s_(o.s_) { o.s_ = nullptr; }
+  Stmt(sqlite3* db, sqlite3_stmt* s, DbState* state = nullptr) : db_(db), s_(s), state_(state) {}
+  Stmt(Stmt&& o) noexcept : db_(o.db_), s_(o.s_), state_(o.state_) { o.s_ = nullptr; }
   Stmt& operator=(Stmt&& o) noexcept;
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
@@ -47,13 +56,14 @@ class Stmt {
  private:
   sqlite3* db_ = nullptr;
   sqlite3_stmt* s_ = nullptr;
+  DbState* state_ = nullptr;
 };
 
 class Db {
  public:
   // Opens (creating) the file with WAL, foreign keys on, and a busy timeout.
   static Result<Db> open(const std::string& path, int busy_timeout_ms = 5000);
-  Db(Db&& o) noexcept : db_(o.db_) { o.db_ = nullptr; }
+  Db(Db&& o) noexcept : db_(o.db_), state_(std::move(o.state_)) { o.db_ = nullptr; }
   Db& operator=(Db&&) = delete;
   Db(const Db&) = delete;
   ~Db() { sqlite3_close_v2(db_); }
@@ -62,13 +72,19 @@ class Db {
   Status exec(const std::string& sql);  // one or more statements, no results
   int64_t changes() const { return sqlite3_changes64(db_); }
   sqlite3* raw() const { return db_; }
+  // The message of the last write that failed as store_unavailable, until cleared.
+  const std::optional<std::string>& write_failure() const { return state_->write_failure; }
+  void clear_write_failure() { state_->write_failure.reset(); }
 
  private:
-  explicit Db(sqlite3* db) : db_(db) {}
+  explicit Db(sqlite3* db) : db_(db), state_(std::make_unique<DbState>()) {}
   sqlite3* db_;
+  std::unique_ptr<DbState> state_;  // on the heap: statements point at it and Db moves
 };
 
-Error sqlite_error(sqlite3* db, int rc, std::string_view what);
+// The error for result code `rc` (its store_* code, see above); noted in `state` when it means
+// the store cannot be written.
+Error sqlite_error(sqlite3* db, int rc, std::string_view what, DbState* state = nullptr);
 
 // Every row of a statement, each turned into a value by `from(stmt)`.
 template <typename F>

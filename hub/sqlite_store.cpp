@@ -1,8 +1,17 @@
 #include "hub/sqlite_store.h"
 
-#include <algorithm>
-#include <ctime>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "hub/json_text.h"
 #include "hub/tokens.h"
 
 namespace rx::hub {
@@ -68,6 +77,10 @@ constexpr const char* kMigrations[] = {
 constexpr int kSchemaVersion = int(std::size(kMigrations));
 
 int64_t now() { return int64_t(std::time(nullptr)); }
+
+// After a write failed for lack of space, the store counts as writable again only with this much
+// room on the data directory's filesystem (a WAL that grows by a few pages must fit).
+constexpr uint64_t kRecoverFreeBytes = 1024 * 1024;
 
 // Wraps a multi-statement operation in BEGIN IMMEDIATE ... COMMIT; rolls back unless committed.
 class Transaction {
@@ -139,9 +152,15 @@ constexpr const char* kShareCols = "id, terminal_id, owner_id, mode, created_at,
 }  // namespace
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, int up_to) {
+  // SQLite gives its -wal and -shm files the database file's mode: a database made 0600 here
+  // keeps all three owner-only (an older one made 0644 is tightened).
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error("store_unavailable", "cannot open " + path + ": " + std::strerror(errno));
+  ::close(fd);
+  for (const char* suffix : {"", "-wal", "-shm"}) (void)::chmod((path + suffix).c_str(), 0600);
   auto db = Db::open(path);
   if (!db) return db.error();
-  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db).value()));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db).value(), path));
   TRY(store->migrate(up_to < 0 ? kSchemaVersion : std::min(up_to, kSchemaVersion)));
   return store;
 }
@@ -452,10 +471,19 @@ Status SqliteStore::delete_terminal(const std::string& id) {
   return s->bind(1, id).run();
 }
 
-Status SqliteStore::audit(const AuditRecord& e) {
+Result<int64_t> SqliteStore::audit(const AuditRecord& e) {
   auto s = db_.prepare("INSERT INTO audit (at, actor, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
-  return s->bind(1, now()).bind(2, e.actor).bind(3, e.action).bind(4, e.target).bind(5, e.detail).bind(6, e.ip).run();
+  // Peers' strings end up here (paths, names, reasons): the log must stay readable as JSON.
+  TRY(s->bind(1, now()).bind(2, clean_utf8(e.actor)).bind(3, clean_utf8(e.action)).bind(4, clean_utf8(e.target))
+          .bind(5, clean_utf8(e.detail)).bind(6, clean_utf8(e.ip)).run());
+  return int64_t(sqlite3_last_insert_rowid(db_.raw()));
+}
+
+Status SqliteStore::update_audit_detail(int64_t id, const std::string& detail) {
+  auto s = db_.prepare("UPDATE audit SET detail = ? WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, clean_utf8(detail)).bind(2, id).run();
 }
 
 Result<std::vector<AuditRecord>> SqliteStore::list_audit(const AuditFilter& f) {
@@ -476,7 +504,22 @@ Result<std::vector<AuditRecord>> SqliteStore::list_audit(const AuditFilter& f) {
 Status SqliteStore::health_check(int64_t at) {
   auto s = db_.prepare("INSERT INTO health (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
   if (!s) return s.error();
-  return s->bind(1, at).run();
+  // The probe is a tiny write that can still fit in the WAL when real writes no longer fit on the
+  // disk: after any write failed for lack of space (or an I/O error) the store stays unwritable
+  // until the probe works and the disk has room again.
+  auto probe = s->bind(1, at).run();
+  auto failed = db_.write_failure();
+  if (!failed) return probe;
+  if (!probe) return probe;
+  struct statvfs fs {};
+  auto dir = std::filesystem::path(path_).parent_path().string();
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &fs) != 0)
+    return make_error("store_unavailable", *failed + " (and the data directory cannot be checked: " + std::strerror(errno) + ")");
+  uint64_t free = uint64_t(fs.f_bavail) * fs.f_frsize;
+  if (free < kRecoverFreeBytes)
+    return make_error("store_unavailable", *failed + "; " + std::to_string(free) + " bytes free in " + dir);
+  db_.clear_write_failure();
+  return Ok{};
 }
 
 }  // namespace rx::hub

@@ -1,6 +1,7 @@
 // SqliteStore: the embedded Store, one SQLite file (WAL, foreign keys, busy timeout) in the hub's
 // data directory. The schema is a list of numbered migrations applied in order inside one
 // transaction each, recorded in PRAGMA user_version; a newer file than this build refuses to open.
+// The file (and its -wal and -shm) is created 0600: it holds token hashes and the audit log.
 #pragma once
 
 #include <memory>
@@ -62,14 +63,16 @@ class SqliteStore final : public Store {
   Status update_terminal_channel(const std::string& id, uint32_t channel) override;
   Status delete_terminal(const std::string& id) override;
 
-  Status audit(const AuditRecord& entry) override;
+  Result<int64_t> audit(const AuditRecord& entry) override;
+  Status update_audit_detail(int64_t id, const std::string& detail) override;
   Result<std::vector<AuditRecord>> list_audit(const AuditFilter& filter) override;
   Status health_check(int64_t now) override;
 
  private:
-  explicit SqliteStore(Db db) : db_(std::move(db)) {}
+  SqliteStore(Db db, std::string path) : db_(std::move(db)), path_(std::move(path)) {}
   Status migrate(int up_to);
   Db db_;
+  std::string path_;
 };
 
 }  // namespace rx::hub

@@ -1,7 +1,9 @@
 // Store: everything the hub must remember across restarts — users, tokens, agents, enrollments,
 // terminals, audit. Handlers see only this interface, so a PostgreSQL store can be added later
 // without touching them; SqliteStore (sqlite_store.h) is the embedded one. Secrets are never
-// stored: only their SHA-256 (hub/tokens.h). Times are unix seconds.
+// stored: only their SHA-256 (hub/tokens.h). Times are unix seconds. Errors: store_busy (locked
+// past the busy timeout), store_unavailable (disk full, I/O error, read-only: nothing can be
+// written until an operator acts), store_error (anything else).
 #pragma once
 
 #include <cstdint>
@@ -174,11 +176,16 @@ class Store {
   virtual Status delete_terminal(const std::string& id) = 0;
 
   // Audit log.
-  // `entry.id` and `entry.at` are assigned by the store.
-  virtual Status audit(const AuditRecord& entry) = 0;
+  // `entry.id` and `entry.at` are assigned by the store; the new row's id. Strings that are not
+  // UTF-8 are stored with U+FFFD in place of the bad bytes.
+  virtual Result<int64_t> audit(const AuditRecord& entry) = 0;
+  // Rewrites one row's detail (aggregated rows: "17 failures ..." counts up in place).
+  virtual Status update_audit_detail(int64_t id, const std::string& detail) = 0;
   virtual Result<std::vector<AuditRecord>> list_audit(const AuditFilter& filter) = 0;
 
-  // GET /healthz: proves the store still takes a write (disk full, read-only, locked).
+  // GET /healthz: proves the store still takes a write (disk full, read-only, locked). Once any
+  // write failed for lack of space or an I/O error, this fails too until the probe write works
+  // again and the disk has room (errors: store_unavailable).
   virtual Status health_check(int64_t now) = 0;
 };
 

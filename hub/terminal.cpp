@@ -23,6 +23,7 @@ Terminal::~Terminal() { drop_viewers("terminal deleted"); }
 
 void Terminal::attach_agent(AgentPort* port, uint64_t agent_input_received) {
   agent_ = port;
+  sent_cols_ = sent_rows_ = 0;  // a new link: the next resize goes whatever it is
   // The agent has every input byte below agent_input_received; resend the rest. An agent ahead
   // of our buffer means the hub restarted and lost it: continue numbering from the agent's count.
   if (agent_input_received > input_.end()) input_.reset(agent_input_received);
@@ -99,6 +100,8 @@ void Terminal::broadcast(const nlohmann::json& event) {
 
 void Terminal::add_viewer(Viewer* v, std::optional<uint64_t> since) {
   viewers_[v] = since.value_or(output_.start());
+  if (since)
+    v->queue_event({{"type", "replay"}, {"since", *since}, {"start", output_.start()}, {"end", output_.end()}});
   v->queue_event({{"type", "status"}, {"status", status_}});
   if (exit_code_) v->queue_event({{"type", "exit"}, {"code", *exit_code_}, {"signal", exit_signal_}});
   broadcast({{"type", "viewers"}, {"count", viewers_.size()}});
@@ -146,6 +149,9 @@ void Terminal::maybe_ack() {
 }
 
 Status Terminal::send_input(std::span<const uint8_t> bytes) {
+  if (status_ == "lost" || status_ == "exited" || status_ == "stopped")
+    return make_error("not_running", "the terminal is " + status_ + ": its input goes nowhere (" +
+                                         std::to_string(bytes.size()) + " bytes dropped)");
   if (input_.size() + bytes.size() > input_.capacity())
     return make_error("input_dropped", "the terminal's agent is not taking input; " + std::to_string(bytes.size()) +
                                            " bytes dropped");
@@ -169,7 +175,12 @@ void Terminal::pump_input() {
 }
 
 void Terminal::resize(uint16_t cols, uint16_t rows) {
-  if (agent_) agent_->send(protocol::Resize{channel_, cols, rows});
+  cols = std::clamp<uint16_t>(cols, 1, kMaxSize);
+  rows = std::clamp<uint16_t>(rows, 1, kMaxSize);
+  if (!agent_ || (cols == sent_cols_ && rows == sent_rows_)) return;
+  sent_cols_ = cols;
+  sent_rows_ = rows;
+  agent_->send(protocol::Resize{channel_, cols, rows});
 }
 
 void Terminal::send_signal(const std::string& name) {

@@ -73,7 +73,9 @@ class Terminal {
   void drop_share_viewers(const std::string& share_id, const std::string& reason);
 
   // --- the viewer side ---
-  // Attaches a viewer that wants output from `since` (nullopt: all the ring holds).
+  // Attaches a viewer that wants output from `since` (nullopt: all the ring holds). A viewer that
+  // gave `since` is told first where the ring starts and output ends ({"type":"replay"}), so an
+  // offset at or past the end gets an answer, not silence.
   void add_viewer(Viewer* v, std::optional<uint64_t> since);
   void remove_viewer(Viewer* v);
   size_t viewer_count() const { return viewers_.size(); }
@@ -82,9 +84,13 @@ class Terminal {
   // viewer's offset fell out of the ring. Taking output may return credit to the agent.
   std::vector<uint8_t> next_output(Viewer* v, size_t max_bytes, size_t headroom);
   bool has_output_for(Viewer* v) const;
-  // Errors: input_dropped when the agent is gone and the input buffer is full.
+  // Errors: input_dropped when the agent is gone and the input buffer is full; not_running when
+  // the terminal is lost, exited or stopped (nothing would ever read it).
   Status send_input(std::span<const uint8_t> bytes);
+  // Clamped to 1..kMaxSize (what POST /api/v1/terminals accepts); a repeat of the size last sent
+  // is not sent again.
   void resize(uint16_t cols, uint16_t rows);
+  static constexpr uint16_t kMaxSize = 1000;
   void send_signal(const std::string& name);
 
   // Typed input held until the agent ACKs it: a whole window, since the agent ACKs input only
@@ -104,6 +110,7 @@ class Terminal {
   std::optional<int32_t> exit_code_;
   std::string exit_signal_;
   AgentPort* agent_ = nullptr;
+  uint16_t sent_cols_ = 0, sent_rows_ = 0;  // the last RESIZE sent on this link (0: none yet)
 
   protocol::ReplayRing output_;
   protocol::ReceiveCursor out_cursor_;

@@ -1,11 +1,14 @@
 // Timer: a libuv timer with RAII. libuv frees a handle only after uv_close's callback, so the
 // handle lives on the heap and outlives this object by one loop turn; the callback is dropped
-// at destruction and never runs after it.
+// at destruction and never runs after it. An exception from the callback is caught and logged
+// (hub/guard.h): a timer never takes the loop down.
 #pragma once
 
 #include <uv.h>
 
 #include <functional>
+
+#include "hub/guard.h"
 
 namespace rx::hub {
 
@@ -29,7 +32,7 @@ class Timer {
     uv_timer_start(&handle_->timer, [](uv_timer_t* t) {
       auto* h = static_cast<Handle*>(t->data);
       // A copy: the callback may destroy this Timer (and so h->callback) while it runs.
-      if (auto callback = h->callback) callback();
+      if (auto callback = h->callback) guarded("timer", callback);
     }, timeout_ms, repeat_ms);
   }
   void stop() { uv_timer_stop(&handle_->timer); }

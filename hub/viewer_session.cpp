@@ -1,5 +1,7 @@
 #include "hub/viewer_session.h"
 
+#include "hub/guard.h"
+#include "hub/json_text.h"
 #include "hub/log.h"
 #include "protocol/limits.h"
 #include "protocol/viewer.h"
@@ -21,9 +23,11 @@ ViewerSession::ViewerSession(Relay& relay, std::string terminal_id, bool read_on
 }
 
 ViewerSession::~ViewerSession() {
-  if (terminal_) terminal_->remove_viewer(this);
-  relay_.viewer_closed(terminal_id_, who_);
-  if (opened_) (void)relay_.store().audit(audit_entry(who_, "terminal.detach", terminal_id_, "", ip_));
+  guarded("viewer.destroy", [&] {
+    if (terminal_) terminal_->remove_viewer(this);
+    relay_.viewer_closed(terminal_id_, who_);
+    if (opened_) (void)relay_.store().audit(audit_entry(who_, "terminal.detach", terminal_id_, "", ip_));
+  });
 }
 
 size_t ViewerSession::max_message() const { return protocol::kMaxViewerMessage; }
@@ -31,35 +35,42 @@ size_t ViewerSession::max_message() const { return protocol::kMaxViewerMessage; 
 void ViewerSession::on_open(WsConn& conn) {
   conn_ = &conn;
   opened_ = true;
-  terminal_ = relay_.terminal(terminal_id_);
-  if (!terminal_) {
-    conn.close(1000, "terminal deleted");
-    return;
-  }
-  terminal_->add_viewer(this, since_);
+  bool ok = guarded("viewer.open", [&] {
+    terminal_ = relay_.terminal(terminal_id_);
+    if (!terminal_) {
+      conn.close(1000, "terminal deleted");
+      return;
+    }
+    terminal_->add_viewer(this, since_);
+  });
+  if (!ok) conn.close(1011, "internal error");
 }
 
 void ViewerSession::on_message(WsConn& conn, std::span<const uint8_t> message, bool binary) {
+  if (!guarded("viewer.message", [&] { handle(conn, message, binary); })) conn.close(1011, "internal error");
+}
+
+void ViewerSession::error_event(const std::string& code, const std::string& message) {
+  queue_event({{"type", "error"}, {"code", code}, {"message", message}});
+}
+
+void ViewerSession::handle(WsConn& conn, std::span<const uint8_t> message, bool binary) {
   if (!terminal_) return;
   if (!binary) {
     conn.close(1003, "the viewer protocol uses binary messages");
     return;
   }
   auto m = viewer::decode_client(message);
-  if (!m) {
-    queue_event({{"type", "error"}, {"code", m.error().code}, {"message", m.error().message}});
-    return;  // a bad message is refused, the session goes on
-  }
+  if (!m) return error_event(m.error().code, m.error().message);  // a bad message is refused, the session goes on
   if (auto* in = std::get_if<viewer::Input>(&*m)) {
     if (read_only_) {
       ++relay_.counters().frames_dropped;
-      queue_event({{"type", "error"}, {"code", "read_only"}, {"message", "this viewer may not send input"}});
-      return;
+      return error_event("read_only", "this viewer may not send input");
     }
     relay_.counters().input_bytes += in->bytes.size();
     if (auto s = terminal_->send_input(in->bytes); !s) {
       ++relay_.counters().frames_dropped;
-      queue_event({{"type", "error"}, {"code", s.error().code}, {"message", s.error().message}});
+      error_event(s.error().code, s.error().message);
     }
   } else if (auto* r = std::get_if<viewer::Resize>(&*m)) {
     if (!read_only_) terminal_->resize(r->cols, r->rows);
@@ -67,10 +78,15 @@ void ViewerSession::on_message(WsConn& conn, std::span<const uint8_t> message, b
 }
 
 void ViewerSession::on_writable(WsConn& conn) {
+  if (!guarded("viewer.writable", [&] { write(conn); })) conn.close(1011, "internal error");
+}
+
+void ViewerSession::write(WsConn& conn) {
   // Events first, then output; several messages per callback while the socket takes them.
   for (int budget = 16; budget > 0; --budget) {
     if (!events_.empty()) {
-      if (!conn.send(events_.front())) return;
+      auto message = viewer::encode_event(json_text(events_.front().event), kFrameHeadroom);
+      if (!conn.send(message)) return;
       events_.pop_front();
     } else {
       if (!terminal_) return;
@@ -88,7 +104,7 @@ void ViewerSession::on_writable(WsConn& conn) {
 
 void ViewerSession::on_close() {
   conn_ = nullptr;
-  if (terminal_) terminal_->remove_viewer(this);
+  if (terminal_) guarded("viewer.close", [&] { terminal_->remove_viewer(this); });
   terminal_ = nullptr;
 }
 
@@ -97,7 +113,24 @@ void ViewerSession::wake() {
 }
 
 void ViewerSession::queue_event(const nlohmann::json& event) {
-  events_.push_back(viewer::encode_event(event.dump(), kFrameHeadroom));
+  if (!conn_ || conn_->closing()) return;
+  std::string type = event.value("type", "");
+  std::string key = type == "error" ? "error:" + event.value("code", "") : type == "status" || type == "viewers" ? type : "";
+  if (!key.empty()) {
+    // Not sent yet: the viewer learns of the repeats (an error) or only the latest state.
+    for (auto& p : events_) {
+      if (p.key != key) continue;
+      if (type == "error") p.event["repeated"] = p.event.value("repeated", int64_t(0)) + 1;
+      else p.event = event;
+      return;
+    }
+  }
+  if (events_.size() >= kMaxQueuedEvents) {
+    events_.clear();
+    conn_->close(4008, "event backlog: the viewer is not reading; reconnect");
+    return;
+  }
+  events_.push_back({std::move(key), event});
   wake();
 }
 

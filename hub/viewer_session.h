@@ -1,7 +1,12 @@
 // ViewerSession: one viewer's WebSocket (rexec.term.v1) on a terminal. Output is pulled from the
 // Terminal's ring only when lws says the socket is writable, so a slow viewer never makes the
-// hub buffer: it just holds back the terminal's credit. Input from a read-only viewer is dropped
-// here, on the hub, and answered with a read_only error event.
+// hub buffer output: it just holds back the terminal's credit. Input from a read-only viewer is
+// dropped here, on the hub, and answered with a read_only error event.
+//
+// Events wait in a bounded queue (protocol/SPEC.md, "Bounds"): an error event of a code already
+// queued is counted into it ("repeated": N) instead of queued again, and a status or viewers
+// event replaces the queued one; a viewer that still lets kMaxQueuedEvents pile up is closed
+// with 4008. So a viewer that never reads and keeps sending costs a few events, not memory.
 #pragma once
 
 #include <deque>
@@ -17,12 +22,15 @@ namespace rx::hub {
 
 class ViewerSession final : public WsSession, public Viewer {
  public:
+  static constexpr size_t kMaxQueuedEvents = 256;
+
   // The terminal is looked up when the socket opens: it may have been deleted since the upgrade.
   // `who`: the user's id, or "share:<id>" with `share_id` for a share link's viewer.
   ViewerSession(Relay& relay, std::string terminal_id, bool read_only, std::optional<uint64_t> since, std::string who,
                 std::string ip, std::string share_id = "");
   ~ViewerSession() override;
 
+  // WsSession (each guarded: an exception closes this viewer with 1011, nothing else)
   void on_open(WsConn& conn) override;
   void on_message(WsConn& conn, std::span<const uint8_t> message, bool binary) override;
   void on_writable(WsConn& conn) override;
@@ -36,6 +44,13 @@ class ViewerSession final : public WsSession, public Viewer {
   const std::string& share_id() const override { return share_id_; }
 
  private:
+  struct Pending {
+    std::string key;  // "error:<code>", "status", "viewers": what a later event merges into; "" none
+    nlohmann::json event;
+  };
+  void handle(WsConn& conn, std::span<const uint8_t> message, bool binary);
+  void write(WsConn& conn);
+  void error_event(const std::string& code, const std::string& message);
   Relay& relay_;
   std::string terminal_id_;
   Terminal* terminal_ = nullptr;
@@ -46,7 +61,7 @@ class ViewerSession final : public WsSession, public Viewer {
   std::string share_id_;
   bool opened_ = false;
   WsConn* conn_ = nullptr;
-  std::deque<std::vector<uint8_t>> events_;
+  std::deque<Pending> events_;
 };
 
 }  // namespace rx::hub

@@ -1,6 +1,7 @@
 #include "hub/warm_pool.h"
 
 #include "hub/container_agent.h"
+#include "hub/image_ref.h"
 #include "hub/log.h"
 #include "hub/tokens.h"
 
@@ -18,6 +19,7 @@ Result<std::map<std::string, int>> parse_warm_pool(const std::string& spec) {
     int n = eq == std::string::npos ? -1 : std::atoi(part.c_str() + eq + 1);
     if (eq == 0 || eq == std::string::npos || n < 0 || n > 100 || part.find_first_not_of("0123456789", eq + 1) != std::string::npos)
       return make_error("bad_config", "warm-pool: \"" + part + "\" is not IMAGE=COUNT (0..100)");
+    if (auto s = check_image_ref(part.substr(0, eq), "warm-pool"); !s) return make_error("bad_config", s.error().message);
     out[part.substr(0, eq)] = n;
   }
   return out;

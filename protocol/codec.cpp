@@ -6,6 +6,7 @@
 #include <array>
 #include <limits>
 #include <new>
+#include <optional>
 #include <string>
 
 #include "protocol/limits.h"
@@ -161,6 +162,78 @@ struct Encoder {
     pk.pack_uint32(f.type);
     pk.pack_uint32(f.channel);
   }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Size checks before encoding: the decoder's limits (limits.h), so what we send is what the peer
+// accepts. The first field over its limit is named in the error.
+
+struct Checker {
+  std::string frame;  // "OPEN", for messages
+  std::optional<Error> error;
+
+  void str(const std::string& field, std::string_view s) {
+    if (!error && s.size() > kMaxString)
+      error = make_error("too_large", frame + "." + field + ": a string of " + std::to_string(s.size()) +
+                                          " bytes is over the limit of " + std::to_string(kMaxString) + " bytes");
+  }
+  void count(const std::string& field, size_t n) {
+    if (!error && n > kMaxElements)
+      error = make_error("too_large", frame + "." + field + ": " + std::to_string(n) +
+                                          " elements are over the limit of " + std::to_string(kMaxElements));
+  }
+  void bin(const std::string& field, size_t n) {
+    if (!error && n > kMaxChunk)
+      error = make_error("too_large", frame + "." + field + ": " + std::to_string(n) + " bytes are over the limit of " +
+                                          std::to_string(kMaxChunk) + " bytes");
+  }
+  void host(const HostInfo& h) {
+    str("host.hostname", h.hostname);
+    str("host.os", h.os);
+    str("host.kernel", h.kernel);
+    str("host.arch", h.arch);
+    count("host.gpus", h.gpus.size());
+    for (const auto& g : h.gpus) {
+      str("host.gpus.uuid", g.uuid);
+      str("host.gpus.model", g.model);
+    }
+  }
+
+  void operator()(const Hello& f) {
+    str("agent_version", f.agent_version);
+    count("capabilities", f.capabilities.size());
+    for (const auto& c : f.capabilities) str("capabilities", c);
+    host(f.host);
+    count("channels", f.channels.size());
+  }
+  void operator()(const Welcome& f) {
+    str("hub_version", f.hub_version);
+    str("agent_id", f.agent_id);
+    if (f.credential) str("credential", *f.credential);
+    count("resume", f.resume.size());
+  }
+  void operator()(const Open& f) {
+    count("argv", f.argv.size());
+    for (size_t i = 0; i < f.argv.size(); ++i) str("argv[" + std::to_string(i) + "]", f.argv[i]);
+    count("env", f.env.size());
+    for (const auto& [k, v] : f.env) {
+      str("env", k);
+      str("env." + k.substr(0, 64), v);
+    }
+  }
+  void operator()(const Opened&) {}
+  void operator()(const Data& f) { bin("bytes", f.bytes.size()); }
+  void operator()(const Ack&) {}
+  void operator()(const Resize&) {}
+  void operator()(const Signal& f) { str("signal", f.name); }
+  void operator()(const Exit& f) { str("signal", f.signal); }
+  void operator()(const Close& f) { str("reason", f.reason); }
+  void operator()(const Stats& f) { count("stats.gpus", f.gpus.size()); }
+  void operator()(const ErrorFrame& f) {
+    str("code", f.code);
+    str("message", f.message);
+  }
+  void operator()(const Unknown&) {}
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -466,11 +539,24 @@ Frame decode_fields(uint32_t type, uint32_t channel, const msgpack::object_array
 
 }  // namespace
 
-std::vector<uint8_t> encode(const Frame& frame, size_t headroom) {
+Status check_limits(const Frame& frame) {
+  auto bytes = encode(frame);
+  if (!bytes) return bytes.error();
+  return Ok{};
+}
+
+Result<std::vector<uint8_t>> encode(const Frame& frame, size_t headroom) {
+  Checker c{std::string(frame_type_name(frame_type(frame))), std::nullopt};
+  std::visit(c, frame);
+  if (c.error) return *c.error;
   std::vector<uint8_t> out(headroom);
   ByteSink sink{out};
   Packer pk(sink);
   std::visit(Encoder{pk}, frame);
+  if (out.size() - headroom > kMaxFrameBytes)
+    return make_error("frame_too_large", std::string(frame_type_name(frame_type(frame))) + ": the frame would be " +
+                                             std::to_string(out.size() - headroom) + " bytes, over the limit of " +
+                                             std::to_string(kMaxFrameBytes) + " bytes");
   return out;
 }
 

@@ -16,9 +16,19 @@
 namespace rx::protocol {
 
 // Encodes `frame` after `headroom` zero bytes (libwebsockets wants LWS_PRE bytes before a payload).
-std::vector<uint8_t> encode(const Frame& frame, size_t headroom = 0);
+// A frame the peer's decoder would refuse for its size is refused here instead of produced:
+// too_large for a string, bin, array or map over its limit (limits.h; the message names the
+// field, e.g. "OPEN.env.PATH: a string of 20000 bytes is over the limit of 16384 bytes"),
+// frame_too_large for a whole frame over kMaxFrameBytes. Values are not checked beyond sizes:
+// tests build frames with bad values on purpose.
+Result<std::vector<uint8_t>> encode(const Frame& frame, size_t headroom = 0);
+
+// What encode() would say, without keeping the bytes (the hub asks before it accepts a request
+// that becomes a frame).
+Status check_limits(const Frame& frame);
 
 // DATA without building a Data (no copy of the payload into a vector first): the relay's hot path.
+// Unchecked: callers cut payloads at kMaxChunk.
 std::vector<uint8_t> encode_data(uint32_t channel, Stream stream, uint64_t offset,
                                  std::span<const uint8_t> bytes, size_t headroom = 0);
 

@@ -1,5 +1,7 @@
 #include "protocol/log_line.h"
 
+#include "protocol/utf8.h"
+
 namespace rx {
 namespace {
 
@@ -12,20 +14,38 @@ void append_value(std::string& out, std::string_view v) {
     return;
   }
   static constexpr char kHex[] = "0123456789abcdef";
+  auto hex = [&](unsigned char c) {
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  };
   out += '"';
-  for (unsigned char c : v) {
+  for (size_t i = 0; i < v.size();) {
+    unsigned char c = static_cast<unsigned char>(v[i]);
+    if (c >= 0x80) {
+      // Well-formed UTF-8 passes through; a byte that is not part of it is written as \xNN, so a
+      // log line is always valid UTF-8 (journald, log shippers) and still shows what came.
+      size_t n = protocol::utf8_sequence(v.substr(i));
+      if (n == 0) {
+        hex(c);
+        ++i;
+      } else {
+        out.append(v.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
     if (c == '"' || c == '\\') {
       out += '\\';
       out += char(c);
     } else if (c == '\n') {
       out += "\\n";
     } else if (c < ' ' || c == 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
+      hex(c);
     } else {
-      out += char(c);  // UTF-8 passes through
+      out += char(c);
     }
+    ++i;
   }
   out += '"';
 }

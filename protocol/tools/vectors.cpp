@@ -29,7 +29,12 @@ int main(int argc, char** argv) {
       std::cerr << entry.path() << ": " << frame.error().message << "\n";
       return 1;
     }
-    auto bytes = rx::protocol::encode(*frame);
+    auto encoded = rx::protocol::encode(*frame);
+    if (!encoded) {
+      std::cerr << entry.path() << ": " << encoded.error().message << "\n";
+      return 1;
+    }
+    const auto& bytes = *encoded;
     auto out_path = entry.path();
     out_path.replace_extension(".msgpack");
     std::ofstream out(out_path, std::ios::binary | std::ios::trunc);

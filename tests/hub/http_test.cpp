@@ -19,6 +19,29 @@ TEST(Http, BearerToken) {
   EXPECT_FALSE(r.bearer());
 }
 
+TEST(Http, SameOriginComparesSchemeAndAuthority) {
+  Request r;
+  r.headers["host"] = "hub.example:8443";
+  r.headers["origin"] = "https://hub.example:8443";
+  EXPECT_TRUE(r.same_origin("https"));
+  EXPECT_FALSE(r.same_origin("http"));
+  r.headers["origin"] = "https://hub.example:8443.evil";
+  EXPECT_FALSE(r.same_origin("https"));
+  r.headers["origin"] = "null";
+  EXPECT_FALSE(r.same_origin("https"));
+}
+
+TEST(Http, StoreThatCannotWriteSaysWhenToRetry) {
+  for (const char* code : {"store_unavailable", "store_busy"}) {
+    auto r = error_response(make_error(code, "why"));
+    EXPECT_EQ(r.status, 503) << code;
+    bool retry = false;
+    for (const auto& [k, v] : r.headers) retry = retry || (k == "Retry-After" && std::stoi(v) > 0);
+    EXPECT_TRUE(retry) << code;
+  }
+  EXPECT_EQ(error_response(make_error("too_large", "env.X: ...")).status, 400);
+}
+
 TEST(Http, ErrorResponsesAreJsonWithTheRightStatus) {
   for (auto [code, status] : std::vector<std::pair<std::string, int>>{
            {"bad_json", 400}, {"unauthorized", 401}, {"forbidden", 403}, {"not_found", 404},

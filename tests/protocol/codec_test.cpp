@@ -11,6 +11,13 @@
 namespace rx::protocol {
 namespace {
 
+// The bytes of a frame within the limits (every frame here is).
+std::vector<uint8_t> encoded(const Frame& f, size_t headroom = 0) {
+  auto r = encode(f, headroom);
+  EXPECT_TRUE(r.ok()) << r.error().message;
+  return r ? *r : std::vector<uint8_t>{};
+}
+
 // Raw msgpack written by hand (through msgpack-c's packer), for frames our encoder would never make.
 struct Raw {
   std::vector<uint8_t> bytes;
@@ -69,12 +76,12 @@ std::vector<Frame> one_of_each() {
 TEST(Codec, EveryFrameTypeRoundTrips) {
   std::set<uint32_t> types;
   for (const auto& frame : one_of_each()) {
-    auto bytes = encode(frame);
+    auto bytes = encoded(frame);
     ASSERT_LE(bytes.size(), kMaxFrameBytes);
     auto back = decode(bytes);
     ASSERT_TRUE(back.ok()) << frame_type_name(frame_type(frame)) << ": " << back.error().message;
     EXPECT_EQ(*back, frame) << frame_type_name(frame_type(frame));
-    EXPECT_EQ(encode(*back), bytes);
+    EXPECT_EQ(encoded(*back), bytes);
     types.insert(frame_type(frame));
   }
   EXPECT_EQ(types.size(), 12u) << "a frame type has no round-trip case";
@@ -82,13 +89,13 @@ TEST(Codec, EveryFrameTypeRoundTrips) {
 
 TEST(Codec, DataHasTheExactBytesOfTheSpec) {
   // [5, 1, 1, 0, bin "hi"]: fixarray(5), fixints, bin8.
-  auto bytes = encode(Data{1, Stream::kOutput, 0, {'h', 'i'}});
+  auto bytes = encoded(Data{1, Stream::kOutput, 0, {'h', 'i'}});
   EXPECT_EQ(bytes, (std::vector<uint8_t>{0x95, 0x05, 0x01, 0x01, 0x00, 0xc4, 0x02, 'h', 'i'}));
 }
 
 TEST(Codec, EncodeDataMatchesEncodeAndKeepsHeadroom) {
   std::vector<uint8_t> payload(5000, 'z');
-  auto a = encode(Data{3, Stream::kOutput, 123456789, payload}, 16);
+  auto a = encoded(Data{3, Stream::kOutput, 123456789, payload}, 16);
   auto b = encode_data(3, Stream::kOutput, 123456789, payload, 16);
   EXPECT_EQ(a, b);
   ASSERT_GT(a.size(), 16u);
@@ -104,7 +111,7 @@ TEST(Codec, PeekDataAgreesWithDecodeWithoutCopying) {
     for (uint64_t offset : {uint64_t(0), uint64_t(127), uint64_t(128), uint64_t(1) << 40, UINT64_MAX - 65536}) {
       std::vector<uint8_t> payload(len);
       for (auto& b : payload) b = uint8_t(rng());
-      auto bytes = encode(Data{70000, Stream::kStderr, offset, payload});
+      auto bytes = encoded(Data{70000, Stream::kStderr, offset, payload});
       auto view = peek_data(bytes);
       ASSERT_TRUE(view) << "len " << len << " offset " << offset;
       EXPECT_EQ(view->channel, 70000u);
@@ -116,13 +123,13 @@ TEST(Codec, PeekDataAgreesWithDecodeWithoutCopying) {
     }
   }
   // Declines what is not a canonical DATA frame; decode() decides those.
-  EXPECT_FALSE(peek_data(encode(Ack{1, Stream::kOutput, 5})));
+  EXPECT_FALSE(peek_data(encoded(Ack{1, Stream::kOutput, 5})));
   EXPECT_FALSE(peek_data(Raw().array(6).u(5).u(1).u(1).u(0).bin(3).nil().bytes));   // extra field
   EXPECT_FALSE(peek_data(Raw().array(5).u(5).u(1).u(3).u(0).bin(3).bytes));         // stream 3
   std::vector<uint8_t> wide{0x95, 0x05, 0xcc, 0x01, 0x01, 0x00, 0xc4, 0x00};         // channel 1 as uint8: not canonical
   EXPECT_FALSE(peek_data(wide));
   EXPECT_TRUE(decode(wide).ok());  // ... but valid msgpack, so decode() accepts it
-  auto truncated = encode(Data{1, Stream::kOutput, 0, {1, 2, 3}});
+  auto truncated = encoded(Data{1, Stream::kOutput, 0, {1, 2, 3}});
   truncated.pop_back();
   EXPECT_FALSE(peek_data(truncated));
 }
@@ -155,7 +162,7 @@ TEST(Codec, UnknownMapKeysAreIgnored) {
 TEST(CodecMalformed, EmptyMessage) { EXPECT_EQ(decode_error({}).code, "empty_frame"); }
 
 TEST(CodecMalformed, TruncatedFrame) {
-  auto bytes = encode(Data{1, Stream::kOutput, 0, std::vector<uint8_t>(100, 'a')});
+  auto bytes = encoded(Data{1, Stream::kOutput, 0, std::vector<uint8_t>(100, 'a')});
   for (size_t cut : {size_t(1), size_t(4), bytes.size() - 1}) {
     auto e = decode_error(std::span(bytes).first(cut));
     EXPECT_EQ(e.code, "truncated") << "cut at " << cut << ": " << e.message;
@@ -223,7 +230,7 @@ TEST(CodecMalformed, EmptyArray) {
 }
 
 TEST(CodecMalformed, TrailingGarbage) {
-  auto bytes = encode(Ack{1, Stream::kOutput, 5});
+  auto bytes = encoded(Ack{1, Stream::kOutput, 5});
   bytes.push_back(0x00);
   bytes.push_back(0xff);
   auto e = decode_error(bytes);
@@ -253,13 +260,13 @@ TEST(CodecMalformed, BadValues) {
   Hello hello;
   hello.channel = 3;
   hello.proto_min = hello.proto_max = 1;
-  EXPECT_EQ(decode_error(encode(hello)).message, "HELLO.channel: must be 0 (the link itself), got 3");
+  EXPECT_EQ(decode_error(encoded(hello)).message, "HELLO.channel: must be 0 (the link itself), got 3");
   hello.channel = 0;
   hello.proto_min = 2;
-  EXPECT_EQ(decode_error(encode(hello)).code, "bad_value");
-  EXPECT_EQ(decode_error(encode(Signal{1, "int; rm -rf /"})).code, "bad_value");
-  EXPECT_EQ(decode_error(encode(Open{1, ChannelKind::kExec, {}, {}, 80, 24, kDefaultWindow})).code, "bad_value");
-  EXPECT_EQ(decode_error(encode(Open{1, ChannelKind::kPty, {}, {}, 80, 24, 1})).code, "out_of_range");
+  EXPECT_EQ(decode_error(encoded(hello)).code, "bad_value");
+  EXPECT_EQ(decode_error(encoded(Signal{1, "int; rm -rf /"})).code, "bad_value");
+  EXPECT_EQ(decode_error(encoded(Open{1, ChannelKind::kExec, {}, {}, 80, 24, kDefaultWindow})).code, "bad_value");
+  EXPECT_EQ(decode_error(encoded(Open{1, ChannelKind::kPty, {}, {}, 80, 24, 1})).code, "out_of_range");
   auto kind = Raw().array(8).u(3).u(1).str("telnet").array(0).map(0).u(80).u(24).u(kDefaultWindow).bytes;
   EXPECT_EQ(decode_error(kind).message, "OPEN.kind: \"telnet\" is not \"pty\" or \"exec\"");
   EXPECT_EQ(decode_error(Raw().array(4).u(6).u(1).u(3).u(0).bytes).code, "out_of_range");  // stream 3
@@ -305,16 +312,51 @@ TEST(CodecMalformed, RandomBytesNeverCrash) {
 TEST(CodecMalformed, MutatedValidFramesDecodeOrFailCleanly) {
   std::mt19937_64 rng(7);
   for (const auto& frame : one_of_each()) {
-    auto good = encode(frame);
+    auto good = encoded(frame);
     for (int i = 0; i < 300; ++i) {
       auto bytes = good;
       bytes[rng() % bytes.size()] = uint8_t(rng());
       auto r = decode(bytes);
       if (r.ok()) {
-        EXPECT_TRUE(decode(encode(*r)).ok());  // anything accepted re-encodes validly
+        EXPECT_TRUE(decode(encoded(*r)).ok());  // anything accepted re-encodes validly
       }
     }
   }
+}
+
+TEST(CodecEncode, RefusesWhatTheDecoderWouldRefuse) {
+  // Every size limit of the decoder holds for the encoder too: a frame the peer would refuse (and
+  // drop the link over) is never produced. The error names the field.
+  auto refused = [](const Frame& f) {
+    auto r = encode(f);
+    EXPECT_FALSE(r.ok()) << frame_type_name(frame_type(f));
+    return r ? Error{} : r.error();
+  };
+  auto e = refused(Open{1, ChannelKind::kPty, {}, {{"BIG", std::string(kMaxString + 1, 'v')}}, 80, 24, kDefaultWindow});
+  EXPECT_EQ(e.code, "too_large");
+  EXPECT_NE(e.message.find("OPEN.env.BIG"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find(std::to_string(kMaxString)), std::string::npos) << e.message;
+  Open many{1, ChannelKind::kPty, {}, {}, 80, 24, kDefaultWindow};
+  for (size_t i = 0; i <= kMaxElements; ++i) many.env["K" + std::to_string(i)] = "v";
+  EXPECT_NE(refused(many).message.find("OPEN.env"), std::string::npos);
+  e = refused(Open{1, ChannelKind::kExec, {"echo", std::string(kMaxString + 1, 'a')}, {}, 80, 24, kDefaultWindow});
+  EXPECT_NE(e.message.find("OPEN.argv[1]"), std::string::npos) << e.message;
+  // Each string within its limit, the whole over the frame's.
+  Open wide{1, ChannelKind::kExec, {}, {}, 80, 24, kDefaultWindow};
+  for (int i = 0; i < 8; ++i) wide.argv.push_back(std::string(kMaxString - 10, 'a'));
+  EXPECT_EQ(refused(wide).code, "frame_too_large");
+  EXPECT_EQ(refused(Data{1, Stream::kOutput, 0, std::vector<uint8_t>(kMaxChunk + 1)}).code, "too_large");
+  EXPECT_EQ(refused(ErrorFrame{1, "x", std::string(kMaxString + 1, 'm')}).code, "too_large");
+  Hello h;
+  h.host.hostname = std::string(kMaxString + 1, 'h');
+  EXPECT_NE(refused(h).message.find("HELLO.host.hostname"), std::string::npos);
+  // At the limits, everything goes and decodes.
+  Open full{1, ChannelKind::kPty, {}, {{"OK", std::string(kMaxString, 'v')}}, 80, 24, kDefaultWindow};
+  auto bytes = encode(full);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  EXPECT_TRUE(decode(*bytes).ok());
+  EXPECT_TRUE(check_limits(full).ok());
+  EXPECT_FALSE(check_limits(many).ok());
 }
 
 }  // namespace

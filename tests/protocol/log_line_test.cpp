@@ -20,6 +20,12 @@ TEST(LogLine, HostileValuesCannotForgeFieldsOrLines) {
             "level=info event=t v=\"\\x1b[31m\\x00\"\n");
 }
 
+TEST(LogLine, BytesThatAreNotUtf8AreEscaped) {
+  // A peer's name in another encoding: the line stays valid UTF-8 and shows the bytes.
+  EXPECT_EQ(format_log_line("info", "t", {{"name", "caf\xe9 \xc3\xa9"}}), "level=info event=t name=\"caf\\xe9 \xc3\xa9\"\n");
+  EXPECT_EQ(format_log_line("info", "t", {{"v", "\xed\xa0\x80"}}), "level=info event=t v=\"\\xed\\xa0\\x80\"\n");
+}
+
 TEST(LogLine, RedactKeepsOnlyTheKind) {
   EXPECT_EQ(redact("rxk_abcdefghijklmnop"), "rxk_…");
   EXPECT_EQ(redact("secretwithoutprefix"), "…");

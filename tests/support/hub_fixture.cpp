@@ -25,8 +25,9 @@ int free_port() {
 }
 
 
-HubFixture::HubFixture(std::vector<std::string> flags)
+HubFixture::HubFixture(std::vector<std::string> flags, std::function<void(const std::string&)> before_start)
     : dir_("rexec-hub-test"), port_(free_port()), flags_(std::move(flags)) {
+  if (before_start) before_start(dir_ / "data");
   start();
 }
 

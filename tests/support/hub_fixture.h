@@ -4,6 +4,7 @@
 // lets a test act as a misbehaving agent, or as thousands of agents.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,9 +22,13 @@ class HubFixture {
   // Tests poll the API far faster than a person would: by default the rate limits are off and
   // the viewer cap is high. A test of the limits passes its own flags.
   static std::vector<std::string> relaxed_limits() {
-    return {"--rate-requests", "0", "--rate-terminal-creates", "0", "--viewers-per-terminal", "1000"};
+    return {"--rate-requests", "0", "--rate-terminal-creates", "0", "--rate-auth-failures", "0",
+            "--viewers-per-terminal", "1000"};
   }
-  explicit HubFixture(std::vector<std::string> flags = relaxed_limits());
+  // `before_start` runs once with the data directory's path before the first start (a test mounts
+  // a small filesystem there, say).
+  explicit HubFixture(std::vector<std::string> flags = relaxed_limits(),
+                      std::function<void(const std::string& data_dir)> before_start = {});
   ~HubFixture();
   void start();
   void kill9();
@@ -59,7 +64,11 @@ class FakeAgent {
  public:
   // Connects with `token` (credential or enrollment); false when the hub refused the upgrade.
   bool connect(int port, const std::string& token, const std::string& name = "fake", HttpResult* refusal = nullptr);
-  bool send(const protocol::Frame& frame) { return ws.send_binary(protocol::encode(frame)); }
+  // False when the frame is over the protocol's limits (send raw bytes for that) or the socket is gone.
+  bool send(const protocol::Frame& frame) {
+    auto bytes = protocol::encode(frame);
+    return bytes && ws.send_binary(*bytes);
+  }
   // HELLO with the given live channels; returns the WELCOME (or nullopt).
   std::optional<protocol::Welcome> hello(std::vector<protocol::ChannelState> channels = {});
   // Next frame, skipping STATS-like noise never sent by the hub; nullopt on timeout/close.

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,8 +18,18 @@
 namespace rx::test {
 namespace {
 
-int dial(int port) {
+int dial(int port, const std::string& source_ip = "", int rcvbuf = 0) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));  // before connect: sets the window
+  if (!source_ip.empty()) {
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source_ip.c_str(), &src.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
+      ::close(fd);
+      return -1;
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(uint16_t(port));
@@ -109,7 +120,8 @@ void read_body(int fd, HttpResult& r, std::vector<uint8_t>& rest) {
 }  // namespace
 
 HttpResult http(int port, const std::string& method, const std::string& path, const std::string& token,
-                const std::string& body, const std::map<std::string, std::string>& headers) {
+                const std::string& body, const std::map<std::string, std::string>& headers,
+                std::chrono::milliseconds timeout) {
   HttpResult r;
   int fd = dial(port);
   if (fd < 0) return r;
@@ -121,7 +133,7 @@ HttpResult http(int port, const std::string& method, const std::string& path, co
   req += "\r\n" + body;
   std::string head;
   std::vector<uint8_t> rest;
-  if (write_all(fd, req.data(), req.size()) && read_head(fd, head, rest, 30000)) {
+  if (write_all(fd, req.data(), req.size()) && read_head(fd, head, rest, int(timeout.count()))) {
     r = parse_head(head);
     read_body(fd, r, rest);
   }
@@ -145,7 +157,7 @@ WsClient::WsClient(WsClient&& o) noexcept
 
 bool WsClient::connect(int port, const std::string& path, const std::string& protocol,
                        const std::map<std::string, std::string>& headers, HttpResult* refusal) {
-  fd_ = dial(port);
+  fd_ = dial(port, source_ip, rcvbuf);
   if (fd_ < 0) return false;
   std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
@@ -171,8 +183,7 @@ bool WsClient::connect(int port, const std::string& path, const std::string& pro
 
 bool WsClient::send_raw(const std::vector<uint8_t>& bytes) { return fd_ >= 0 && write_all(fd_, bytes.data(), bytes.size()); }
 
-bool WsClient::send_frame(uint8_t opcode, const std::vector<uint8_t>& payload, bool fin) {
-  if (fd_ < 0) return false;
+std::vector<uint8_t> client_frame(uint8_t opcode, const std::vector<uint8_t>& payload, bool fin) {
   std::vector<uint8_t> f;
   f.reserve(payload.size() + 14);
   f.push_back(uint8_t((fin ? 0x80 : 0) | opcode));
@@ -194,7 +205,49 @@ bool WsClient::send_frame(uint8_t opcode, const std::vector<uint8_t>& payload, b
   size_t base = f.size();
   f.resize(base + n);
   for (size_t i = 0; i < n; ++i) f[base + i] = payload[i] ^ mask[i & 3];
+  return f;
+}
+
+bool WsClient::send_frame(uint8_t opcode, const std::vector<uint8_t>& payload, bool fin) {
+  if (fd_ < 0) return false;
+  auto f = client_frame(opcode, payload, fin);
   return write_all(fd_, f.data(), f.size());
+}
+
+WsClient::TrySend WsClient::try_send_frame(uint8_t opcode, const std::vector<uint8_t>& payload) {
+  return try_send_raw(client_frame(opcode, payload, true));
+}
+
+WsClient::TrySend WsClient::try_send_raw(const std::vector<uint8_t>& f) {
+  if (fd_ < 0) return TrySend::kGone;
+  int queued = 0, sndbuf = 0;
+  socklen_t len = sizeof(sndbuf);
+  ::getsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
+  // Room for all of it, or nothing is written: a half-written frame would garble the stream.
+  if (::ioctl(fd_, TIOCOUTQ, &queued) == 0 && sndbuf - queued < int(f.size()) * 2) return TrySend::kFull;
+  ssize_t w = ::send(fd_, f.data(), f.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (w == ssize_t(f.size())) return TrySend::kSent;
+  if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return TrySend::kFull;
+  if (w < 0) {
+    cut();
+    return TrySend::kGone;
+  }
+  // A partial write (rare: the check above leaves room): finish it within a few seconds, else give
+  // the connection up (its stream would be garbled).
+  size_t done = size_t(w);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (done < f.size() && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd_, POLLOUT, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    ssize_t more = ::send(fd_, f.data() + done, f.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (more > 0) done += size_t(more);
+    else if (more < 0 && errno != EAGAIN && errno != EINTR) break;
+  }
+  if (done < f.size()) {
+    cut();
+    return TrySend::kGone;
+  }
+  return TrySend::kSent;
 }
 
 bool WsClient::fill(size_t n, std::chrono::steady_clock::time_point deadline) {

@@ -18,9 +18,14 @@ struct HttpResult {
   std::string body;
 };
 
+// A client frame (masked, FIN set) as it goes on the wire.
+std::vector<uint8_t> client_frame(uint8_t opcode, const std::vector<uint8_t>& payload, bool fin = true);
+
 // One HTTP/1.1 request on a fresh connection (Connection: close).
+// `timeout`: how long to wait for the response's head.
 HttpResult http(int port, const std::string& method, const std::string& path, const std::string& token = "",
-                const std::string& body = "", const std::map<std::string, std::string>& headers = {});
+                const std::string& body = "", const std::map<std::string, std::string>& headers = {},
+                std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 class WsClient {
  public:
@@ -39,11 +44,22 @@ class WsClient {
   bool connect(int port, const std::string& path, const std::string& protocol,
                const std::map<std::string, std::string>& headers, HttpResult* refusal = nullptr);
   bool connected() const { return fd_ >= 0; }
+  // Set before connect(): the local address to dial from (another loopback address, e.g.
+  // "127.0.0.2", poses as another client IP) and a receive buffer size (small: a viewer that
+  // reads nothing fills up fast). Empty / 0: the system's defaults.
+  std::string source_ip;
+  int rcvbuf = 0;
 
   bool send_binary(const std::vector<uint8_t>& data) { return send_frame(0x2, data, true); }
   bool send_text(const std::string& text) { return send_frame(0x1, {text.begin(), text.end()}, true); }
   bool send_frame(uint8_t opcode, const std::vector<uint8_t>& payload, bool fin);
   bool send_raw(const std::vector<uint8_t>& bytes);
+  // Sends one masked frame only if the socket takes all of it now (never blocks: a flooding test
+  // must not hang on a hub that stopped reading it). False when it did not fit or the socket is gone.
+  enum class TrySend { kSent, kFull, kGone };
+  TrySend try_send_frame(uint8_t opcode, const std::vector<uint8_t>& payload);
+  // The same for bytes already framed (client_frame), e.g. many frames at once.
+  TrySend try_send_raw(const std::vector<uint8_t>& bytes);
 
   // The next data message (pings are answered on the way). nullopt on timeout or close.
   std::optional<Message> receive(std::chrono::milliseconds timeout);
