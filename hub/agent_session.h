@@ -1,7 +1,7 @@
 // AgentSession: one agent's WebSocket (rexec.agent.v1) on the hub. It decodes frames (a
 // malformed one closes the link with 4400 and the decoder's reason), insists on HELLO first,
 // negotiates the version, and hands everything else to the Relay. Frames to the agent wait in
-// a queue until lws says the socket is writable. The queue is bounded (protocol/SPEC.md,
+// a queue until the socket is writable. The queue is bounded (protocol/SPEC.md,
 // "Bounds"): RESIZEs of a channel coalesce into the latest, and an agent that lets more than
 // kMaxQueuedBytes (or kMaxQueuedControl of frames other than DATA) pile up is closed with 4008;
 // it reconnects and resumes, nothing is lost.

@@ -1,5 +1,5 @@
 // ViewerSession: one viewer's WebSocket (rexec.term.v1) on a terminal. Output is pulled from the
-// Terminal's ring only when lws says the socket is writable, so a slow viewer never makes the
+// Terminal's ring only when the socket is writable, so a slow viewer never makes the
 // hub buffer output: it just holds back the terminal's credit. Input from a read-only viewer is
 // dropped here, on the hub, and answered with a read_only error event.
 //
