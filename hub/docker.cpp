@@ -23,9 +23,14 @@ struct DockerClient::SocketWatch {
 };
 
 namespace {
+// Called by curl (C): nothing may be thrown through it. A reply too big to hold ends the transfer.
 size_t collect(char* data, size_t size, size_t n, void* userp) {
-  static_cast<std::string*>(userp)->append(data, size * n);
-  return size * n;
+  try {
+    static_cast<std::string*>(userp)->append(data, size * n);
+    return size * n;
+  } catch (...) {
+    return 0;
+  }
 }
 }  // namespace
 

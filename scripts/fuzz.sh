@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (preset "fuzz": clang-14, ASan+UBSan) and runs each for N seconds
-# through ctest, seeded from protocol/testdata. Usage: scripts/fuzz.sh [SECONDS]   (default 60)
+# through ctest, seeded from the corpora in the tree (protocol/testdata, protocol/fuzz/seeds,
+# hub/fuzz/corpus). Usage: scripts/fuzz.sh [SECONDS]   (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
