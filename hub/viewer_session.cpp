@@ -50,7 +50,16 @@ void ViewerSession::on_message(WsConn& conn, std::span<const uint8_t> message, b
   if (!guarded("viewer.message", [&] { handle(conn, message, binary); })) conn.close(1011, "internal error");
 }
 
-void ViewerSession::error_event(const std::string& code, const std::string& message) {
+void ViewerSession::error_event(std::string_view code, std::string_view message) {
+  if (!conn_ || conn_->closing()) return;
+  for (auto& p : events_) {
+    if (p.type != "error" || p.code != code) continue;
+    if (++p.repeated >= kMaxRepeats) {
+      events_.clear();
+      conn_->close(4008, "refused messages keep coming and the viewer reads none of its answers");
+    }
+    return;
+  }
   queue_event({{"type", "error"}, {"code", code}, {"message", message}});
 }
 
@@ -85,7 +94,9 @@ void ViewerSession::write(WsConn& conn) {
   // Events first, then output; several messages per callback while the socket takes them.
   for (int budget = 16; budget > 0; --budget) {
     if (!events_.empty()) {
-      auto message = viewer::encode_event(json_text(events_.front().event), kFrameHeadroom);
+      auto& front = events_.front();
+      if (front.repeated) front.event["repeated"] = front.repeated;
+      auto message = viewer::encode_event(json_text(front.event), kFrameHeadroom);
       if (!conn.send(message)) return;
       events_.pop_front();
     } else {
@@ -115,22 +126,23 @@ void ViewerSession::wake() {
 void ViewerSession::queue_event(const nlohmann::json& event) {
   if (!conn_ || conn_->closing()) return;
   std::string type = event.value("type", "");
-  std::string key = type == "error" ? "error:" + event.value("code", "") : type == "status" || type == "viewers" ? type : "";
-  if (!key.empty()) {
-    // Not sent yet: the viewer learns of the repeats (an error) or only the latest state.
-    for (auto& p : events_) {
-      if (p.key != key) continue;
-      if (type == "error") p.event["repeated"] = p.event.value("repeated", int64_t(0)) + 1;
-      else p.event = event;
-      return;
-    }
+  if (type == "error") {
+    std::string code = event.value("code", "");
+    for (auto& p : events_)
+      if (p.type == "error" && p.code == code) return void(++p.repeated);  // not sent yet: counted in
+  } else if (type == "status" || type == "viewers") {
+    for (auto& p : events_)
+      if (p.type == type) return void(p.event = event);  // not sent yet: only the latest state matters
+  } else {
+    type.clear();
   }
   if (events_.size() >= kMaxQueuedEvents) {
     events_.clear();
     conn_->close(4008, "event backlog: the viewer is not reading; reconnect");
     return;
   }
-  events_.push_back({std::move(key), event});
+  std::string code = type == "error" ? event.value("code", "") : "";
+  events_.push_back({std::move(type), std::move(code), event, 0});
   wake();
 }
 

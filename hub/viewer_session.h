@@ -4,9 +4,11 @@
 // dropped here, on the hub, and answered with a read_only error event.
 //
 // Events wait in a bounded queue (protocol/SPEC.md, "Bounds"): an error event of a code already
-// queued is counted into it ("repeated": N) instead of queued again, and a status or viewers
-// event replaces the queued one; a viewer that still lets kMaxQueuedEvents pile up is closed
-// with 4008. So a viewer that never reads and keeps sending costs a few events, not memory.
+// queued is counted into it ("repeated": N) instead of queued again — at the cost of a string
+// compare, no JSON — and a status or viewers event replaces the queued one; a viewer that still
+// lets kMaxQueuedEvents pile up, or has kMaxRepeats refusals merged into an event it never read,
+// is closed with 4008. So a viewer that never reads and keeps sending costs a few events, not
+// memory, and not much time.
 #pragma once
 
 #include <deque>
@@ -23,6 +25,7 @@ namespace rx::hub {
 class ViewerSession final : public WsSession, public Viewer {
  public:
   static constexpr size_t kMaxQueuedEvents = 256;
+  static constexpr uint64_t kMaxRepeats = 10000;
 
   // The terminal is looked up when the socket opens: it may have been deleted since the upgrade.
   // `who`: the user's id, or "share:<id>" with `share_id` for a share link's viewer.
@@ -45,12 +48,15 @@ class ViewerSession final : public WsSession, public Viewer {
 
  private:
   struct Pending {
-    std::string key;  // "error:<code>", "status", "viewers": what a later event merges into; "" none
+    std::string type;  // "error", "status", "viewers" merge with a later one of their kind; others ""
+    std::string code;  // an error's code
     nlohmann::json event;
+    uint64_t repeated = 0;  // errors of this code merged in since it was queued
   };
   void handle(WsConn& conn, std::span<const uint8_t> message, bool binary);
   void write(WsConn& conn);
-  void error_event(const std::string& code, const std::string& message);
+  // An error event, or one more repeat of the queued one of that code (the cheap path of a flood).
+  void error_event(std::string_view code, std::string_view message);
   Relay& relay_;
   std::string terminal_id_;
   Terminal* terminal_ = nullptr;

@@ -30,6 +30,7 @@ TEST(BoundsDoc, SpecStatesTheBoundsOfTheCode) {
   has(grouped(AgentSession::kMaxQueuedBytes) + " bytes queued in all; " + grouped(AgentSession::kMaxQueuedControl) +
       " bytes of frames that are not DATA");
   has("| viewer events | " + std::to_string(ViewerSession::kMaxQueuedEvents) + " queued");
+  has(grouped(ViewerSession::kMaxRepeats) + " repeats merged into an error the viewer has not read");
   has(grouped(Terminal::kInputBuffer) + " bytes | `error` event `input_dropped`");
   has(grouped(EventsSession::kMaxQueued) + " messages or " + grouped(EventsSession::kMaxQueuedBytes) + " bytes");
   has(grouped(kExecStreamCap) + " bytes per stream of a target; " + grouped(kExecRequestCap) + " bytes per request; " +
