@@ -25,7 +25,7 @@ void ContainerSupervisor::sweep() {
   nlohmann::json filters{{"label", {std::string(kHubLabel) + "=" + containers_.hub_id()}}};
   containers_.docker().request(
       "GET", docker_path({"containers", "json"}, "all=true&filters=" + percent_encode(json_text(filters))), "",
-      [this](DockerClient::Reply r) {
+      [this, restarts_before = relay_.restarts()](DockerClient::Reply r) {
         busy_ = false;
         if (!stopped_) timer_.start(every_ms_);
         if (!r.ok()) {
@@ -36,12 +36,12 @@ void ContainerSupervisor::sweep() {
         if (docker_was_away_) log("info", "containers.docker_back");
         docker_was_away_ = false;
         auto list = nlohmann::json::parse(r.body, nullptr, false);
-        if (list.is_array()) judge(list);
+        if (list.is_array()) judge(list, restarts_before);
       },
       10000);
 }
 
-void ContainerSupervisor::judge(const nlohmann::json& list) {
+void ContainerSupervisor::judge(const nlohmann::json& list, uint64_t restarts_before) {
   struct Seen {
     std::string id;
     std::string state;
@@ -66,7 +66,7 @@ void ContainerSupervisor::judge(const nlohmann::json& list) {
   // Terminals whose container is gone or stopped: lost, with the reason Docker gives.
   for (const auto& [id, t] : mine) {
     if (t->status == "lost" || t->status == "exited" || t->status == "stopped" || t->container_id.empty() ||
-        relay_.deleting(id))
+        relay_.deleting(id) || relay_.restarted_since(id, restarts_before))
       continue;
     auto it = by_terminal.find(id);
     if (it == by_terminal.end()) {
@@ -74,7 +74,10 @@ void ContainerSupervisor::judge(const nlohmann::json& list) {
       continue;
     }
     if (it->second.state == "running" || it->second.state == "created" || it->second.state == "restarting") continue;
-    containers_.docker().request("GET", docker_path({"containers", it->second.id, "json"}), "", [this, id = id](DockerClient::Reply r) {
+    containers_.docker().request("GET", docker_path({"containers", it->second.id, "json"}), "", [this, id = id, restarts_before](DockerClient::Reply r) {
+      // Started again while Docker answered: what it said is about the stopped container.
+      if (relay_.restarted_since(id, restarts_before)) return;
+      if (auto now = store_.terminal_by_id(id); now && *now && (*now)->status == "stopped") return;  // stopped meanwhile
       auto j = nlohmann::json::parse(r.body, nullptr, false);
       std::string reason = "its container stopped";
       if (r.ok() && j.is_object() && j.contains("State")) {

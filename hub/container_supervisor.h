@@ -25,7 +25,7 @@ class ContainerSupervisor {
 
  private:
   void sweep();
-  void judge(const nlohmann::json& containers);
+  void judge(const nlohmann::json& containers, uint64_t restarts_before);
   Store& store_;
   Relay& relay_;
   Containers& containers_;

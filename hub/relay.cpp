@@ -10,6 +10,7 @@
 #include "hub/tokens.h"
 #include "protocol/base64.h"
 #include "protocol/limits.h"
+#include "protocol/version.h"
 #include "protocol/viewer.h"
 
 namespace rx::hub {
@@ -110,7 +111,7 @@ Welcome Relay::agent_hello(AgentLink& link, const Hello& hello, const std::optio
 
   Welcome w;
   w.proto = std::min(hello.proto_max, kProtocolVersionMax);
-  w.hub_version = "0.1.0";
+  w.hub_version = kRexecVersion;
   w.agent_id = agent.id;
   w.credential = new_credential;
   for (const auto& c : hello.channels) {
@@ -330,6 +331,7 @@ Status Relay::restart_container_terminal(const std::string& id) {
   if (!rec) return rec.error();
   if (!*rec) return make_error("not_found", "no terminal " + id);
   const TerminalRecord& t = **rec;
+  restarted_at_[id] = ++restarts_;
   auto channel = store_.next_channel(t.agent_id);
   if (!channel) return channel.error();
   if (auto it = terminals_.find(id); it != terminals_.end()) it->second->drop_viewers("terminal restarted: attach again");
@@ -349,6 +351,7 @@ Terminal* Relay::terminal(const std::string& id) {
 
 Status Relay::delete_terminal(const std::string& id) {
   deleting_.erase(id);
+  restarted_at_.erase(id);
   auto rec = store_.terminal_by_id(id);
   if (!rec) return rec.error();
   if (!*rec) return make_error("not_found", "no terminal " + id);

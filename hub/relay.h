@@ -104,6 +104,13 @@ class Relay {
   // the removal failed.
   void set_deleting(const std::string& id, bool on) { on ? (void)deleting_.insert(id) : (void)deleting_.erase(id); }
   bool deleting(const std::string& id) const { return deleting_.count(id) > 0; }
+  // Restarts are numbered: a supervisor sweep that began before a terminal's restart saw its old,
+  // stopped container and must not judge the new one by it.
+  uint64_t restarts() const { return restarts_; }
+  bool restarted_since(const std::string& id, uint64_t mark) const {
+    auto it = restarted_at_.find(id);
+    return it != restarted_at_.end() && it->second > mark;
+  }
   // The status to show: the store's, or "offline" while the agent is away.
   std::string status_of(const TerminalRecord& record) const;
 
@@ -163,6 +170,8 @@ class Relay {
   std::map<std::pair<std::string, std::string>, int> viewer_sockets_;
   std::map<std::string, protocol::Open> pending_open_;
   std::set<std::string> deleting_;  // terminal id -> OPEN waiting for its agent
+  uint64_t restarts_ = 0;
+  std::map<std::string, uint64_t> restarted_at_;  // terminal id -> number of its latest restart
   RelayCounters counters_;
   std::function<void(const std::string&, const protocol::Stats&)> stats_listener_;
 };
