@@ -3,6 +3,7 @@
 // the terminal as starting, and starts the container; the terminal runs when that agent says
 // HELLO over the hub's unix socket.
 
+#include "hub/agent_binary.h"
 #include "hub/api.h"
 #include "hub/container_agent.h"
 #include "hub/image_ref.h"
@@ -26,6 +27,8 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
                          cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(), env ? nullptr : &env.error()})
     if (e) return ex->reply(error_response(*e));
   if (auto s = check_image_ref(**image); !s) return ex->reply(error_response(s.error()));
+  // Before anything is made: a container without a runnable agent would die at once (code 126).
+  if (auto s = check_agent_binary(containers_.agent_binary()); !s) return ex->reply(error_response(s.error()));
   if (auto s = Relay::pty_open_ok(*env); !s) return ex->reply(error_response(s.error()));
   ContainerSpec spec;
   spec.image = **image;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "hub/agent_binary.h"
 #include "hub/api.h"
 
 namespace rx::hub {
@@ -83,11 +84,15 @@ void Api::healthz(const Principal&, Request&, const Exchange& ex) {
   auto tick_age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - last_tick_);
   bool loop_ok = tick_age < std::chrono::seconds(5);
   auto [docker_ok, docker_why] = docker_reachable(config_.docker_socket);
+  auto agent = check_agent_binary(containers_.agent_binary());
   nlohmann::json j{{"ok", store.ok() && loop_ok},
                    {"store", {{"writable", store.ok()}}},
                    {"loop", {{"alive", loop_ok}, {"last_tick_ms_ago", tick_age.count()}}},
                    {"docker", {{"reachable", docker_ok}, {"socket", config_.docker_socket}}},
+                   {"containers", {{"agent_binary", containers_.agent_binary()}, {"usable", agent.ok()}}},
                    {"agents_online", relay_.online_count()}};
+  // Not part of "ok": a hub without container terminals still serves agents and viewers.
+  if (!agent) j["containers"]["error"] = agent.error().message;
   if (!store) j["store"]["error"] = store.error().message;
   if (!docker_ok) j["docker"]["error"] = docker_why;
   ex->reply(json_response(j["ok"].get<bool>() ? 200 : 503, j));

@@ -25,8 +25,9 @@ struct HubConfig {
   int rate_auth_failures = 30;     // failed authentications per minute per client IP, then 429 (0: off)
   int viewers_per_terminal = 5;    // viewer sockets one user may hold on one terminal
   std::string docker_socket = "/var/run/docker.sock";
-  // The static rexec-agent that container terminals run (bind-mounted read-only as their entrypoint).
-  std::string agent_binary = "/usr/local/lib/rexec/rexec-agent";
+  // The static rexec-agent that container terminals run (bind-mounted read-only as their
+  // entrypoint). Empty: the one installed beside the hub (default_agent_binary(), hub/agent_binary.h).
+  std::string agent_binary;
   int container_quota = 10;  // container terminals one user may have at once
   std::string warm_pool;     // "IMAGE=N,...": containers started ahead per image (empty: none)
   int64_t session_ttl_s = 24 * 3600;  // browser sign-in lifetime (never past its token's)

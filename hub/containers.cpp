@@ -1,5 +1,7 @@
 #include "hub/containers.h"
 
+#include "hub/agent_binary.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -81,6 +83,7 @@ void Containers::ensure_isolated_network(std::function<void(Status)> done) {
 
 void Containers::launch(const ContainerSpec& spec, const std::string& credential_file,
                         std::function<void(Result<std::string>)> done) {
+  if (auto usable = check_agent_binary(agent_binary_); !usable) return done(usable.error());
   auto create = [this, spec, credential_file, done]() {
     auto body = json_text(container_config(spec, hub_id_, agent_binary_, socket_dir_, credential_file));
     docker_.request("POST", docker_path({"containers", "create"}, "name=" + percent_encode("rexec-" + spec.terminal_id)), body, [this, done](DockerClient::Reply r) {

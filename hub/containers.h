@@ -47,9 +47,11 @@ class Containers {
   // `hub_id`: this hub's own label value (stable across restarts, kept in its data directory).
   Containers(uv_loop_t* loop, std::string docker_socket, std::string hub_id, std::string agent_binary, std::string socket_dir);
   const std::string& hub_id() const { return hub_id_; }
+  const std::string& agent_binary() const { return agent_binary_; }
 
   void check_image(const std::string& image, std::function<void(Status)> done);
-  // Creates and starts; the container's id.
+  // Creates and starts; the container's id. Refused (agent_binary_missing) before any Docker call
+  // when the agent binary would not run in it.
   void launch(const ContainerSpec& spec, const std::string& credential_file, std::function<void(Result<std::string>)> done);
   void stop(const std::string& container_id, std::function<void(Status)> done);
   void start(const std::string& container_id, std::function<void(Status)> done);

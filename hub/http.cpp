@@ -63,7 +63,7 @@ int http_status(std::string_view code) {
       {"forbidden", 403}, {"read_only", 403}, {"not_found", 404}, {"method_not_allowed", 405},
       {"conflict", 409}, {"agent_offline", 409}, {"quota_exceeded", 409}, {"body_too_large", 413},
       {"rate_limited", 429}, {"store_busy", 503}, {"store_unavailable", 503}, {"docker_unavailable", 503},
-      {"unavailable", 503},
+      {"agent_binary_missing", 503}, {"unavailable", 503},
       {"docker_error", 502}, {"timeout", 504},
       // the HTTP front's own refusals (hub/http_parser.h)
       {"request_timeout", 408}, {"uri_too_long", 414}, {"expectation_failed", 417}, {"upgrade_required", 426},

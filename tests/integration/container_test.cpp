@@ -142,6 +142,56 @@ TEST_F(Containers, EveryHardeningSettingAsDockerReportsIt) {
   EXPECT_NE(mnt.value("exit_code", 0), 0) << mnt;
 }
 
+// Issue 14: a hub whose static agent would not run in a container refuses the create with the
+// reason, at once, and leaves nothing in Docker or the store; /healthz says the same.
+TEST_F(Containers, WithoutAUsableAgentBinaryCreateIs503AndNothingIsLeft) {
+  std::string dir = testing::TempDir() + "rexec-no-agent-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::string script = dir + "/rexec-agent.sh";
+  {
+    std::ofstream(script) << "#!/bin/sh\nexit 0\n";
+  }
+  ::chmod(script.c_str(), 0755);
+  struct Case {
+    std::string path, why;
+  };
+  for (const auto& [path, why] : {Case{dir + "/nothing-here", "No such file"}, Case{script, "not an ELF"},
+                                  Case{"/bin/ls", "dynamically linked"}, Case{dir, "not a regular file"}}) {
+    SCOPED_TRACE(path);
+    HubFixture hub(hub_flags({"--agent-binary", path}));
+    std::ifstream in(hub.data_dir() + "/data/hub-id");
+    std::string hub_id;
+    std::getline(in, hub_id);
+    ASSERT_FALSE(hub_id.empty());
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = hub.api("POST", "/api/v1/terminals", R"({"kind":"container","image":"rexec/busybox:latest"})");
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("agent_binary_missing (%s): answered in %lld ms\n", why.c_str(), static_cast<long long>(ms));
+    EXPECT_EQ(r.status, 503) << r.body;
+    json e = body(r);
+    EXPECT_EQ(e.value("code", ""), "agent_binary_missing") << r.body;
+    EXPECT_NE(e.value("error", "").find(path), std::string::npos) << r.body;
+    EXPECT_NE(e.value("error", "").find(why), std::string::npos) << r.body;
+    auto made = docker({"ps", "-aq", "--filter", "label=rexec.hub=" + hub_id});
+    ASSERT_TRUE(made);
+    EXPECT_EQ(*made, "") << "a container was made";
+    json listed = body(hub.api("GET", "/api/v1/terminals"));
+    EXPECT_TRUE(listed["terminals"].is_array() && listed["terminals"].empty()) << listed;
+    auto health = hub.api("GET", "/healthz");
+    json h = body(health);
+    EXPECT_EQ(h["containers"].value("usable", true), false) << health.body;
+    EXPECT_EQ(h["containers"].value("agent_binary", ""), path) << health.body;
+    EXPECT_NE(h["containers"].value("error", "").find(why), std::string::npos) << health.body;
+  }
+  // The same hub with the real static agent: usable, and a create works.
+  HubFixture hub(hub_flags());
+  json h = body(hub.api("GET", "/healthz"));
+  EXPECT_EQ(h["containers"].value("usable", false), true) << h;
+  std::string id = create(hub, {{"kind", "container"}, {"image", "rexec/busybox:latest"}});
+  EXPECT_TRUE(wait_running(hub, id)) << hub.log();
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(Containers, StopAndStartGiveANewShellInTheSameContainer) {
   HubFixture hub(hub_flags());
   std::string id = create(hub, {{"kind", "container"}, {"image", "rexec/busybox:latest"}});
