@@ -15,7 +15,10 @@ Result<std::string> normalize_scopes(const std::vector<std::string>& scopes) {
   }
   std::string out;
   for (int i = 0; i < 3; ++i)
-    if (has[i]) out += (out.empty() ? "" : " ") + std::string(kNames[i]);
+    if (has[i]) {
+      if (!out.empty()) out += ' ';
+      out += kNames[i];  // appended, not "a" + b: GCC 12 -O3 warns on that (-Wrestrict, bug 105329)
+    }
   if (out.empty()) return make_error("bad_field", "scopes: at least one of read, write, admin");
   return out;
 }

@@ -115,8 +115,11 @@ Status check_image_ref(std::string_view ref, std::string_view field) {
   size_t first = name.find('/');
   std::string_view head = name.substr(0, first);
   bool more = first != std::string_view::npos;
-  if (!((more && domain(head)) || path_component(head)))
-    return bad("\"" + std::string(head.substr(0, 64)) + "\" is neither a registry host nor a lower-case name component");
+  if (!((more && domain(head)) || path_component(head))) {
+    std::string why(1, '"');  // appended, not "\"" + b: GCC 12 -O3 warns on that (-Wrestrict, bug 105329)
+    why += head.substr(0, 64);
+    return bad(why + "\" is neither a registry host nor a lower-case name component");
+  }
   std::string_view rest = more ? name.substr(first + 1) : std::string_view();
   while (more) {
     auto slash = rest.find('/');
