@@ -15,6 +15,7 @@
 #include "agent/secrets.h"
 #include "protocol/codec.h"
 #include "protocol/limits.h"
+#include "protocol/version.h"
 
 namespace rx::agent {
 
@@ -25,7 +26,7 @@ using namespace protocol;
 namespace {
 constexpr const char* kLinkProtocol = "rexec.agent.v1";
 constexpr const char* kFdProtocol = "rexec-fd";
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = kRexecVersion;
 constexpr lws_usec_t kStatsInterval = 5 * LWS_US_PER_SEC;
 // Housekeeping (EXIT grace, CLOSE after the last ACK, watchdog). Not faster: lws wakes a few
 // hundred microseconds early for each timer and spins until it is due.

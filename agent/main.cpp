@@ -13,6 +13,7 @@
 #include "agent/agent.h"
 #include "agent/log.h"
 #include "agent/secrets.h"
+#include "protocol/version.h"
 
 namespace {
 
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
     if (f == "--help" || f == "-h") return usage(nullptr);
+    if (f == "--version") return std::printf("rexec-agent %s\n", rx::kRexecVersion) < 0;
     if (f == "--token" || f == "--credential")
       return usage("secrets are not accepted on the command line; use --enroll-token-file or --credential-file");
     bool known = false;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "hub/accounts.h"
+#include "hub/agent_binary.h"
 #include "hub/api.h"
 #include "hub/config.h"
 #include "hub/events.h"
@@ -30,6 +31,7 @@
 #include "hub/server.h"
 #include "hub/sqlite_store.h"
 #include "hub/timer.h"
+#include "protocol/version.h"
 #include "hub/tokens.h"
 #include "hub/warm_pool.h"
 
@@ -170,6 +172,7 @@ int serve(HubConfig config) {
   if (config.data_dir.empty()) return usage();
   // Docker bind mounts need absolute paths; so does anything a container sees.
   config.data_dir = std::filesystem::absolute(config.data_dir).lexically_normal().string();
+  if (config.agent_binary.empty()) config.agent_binary = default_agent_binary();
   config.agent_binary = std::filesystem::absolute(config.agent_binary).lexically_normal().string();
   auto colon = config.listen.rfind(':');
   ServerOptions options;
@@ -296,6 +299,7 @@ int serve_command(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) return std::printf("rexec-hub %s\n", kRexecVersion) < 0;
   if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) return serve_command(argc, argv);
   if (argc >= 3 && std::strcmp(argv[1], "user") == 0 && std::strcmp(argv[2], "add") == 0) return user_add(argc, argv);
   if (argc >= 3 && std::strcmp(argv[1], "token") == 0 && std::strcmp(argv[2], "create") == 0) {
