@@ -3,13 +3,14 @@
 #   make test      the whole suite: debug build, fuzzers, ASan+UBSan build (what CI runs)
 #   make bench     benchmarks side by side with peers (not tests)
 #   make images    local Docker images for container terminals
+#   make deb       rexec-hub and rexec-agent .deb packages in build/deb/ (a packager's plain Release build)
 #   make fuzz SECONDS=N   run each fuzzer N seconds
 #   make down      stop what make up started
 #   make clean
 SHELL := /bin/bash
 SECONDS ?= 60
 
-.PHONY: deps up down test bench images fuzz clean
+.PHONY: deps up down test bench images deb fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -28,6 +29,9 @@ bench: deps
 
 images: deps
 	@scripts/build-images.sh
+
+deb: deps
+	@scripts/deb.sh
 
 fuzz: deps
 	@scripts/fuzz.sh $(SECONDS)

@@ -25,8 +25,12 @@ int free_port() {
 }
 
 
-HubFixture::HubFixture(std::vector<std::string> flags, std::function<void(const std::string&)> before_start)
-    : dir_("rexec-hub-test"), port_(free_port()), flags_(std::move(flags)) {
+HubFixture::HubFixture(std::vector<std::string> flags, std::function<void(const std::string&)> before_start,
+                       std::string hub_binary)
+    : dir_("rexec-hub-test"),
+      port_(free_port()),
+      flags_(std::move(flags)),
+      hub_binary_(hub_binary.empty() ? binary("hub/rexec-hub") : std::move(hub_binary)) {
   if (before_start) before_start(dir_ / "data");
   start();
 }
@@ -41,7 +45,7 @@ HubFixture::~HubFixture() {
 
 void HubFixture::start() {
   std::string log = dir_ / ("hub-" + std::to_string(runs_++) + ".log");
-  std::vector<std::string> argv{binary("hub/rexec-hub"), "serve", "--listen", "127.0.0.1:" + std::to_string(port_),
+  std::vector<std::string> argv{hub_binary_, "serve", "--listen", "127.0.0.1:" + std::to_string(port_),
                                 "--data-dir", dir_ / "data"};
   argv.insert(argv.end(), flags_.begin(), flags_.end());
   process_ = std::make_unique<Process>(argv, child_env(), log);

@@ -26,9 +26,9 @@ class HubFixture {
             "--viewers-per-terminal", "1000"};
   }
   // `before_start` runs once with the data directory's path before the first start (a test mounts
-  // a small filesystem there, say).
+  // a small filesystem there, say). `hub_binary`: another rexec-hub than this build's (a packaged one).
   explicit HubFixture(std::vector<std::string> flags = relaxed_limits(),
-                      std::function<void(const std::string& data_dir)> before_start = {});
+                      std::function<void(const std::string& data_dir)> before_start = {}, std::string hub_binary = {});
   ~HubFixture();
   void start();
   void kill9();
@@ -51,6 +51,7 @@ class HubFixture {
   int port_;
   int runs_ = 0;
   std::vector<std::string> flags_;
+  std::string hub_binary_;
   std::string admin_token_;
   std::unique_ptr<Process> process_;
 };
