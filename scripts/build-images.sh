@@ -4,7 +4,9 @@
 #   rexec/debian:12       debootstrap minbase + bash, procps, less, ca-certificates, through the
 #                         apt mirror this machine is configured with
 # Idempotent: an image that exists is kept (REBUILD=1 rebuilds). Shows what it does.
+# `build-images.sh busybox` builds only the busybox image (seconds; what make up needs).
 set -euo pipefail
+only=${1:-all}
 cd "$(dirname "$0")/.."
 bash scripts/docker-up.sh
 for p in busybox-static debootstrap; do
@@ -48,7 +50,9 @@ mirror() {
   echo "${m:-http://deb.debian.org/debian}"
 }
 
-if have rexec/debian:12; then
+if [ "$only" = busybox ]; then
+  :
+elif have rexec/debian:12; then
   echo "images: rexec/debian:12 is there"
 else
   m=$(mirror)

@@ -14,6 +14,12 @@ cmake --build --preset release -j "$(nproc)" --target rexec-hub rexec-agent
 # The static agent is what container terminals run (mounted read-only into each container).
 cmake --preset static-agent >/dev/null
 cmake --build --preset static-agent -j "$(nproc)"
+# Container terminals: a running dockerd (started here when Docker is installed but not running)
+# and the busybox image, built locally in seconds; `make images` adds rexec/debian:12.
+containers="ready: rexec/busybox:latest (make images adds rexec/debian:12)"
+if ! bash scripts/build-images.sh busybox; then
+  containers="unavailable: Docker did not start (see /var/log/rexec-dockerd.log); terminals on agents work"
+fi
 hub=build/release/hub/rexec-hub
 agent=build/release/agent/rexec-agent
 static_agent=$PWD/build/static-agent/agent/rexec-agent
@@ -64,6 +70,6 @@ Rexec is up.
   admin token:  data/admin.token   (mode 0600; API: Authorization: Bearer \$(cat data/admin.token))
   hub:          API docs/api.md, log data/hub.log
   local agent:  $(hostname), log data/agent.log
-  containers:   make images, then "New terminal" on the dashboard
+  containers:   $containers; "New terminal" on the dashboard
   stop:         make down
 EOT
