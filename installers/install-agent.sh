@@ -108,6 +108,7 @@ or run the agent by hand without installing it (see the hub's README, \"Run an a
     mv -f "$tmp/credential" "$cred"
   fi
   write_unit "$tmp/unit"
+  install -d -m 0755 "${unit%/*}"
   replace_if_changed "$tmp/unit" "$unit" 0644
   upgraded=0
   if [ -f "$bin" ] && cmp -s "$tmp/rexec-agent" "$bin"; then
