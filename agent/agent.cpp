@@ -227,6 +227,7 @@ int Agent::on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len) 
       h.proto_max = kProtocolVersionMax;
       h.agent_version = kVersion;
       h.capabilities = {"pty", "exec"};
+      h.labels = options_.labels;
       h.host = collect_host_info(options_.host);
       if (!h.host.gpus.empty()) h.capabilities.push_back("gpu");
       for (const auto& [id, ch] : channels_) h.channels.push_back({id, ch->input_received()});

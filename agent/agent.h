@@ -29,6 +29,7 @@ struct AgentOptions {
   std::string token;            // credential (rxa_) or enrollment token (rxe_)
   std::string credential_file;  // where a credential from enrollment is stored
   std::string name;             // shown on the dashboard; default: hostname
+  std::map<std::string, std::string> labels;  // sent in HELLO (protocol/labels.h, checked already)
   std::string ca_file;
   HostPaths host;
   ChannelConfig channels;

@@ -1,6 +1,6 @@
 // rexec-agent: dials out to a hub and runs terminals there.
-//   rexec-agent --hub URL [--enroll-token-file F|-] [--credential-file F] [--name N]
-//               [--ca-file F] [--user U] [--shell S] [--proc-root DIR] [--nvidia-smi PATH]
+//   rexec-agent [--config FILE] --hub URL [--enroll-token-file F|-] [--credential-file F] [--name N]
+//               [--label K=V]... [--ca-file F] [--user U] [--shell S] [--proc-root DIR] [--nvidia-smi PATH]
 // Secrets are read from files or stdin, never from the command line (where `ps` shows them).
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,11 +8,14 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <vector>
 #include <string>
+#include <string_view>
 
 #include "agent/agent.h"
 #include "agent/log.h"
 #include "agent/secrets.h"
+#include "agent/settings.h"
 #include "protocol/version.h"
 
 namespace {
@@ -22,10 +25,13 @@ using namespace rx::agent;
 int usage(const char* why) {
   if (why) std::fprintf(stderr, "rexec-agent: %s\n", why);
   std::fputs(
-      "usage: rexec-agent --hub URL [--enroll-token-file FILE|-] [--credential-file FILE] [--name NAME]\n"
-      "                   [--ca-file FILE] [--user USER] [--shell PATH] [--proc-root DIR] [--nvidia-smi PATH]\n"
-      "                   [--stats-cgroup DIR]\n"
+      "usage: rexec-agent [--config FILE] --hub URL [--enroll-token-file FILE|-] [--credential-file FILE]\n"
+      "                   [--name NAME] [--label KEY=VALUE]... [--ca-file FILE] [--user USER] [--shell PATH]\n"
+      "                   [--proc-root DIR] [--nvidia-smi PATH] [--stats-cgroup DIR]\n"
+      "  --config             settings file (key = value, keys are these flags without dashes;\n"
+      "                       no secrets); flags override it. The unit uses /etc/rexec/agent.conf\n"
       "  --hub                ws://HOST:PORT, wss://HOST:PORT, or a unix socket path\n"
+      "  --label              KEY=VALUE shown with the agent on the hub; repeatable\n"
       "  --enroll-token-file  first run only: the one-time enrollment token (- reads stdin)\n"
       "  --credential-file    where the agent keeps its own credential (mode 0600)\n"
       "                       default /var/lib/rexec-agent/credential\n",
@@ -38,27 +44,19 @@ int usage(const char* why) {
 int main(int argc, char** argv) {
   // First, before anything opens a file: the terminals a predecessor handed over (handover.h).
   InheritedFds inherited = InheritedFds::take_from_environment();
-  std::map<std::string, std::string> flags;
-  static const char* kKnown[] = {"--hub", "--enroll-token-file", "--credential-file", "--name", "--ca-file",
-                                 "--user", "--shell", "--proc-root", "--etc-root", "--nvidia-smi", "--stats-cgroup"};
-  for (int i = 1; i < argc; ++i) {
-    std::string f = argv[i];
-    if (f == "--help" || f == "-h") return usage(nullptr);
-    if (f == "--version") return std::printf("rexec-agent %s\n", rx::kRexecVersion) < 0;
-    if (f == "--token" || f == "--credential")
-      return usage("secrets are not accepted on the command line; use --enroll-token-file or --credential-file");
-    bool known = false;
-    for (const char* k : kKnown) known = known || f == k;
-    if (!known) return usage(("unknown flag " + f).c_str());
-    if (i + 1 >= argc) return usage(("missing value for " + f).c_str());
-    flags[f] = argv[++i];
-  }
-  if (!flags.count("--hub")) return usage("--hub is required");
+  for (int i = 1; i < argc; ++i)  // before the settings: --version needs no --hub or config file
+    if (std::string_view(argv[i]) == "--version") return std::printf("rexec-agent %s\n", rx::kRexecVersion) < 0;
+  auto settings = parse_settings(std::vector<std::string>(argv + 1, argv + argc));
+  if (!settings) return usage(settings.error().message.c_str());
+  if (settings->help) return usage(nullptr);
+  auto& flags = settings->values;
+  if (!flags.count("--hub")) return usage("--hub is required (a flag or hub = URL in the --config file)");
 
   AgentOptions o;
   o.hub = flags["--hub"];
   o.credential_file = flags.count("--credential-file") ? flags["--credential-file"] : "/var/lib/rexec-agent/credential";
   o.name = flags["--name"];
+  o.labels = settings->labels;
   o.ca_file = flags["--ca-file"];
   if (flags.count("--proc-root")) o.host.proc = flags["--proc-root"];
   if (flags.count("--etc-root")) o.host.etc = flags["--etc-root"];

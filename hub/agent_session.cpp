@@ -3,6 +3,7 @@
 #include "hub/guard.h"
 #include "hub/log.h"
 #include "protocol/codec.h"
+#include "protocol/labels.h"
 #include "protocol/limits.h"
 
 namespace rx::hub {
@@ -47,6 +48,13 @@ void AgentSession::handle(WsConn&, std::span<const uint8_t> message, bool binary
                         ", agent speaks " + std::to_string(hello->proto_min) + ".." + std::to_string(hello->proto_max);
       send(ErrorFrame{0, "unsupported_version", why});
       close(4400, "unsupported_version: " + why);
+      return;
+    }
+    // Labels are shown, stored and logged: an agent that sends bad ones is told why, and the
+    // agent checks its own at startup, so this is a bug or a hostile peer, not a typo.
+    if (auto e = check_labels(hello->labels)) {
+      send(ErrorFrame{0, e->code, e->message});
+      close(4400, e->code + ": " + e->message);
       return;
     }
     send(relay_.agent_hello(*this, *hello, new_credential_));

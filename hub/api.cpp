@@ -41,7 +41,8 @@ Api::Api(Store& store, Relay& relay, const HubConfig& config, Containers& contai
       token_requests_(config.rate_requests),
       terminal_creates_(config.rate_terminal_creates),
       auth_failures_(store, config.rate_auth_failures),
-      web_(config.web_dir) {
+      web_(config.web_dir),
+      downloads_(config.downloads_dir) {
   routes();
   describe_metrics();
 }
@@ -56,7 +57,12 @@ void Api::routes() {
   add("GET", "/metrics", Access::kAdmin, &Api::get_metrics);
   add("POST", "/api/v1/agent-enrollments", Access::kWrite, &Api::create_enrollment);
   add("GET", "/api/v1/agents", Access::kRead, &Api::list_agents);
+  add("GET", "/api/v1/agents/{id}", Access::kRead, &Api::get_agent);
   add("DELETE", "/api/v1/agents/{id}", Access::kWrite, &Api::delete_agent);
+  // Public to the router: the handler takes the agent's own credential, which admit() does not.
+  add("DELETE", "/api/v1/agent/self", Access::kPublic, &Api::unenroll_self);
+  add("GET", "/install-agent.sh", Access::kPublic, &Api::serve_installer);
+  add("GET", "/downloads/{file}", Access::kPublic, &Api::serve_download);
   add("POST", "/api/v1/terminals", Access::kWrite, &Api::create_terminal);
   add("GET", "/api/v1/terminals", Access::kRead, &Api::list_terminals);
   add("GET", "/api/v1/terminals/{id}", Access::kRead, &Api::get_terminal);

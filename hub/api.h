@@ -16,6 +16,7 @@
 
 #include "hub/auth_failures.h"
 #include "hub/config.h"
+#include "hub/downloads.h"
 #include "hub/containers.h"
 #include "hub/guard.h"
 #include "hub/metrics.h"
@@ -112,6 +113,9 @@ class Api final : public HttpHandler {
   void create_enrollment(const Principal&, Request&, const Exchange&);
   void list_agents(const Principal&, Request&, const Exchange&);
   void delete_agent(const Principal&, Request&, const Exchange&);
+  void get_agent(const Principal&, Request&, const Exchange&);
+  // DELETE /api/v1/agent/self: an agent (its credential, not an API token) removes itself.
+  void unenroll_self(const Principal&, Request&, const Exchange&);
   Result<AgentRecord> find_agent(const Principal& p, const std::string& id_or_name);
   std::variant<std::unique_ptr<WsSession>, Response> agent_upgrade(Request& req);
   // api_terminals.cpp
@@ -152,6 +156,12 @@ class Api final : public HttpHandler {
   void serve_web(const Principal&, Request&, const Exchange&);
   void list_images(const Principal&, Request&, const Exchange&);
   std::variant<std::unique_ptr<WsSession>, Response> events_upgrade(Request& req);
+  // api_downloads.cpp: the installer and the agent binaries (hub/downloads.h)
+  void serve_installer(const Principal&, Request&, const Exchange&);
+  void serve_download(const Principal&, Request&, const Exchange&);
+  // The URL the installer is written for: public-url; else the listen address, unless that is
+  // a wildcard (0.0.0.0, [::]), then the request's Host.
+  std::string installer_base(const Request& req) const;
   // api_shares.cpp
   void create_share(const Principal&, Request&, const Exchange&);
   void list_shares(const Principal&, Request&, const Exchange&);
@@ -179,6 +189,7 @@ class Api final : public HttpHandler {
   RateLimiter terminal_creates_;
   AuthFailures auth_failures_;
   WebFiles web_;
+  Downloads downloads_;
   std::chrono::steady_clock::time_point last_tick_ = std::chrono::steady_clock::now();
 };
 

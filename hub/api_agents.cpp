@@ -57,6 +57,30 @@ void Api::list_agents(const Principal& p, Request&, const Exchange& ex) {
   ex->reply(json_response(200, {{"agents", out}}));
 }
 
+void Api::get_agent(const Principal& p, Request& req, const Exchange& ex) {
+  auto a = find_agent(p, req.params["id"]);
+  if (!a) return ex->reply(error_response(a.error()));
+  ex->reply(json_response(200, agent_view(*a, relay_)));
+}
+
+void Api::unenroll_self(const Principal&, Request& req, const Exchange& ex) {
+  // As for the agent link: failures are throttled per address before any lookup.
+  if (auto r = auth_throttled(req.peer)) return ex->reply(std::move(*r));
+  auto refuse = [&](const std::string& why) { ex->reply(auth_failed(req, make_error("unauthorized", why))); };
+  auto token = req.bearer();
+  if (!token || !looks_like(TokenKind::kAgentCredential, *token))
+    return refuse("this route takes an agent credential (Authorization: Bearer rxa_...)");
+  std::string hash = token_hash(*token);
+  auto a = store_.agent_by_credential(hash);
+  if (!a) return ex->reply(error_response(a.error()));
+  if (!*a || (*a)->revoked) return refuse("unknown or revoked agent credential");
+  if (auto s = store_.revoke_agent((*a)->id); !s) return ex->reply(error_response(s.error()));
+  relay_.revoke_agent((*a)->id);
+  // The agent acts for its owner: the owner is the actor, the agent the target.
+  audit((*a)->owner_id, req, "agent.unenroll", (*a)->id, "name=" + (*a)->name);
+  ex->reply(json_response(200, {{"id", (*a)->id}, {"revoked", true}}));
+}
+
 void Api::delete_agent(const Principal& p, Request& req, const Exchange& ex) {
   auto a = find_agent(p, req.params["id"]);
   if (!a) return ex->reply(error_response(a.error()));

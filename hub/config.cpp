@@ -31,7 +31,7 @@ const std::vector<std::string_view>& config_keys() {
                                                   "viewers-per-terminal",
                                                   "docker-socket", "agent-binary", "container-quota",
                                                   "warm-pool",     "session-ttl",  "web-dir",
-                                                  "public-url"};
+                                                  "public-url",    "downloads-dir"};
   return keys;
 }
 
@@ -76,6 +76,10 @@ Status apply_setting(HubConfig& c, std::string_view key, std::string_view value)
       return make_error("bad_config", "public-url: expected http://HOST[:PORT] or https://...");
     c.public_url = value;
     while (!c.public_url.empty() && c.public_url.back() == '/') c.public_url.pop_back();
+  } else if (key == "downloads-dir") {
+    if (value.empty()) return make_error("bad_config", "downloads-dir: expected a directory");
+    c.downloads_dir = value;
+    while (c.downloads_dir.size() > 1 && c.downloads_dir.back() == '/') c.downloads_dir.pop_back();
   } else if (key == "container-quota") {
     return set_int(c.container_quota, 0, 100000);
   } else {

@@ -33,6 +33,9 @@ struct HubConfig {
   int64_t session_ttl_s = 24 * 3600;  // browser sign-in lifetime (never past its token's)
   std::string web_dir;     // serve the dashboard from this directory (development); empty: the built-in copy
   std::string public_url;  // how users reach the hub (share links, install command); empty: from Host
+  // The agent binaries GET /downloads/ serves, each with its .sha256 (hub/downloads.h); the
+  // packages install them here, scripts/stage-downloads.sh fills a directory from a build.
+  std::string downloads_dir = "/usr/lib/rexec/agents";
 };
 
 // The keys a file or a flag may set, for usage text and docs.

@@ -106,7 +106,9 @@ Welcome Relay::agent_hello(AgentLink& link, const Hello& hello, const std::optio
     old->close(1008, "replaced by a newer connection of the same agent");
   }
   online_[agent.id] = &link;
-  (void)store_.update_agent_seen(agent.id, json_text(host_json(hello.host)), now());
+  // Labels were checked by the session (protocol/labels.h): UTF-8, bounded.
+  (void)store_.update_agent_seen(agent.id, json_text(host_json(hello.host)), json_text(nlohmann::json(hello.labels)),
+                                 now());
   log("info", "agent.online", {{"agent", agent.id}, {"name", agent.name}, {"version", clean_utf8(hello.agent_version)}});
 
   Welcome w;

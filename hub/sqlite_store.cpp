@@ -73,6 +73,10 @@ constexpr const char* kMigrations[] = {
       hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
     CREATE INDEX shares_terminal ON shares (terminal_id);
     )sql",
+    // 5: agent labels, as the agent's last HELLO gave them
+    R"sql(
+    ALTER TABLE agents ADD COLUMN labels_json TEXT NOT NULL DEFAULT '{}';
+    )sql",
 };
 constexpr int kSchemaVersion = int(std::size(kMigrations));
 
@@ -108,9 +112,10 @@ class Transaction {
   } while (0)
 
 AgentRecord agent_from(const Stmt& s) {
-  return AgentRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4), s.opt_int64(5), s.int64(6) != 0, s.text(7)};
+  return AgentRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(8), s.int64(4), s.opt_int64(5),
+                     s.int64(6) != 0, s.text(7)};
 }
-constexpr const char* kAgentCols = "id, owner_id, name, host_json, created_at, last_seen_at, revoked, kind";
+constexpr const char* kAgentCols = "id, owner_id, name, host_json, created_at, last_seen_at, revoked, kind, labels_json";
 
 TerminalRecord terminal_from(const Stmt& s) {
   TerminalRecord t;
@@ -352,7 +357,7 @@ Result<std::string> SqliteStore::consume_enrollment(const std::string& hash, int
 
 Result<AgentRecord> SqliteStore::create_agent(const std::string& owner_id, const std::string& name,
                                               const std::string& credential_hash, const std::string& kind) {
-  AgentRecord a{new_id("ag_"), owner_id, name, "{}", now(), std::nullopt, false, kind};
+  AgentRecord a{new_id("ag_"), owner_id, name, "{}", "{}", now(), std::nullopt, false, kind};
   auto s = db_.prepare(
       "INSERT INTO agents (id, owner_id, name, credential_hash, created_at, kind) VALUES (?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
@@ -380,10 +385,11 @@ Result<std::vector<AgentRecord>> SqliteStore::list_agents() {
   return all_rows(*s, [](const Stmt& r) { return agent_from(r); });
 }
 
-Status SqliteStore::update_agent_seen(const std::string& id, const std::string& host_json, int64_t at) {
-  auto s = db_.prepare("UPDATE agents SET host_json = ?, last_seen_at = ? WHERE id = ?");
+Status SqliteStore::update_agent_seen(const std::string& id, const std::string& host_json,
+                                     const std::string& labels_json, int64_t at) {
+  auto s = db_.prepare("UPDATE agents SET host_json = ?, last_seen_at = ?, labels_json = ? WHERE id = ?");
   if (!s) return s.error();
-  return s->bind(1, host_json).bind(2, at).bind(3, id).run();
+  return s->bind(1, host_json).bind(2, at).bind(3, labels_json).bind(4, id).run();
 }
 
 Status SqliteStore::revoke_agent(const std::string& id) {

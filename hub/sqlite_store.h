@@ -48,7 +48,8 @@ class SqliteStore final : public Store {
   Result<std::optional<AgentRecord>> agent_by_credential(const std::string& hash) override;
   Result<std::optional<AgentRecord>> agent_by_id(const std::string& id) override;
   Result<std::vector<AgentRecord>> list_agents() override;
-  Status update_agent_seen(const std::string& id, const std::string& host_json, int64_t now) override;
+  Status update_agent_seen(const std::string& id, const std::string& host_json, const std::string& labels_json,
+                           int64_t now) override;
   Status revoke_agent(const std::string& id) override;
   Status update_agent_owner(const std::string& id, const std::string& owner_id) override;
 

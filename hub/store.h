@@ -38,6 +38,7 @@ struct AgentRecord {
   std::string owner_id;
   std::string name;
   std::string host_json;  // last HELLO's host info, as JSON
+  std::string labels_json = "{}";  // last HELLO's labels (protocol/labels.h), as a JSON object
   int64_t created_at = 0;
   std::optional<int64_t> last_seen_at;
   bool revoked = false;
@@ -158,7 +159,8 @@ class Store {
   virtual Result<std::optional<AgentRecord>> agent_by_credential(const std::string& hash) = 0;
   virtual Result<std::optional<AgentRecord>> agent_by_id(const std::string& id) = 0;
   virtual Result<std::vector<AgentRecord>> list_agents() = 0;
-  virtual Status update_agent_seen(const std::string& id, const std::string& host_json, int64_t now) = 0;
+  virtual Status update_agent_seen(const std::string& id, const std::string& host_json,
+                                   const std::string& labels_json, int64_t now) = 0;
   virtual Status revoke_agent(const std::string& id) = 0;
   virtual Status update_agent_owner(const std::string& id, const std::string& owner_id) = 0;  // warm pool hand-over
 

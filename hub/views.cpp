@@ -45,6 +45,8 @@ nlohmann::json agent_view(const AgentRecord& a, const Relay& relay) {
     gpus.push_back(std::move(g));
   }
   j["gpus"] = std::move(gpus);
+  auto labels = nlohmann::json::parse(a.labels_json, nullptr, false);
+  j["labels"] = labels.is_discarded() || !labels.is_object() ? nlohmann::json::object() : labels;
   j["last_seen_at"] = a.last_seen_at ? nlohmann::json(*a.last_seen_at) : nlohmann::json(nullptr);
   auto s = relay.latest_stats(a.id);
   j["stats"] = s ? stats_view(*s, a.last_seen_at.value_or(0)) : nlohmann::json(nullptr);

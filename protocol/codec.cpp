@@ -63,7 +63,7 @@ struct Encoder {
   Packer& pk;
 
   void operator()(const Hello& f) {
-    put_header(pk, 6, FrameType::kHello, f.channel);
+    put_header(pk, f.labels.empty() ? 6 : 7, FrameType::kHello, f.channel);
     pk.pack_uint32(f.proto_min);
     pk.pack_uint32(f.proto_max);
     put_str(pk, f.agent_version);
@@ -76,6 +76,9 @@ struct Encoder {
       pk.pack_uint32(c.channel);
       pk.pack_uint64(c.input_received);
     }
+    if (f.labels.empty()) return;
+    pk.pack_map(static_cast<uint32_t>(f.labels.size()));
+    for (const auto& [k, v] : f.labels) { put_str(pk, k); put_str(pk, v); }
   }
   void operator()(const Welcome& f) {
     put_header(pk, 5, FrameType::kWelcome, f.channel);
@@ -205,6 +208,11 @@ struct Checker {
     for (const auto& c : f.capabilities) str("capabilities", c);
     host(f.host);
     count("channels", f.channels.size());
+    count("labels", f.labels.size());
+    for (const auto& [k, v] : f.labels) {
+      str("labels", k);
+      str("labels." + k.substr(0, 64), v);
+    }
   }
   void operator()(const Welcome& f) {
     str("hub_version", f.hub_version);
@@ -443,6 +451,10 @@ Frame decode_fields(uint32_t type, uint32_t channel, const msgpack::object_array
         h.channels.push_back({static_cast<uint32_t>(get_uint(c.ptr[0], ef + ".channel", UINT32_MAX)),
                               get_uint(c.ptr[1], ef + ".input_received", UINT64_MAX)});
       });
+      if (a.size > 8)  // labels, appended (frame.h): absent from agents that predate them
+        each_entry(a.ptr[8], std::string(name) + ".labels", [&](std::string_view k, const msgpack::object& v, const std::string& vf) {
+          h.labels[std::string(k)] = get_str(v, vf);
+        });
       return h;
     }
     case FrameType::kWelcome: {

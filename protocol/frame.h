@@ -74,7 +74,10 @@ struct StreamResume {
   bool operator==(const StreamResume&) const = default;
 };
 
-// [1, 0, proto_min:u32, proto_max:u32, agent_version:str, caps:[str], host:HostInfo, channels:[ChannelState]]
+// [1, 0, proto_min:u32, proto_max:u32, agent_version:str, caps:[str], host:HostInfo, channels:[ChannelState],
+//  labels:{str:str}]
+// `labels` (protocol/labels.h) is appended: sent only when there are labels, so a HELLO without
+// them is byte for byte what agents before labels send, and such a HELLO means "no labels".
 struct Hello {
   uint32_t channel = 0;
   uint32_t proto_min = 0;
@@ -83,6 +86,7 @@ struct Hello {
   std::vector<std::string> capabilities;
   HostInfo host;
   std::vector<ChannelState> channels;
+  std::map<std::string, std::string> labels;
   bool operator==(const Hello&) const = default;
 };
 

@@ -20,8 +20,10 @@ struct ToJson {
   json operator()(const Hello& f) {
     json chans = json::array();
     for (const auto& c : f.channels) chans.push_back({{"channel", c.channel}, {"input_received", c.input_received}});
-    return {{"proto_min", f.proto_min}, {"proto_max", f.proto_max}, {"agent_version", f.agent_version},
-            {"capabilities", f.capabilities}, {"host", host_json(f.host)}, {"channels", chans}};
+    json j{{"proto_min", f.proto_min}, {"proto_max", f.proto_max}, {"agent_version", f.agent_version},
+           {"capabilities", f.capabilities}, {"host", host_json(f.host)}, {"channels", chans}};
+    if (!f.labels.empty()) j["labels"] = f.labels;  // as on the wire: absent when there are none
+    return j;
   }
   json operator()(const Welcome& f) {
     json res = json::array();
@@ -98,6 +100,7 @@ Frame from_json(const json& j) {
     h.host = host_from(j.at("host"));
     for (const auto& c : j.at("channels"))
       h.channels.push_back({c.at("channel").get<uint32_t>(), c.at("input_received").get<uint64_t>()});
+    if (j.contains("labels")) h.labels = j.at("labels").get<std::map<std::string, std::string>>();
     return h;
   }
   if (type == "WELCOME") {

@@ -3,6 +3,7 @@
 #   rexec/busybox:latest  busybox-static and a minimal /etc
 #   rexec/debian:12       debootstrap minbase + bash, procps, less, ca-certificates, through the
 #                         apt mirror this machine is configured with
+#   rexec/debian-curl:12  the same + curl (the installer test's "fresh server")
 # Idempotent: an image that exists is kept (REBUILD=1 rebuilds). Shows what it does.
 # `build-images.sh busybox` builds only the busybox image (seconds; what make up needs).
 set -euo pipefail
@@ -65,5 +66,19 @@ else
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' -c 'ENV LANG=C.UTF-8' \
     - rexec/debian:12 >/dev/null
   echo "images: rexec/debian:12 built"
+fi
+# For the installer test (tests/integration/installer_test.cpp): Debian 12 with curl, as a server
+# that runs `curl ... | sh` has it. Derived from rexec/debian:12 with apt through the same mirror.
+if have rexec/debian-curl:12; then
+  echo "images: rexec/debian-curl:12 is there"
+else
+  echo "images: building rexec/debian-curl:12 (rexec/debian:12 + curl)"
+  docker rm -f rexec-build-curl >/dev/null 2>&1 || true
+  docker run --name rexec-build-curl --network host rexec/debian:12 sh -c \
+    'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl && rm -rf /var/lib/apt/lists/*' \
+    >"$work/curl.log" 2>&1 || { tail -30 "$work/curl.log" >&2; exit 1; }
+  docker commit -c 'CMD ["/bin/bash", "-l"]' rexec-build-curl rexec/debian-curl:12 >/dev/null
+  docker rm rexec-build-curl >/dev/null
+  echo "images: rexec/debian-curl:12 built"
 fi
 docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep '^  rexec/' || true

@@ -24,6 +24,7 @@ test_pkgs=(
   openssl                    # the TLS test makes its own CA and hub certificate
   chromium fonts-dejavu-core # the dashboard's browser tests (driven by npm playwright-core)
   qemu-user-static           # runs the arm64 agent in the test suite
+  shellcheck                 # installers/*.sh stay POSIX and clean (tests/installers)
 )
 
 case "$what" in

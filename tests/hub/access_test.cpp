@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <uv.h>
 
+#include <fstream>
 #include <functional>
 #include <set>
 #include <thread>
@@ -44,6 +45,7 @@ struct Row {
 
 class AccessMatrix : public testing::Test {
  protected:
+  static inline std::unique_ptr<TempDir> downloads;  // --downloads-dir: an amd64 "agent", no arm64
   static inline std::unique_ptr<HubFixture> hub;
   static inline std::string tokens[kWhoCount];
   static inline std::string alice_agent;  // owned by alice (the owner), online
@@ -98,7 +100,14 @@ class AccessMatrix : public testing::Test {
   }
 
   static void SetUpTestSuite() {
-    hub = std::make_unique<HubFixture>();
+    downloads = std::make_unique<TempDir>("rexec-access-downloads");
+    {
+      std::ofstream(*downloads / "rexec-agent-linux-amd64") << "not really an agent";
+      std::ofstream(*downloads / "rexec-agent-linux-amd64.sha256") << "0000  rexec-agent-linux-amd64\n";
+    }
+    auto flags = HubFixture::relaxed_limits();
+    flags.insert(flags.end(), {"--downloads-dir", downloads->path()});
+    hub = std::make_unique<HubFixture>(flags);
     tokens[kAnonymous] = "";
     tokens[kMalformed] = "rxk_this-is-not-a-token";
     tokens[kAdmin] = hub->admin_token();
@@ -125,6 +134,7 @@ class AccessMatrix : public testing::Test {
   static void TearDownTestSuite() {
     alice_link.reset();
     hub.reset();
+    downloads.reset();
   }
 
   // Every route with its access rule.
@@ -138,6 +148,8 @@ class AccessMatrix : public testing::Test {
         {"GET", "/metrics", false, false, {403, 403, 200, 403}, fixed("/metrics")},
         {"POST", "/api/v1/agent-enrollments", false, false, {201, 201, 201, 403}, fixed("/api/v1/agent-enrollments", "{}")},
         {"GET", "/api/v1/agents", false, false, {200, 200, 200, 200}, fixed("/api/v1/agents")},
+        {"GET", "/api/v1/agents/{id}", false, false, {200, 404, 200, 200},
+         [] { return std::make_pair("/api/v1/agents/" + alice_agent, std::string()); }},
         {"DELETE", "/api/v1/agents/{id}", false, false, {200, 404, 200, 403},
          [] { return std::make_pair("/api/v1/agents/" + offline_agent_of_alice("gone-" + std::to_string(serial++)), std::string()); }},
         {"POST", "/api/v1/terminals", false, false, {201, 404, 201, 403},
@@ -195,6 +207,13 @@ class AccessMatrix : public testing::Test {
         {"GET", "/assets/{file}", false, true, {200, 200, 200, 200}, fixed("/assets/app.js")},
         {"GET", "/embed.js", false, true, {200, 200, 200, 200}, fixed("/embed.js")},
         {"GET", "/favicon.svg", false, true, {200, 200, 200, 200}, fixed("/favicon.svg")},
+        // The installer and the agents are public: a new machine has no token yet (the enrollment
+        // token is given to the agent, never to these routes).
+        {"GET", "/install-agent.sh", false, true, {200, 200, 200, 200}, fixed("/install-agent.sh")},
+        {"GET", "/downloads/{file}", false, true, {200, 200, 200, 200}, fixed("/downloads/rexec-agent-linux-amd64")},
+        // An agent removing itself takes its own credential; no API token, whoever holds it, will do
+        // (AgentSelf below: the agent's credential does).
+        {"DELETE", "/api/v1/agent/self", false, false, {401, 401, 401, 401}, fixed("/api/v1/agent/self")},
         // API tokens are not agent credentials: nobody in this matrix may open an agent link.
         {"GET", "/api/v1/agent/connect", true, false, {401, 401, 401, 401}, fixed("/api/v1/agent/connect")},
     };
@@ -287,6 +306,30 @@ TEST_F(AccessMatrix, ListsShowOnlyWhatTheCallerOwns) {
   json bob_audit = call(tokens[kOther], "GET", "/api/v1/audit");
   EXPECT_FALSE(bob_audit["entries"].empty());
   for (const auto& e : bob_audit["entries"]) EXPECT_NE(e["actor"], alice_user);
+}
+
+// DELETE /api/v1/agent/self with an agent's own credential: the agent is revoked (its link closed
+// with "revoked", gone from the list), the owner's audit log says so, and the credential is dead.
+TEST_F(AccessMatrix, AgentSelfRemovesTheCallingAgentOnly) {
+  FakeAgent a;
+  ASSERT_TRUE(a.connect(hub->port(), enroll_as(tokens[kOwner]), "leaving-box"));
+  auto w = a.hello();
+  ASSERT_TRUE(w && w->credential);
+  std::string id = w->agent_id;
+  EXPECT_EQ(http(hub->port(), "GET", "/api/v1/agents/" + id, tokens[kOwner]).status, 200);
+  auto r = http(hub->port(), "DELETE", "/api/v1/agent/self", *w->credential);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body(r)["id"], id);
+  EXPECT_EQ(http(hub->port(), "GET", "/api/v1/agents/" + id, tokens[kOwner]).status, 404);
+  json list = call(tokens[kOwner], "GET", "/api/v1/agents");
+  for (const auto& ag : list["agents"]) EXPECT_NE(ag["id"], id);
+  EXPECT_TRUE(call(tokens[kOwner], "GET", "/api/v1/agents/" + alice_agent).contains("id")) << "another agent went too";
+  json audit = call(tokens[kOwner], "GET", "/api/v1/audit?target=" + id);
+  bool audited = false;
+  for (const auto& e : audit["entries"]) audited = audited || e["action"] == "agent.unenroll";
+  EXPECT_TRUE(audited) << audit.dump();
+  EXPECT_EQ(http(hub->port(), "DELETE", "/api/v1/agent/self", *w->credential).status, 401);
+  EXPECT_EQ(http(hub->port(), "DELETE", "/api/v1/agent/self", tokens[kAdmin]).status, 401);
 }
 
 TEST_F(AccessMatrix, ReadOnlyViewerCannotTypeAndTokensCannotGrantMoreThanTheyHold) {

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "protocol/labels.h"
 #include "protocol/limits.h"
 #include "protocol/viewer.h"
 #include "tests/support/api_expect.h"
@@ -358,6 +359,69 @@ TEST_F(ApiTest, CreatingOnAnOfflineAgentIs409) {
   agent.ws.cut();
   ASSERT_TRUE(eventually([&] { return body(hub.api("GET", "/api/v1/agents"))["agents"][0]["online"] == false; }, 5s));
   expect_error(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"gone"})"), 409, "agent_offline");
+}
+
+}  // namespace
+}  // namespace rx::test
+
+namespace rx::test {
+namespace {
+
+protocol::Hello hello_with(protocol::Labels labels) {
+  protocol::Hello h;
+  h.proto_min = h.proto_max = protocol::kProtocolVersionMin;
+  h.agent_version = "fake-1";
+  h.capabilities = {"pty"};
+  h.labels = std::move(labels);
+  return h;
+}
+
+json agent_named(HubFixture& hub, const std::string& name) {
+  json list = body(hub.api("GET", "/api/v1/agents"));
+  for (const auto& a : list["agents"])
+    if (a["name"] == name) return a;
+  return nullptr;
+}
+
+// Labels from HELLO are stored and shown; an agent without them (the HELLO of older agents) has {}.
+TEST(AgentLabels, HelloLabelsAreShownByTheAgentList) {
+  HubFixture hub;
+  FakeAgent labelled, plain;
+  ASSERT_TRUE(labelled.connect(hub.port(), hub.enroll(), "labelled"));
+  ASSERT_TRUE(labelled.send(hello_with({{"env", "prod"}, {"team/ml", "größe"}})));
+  ASSERT_TRUE(labelled.next_of<protocol::Welcome>());
+  ASSERT_TRUE(plain.connect(hub.port(), hub.enroll(), "plain"));
+  ASSERT_TRUE(plain.hello());
+  json a = agent_named(hub, "labelled");
+  ASSERT_TRUE(a.is_object()) << body(hub.api("GET", "/api/v1/agents")).dump();
+  EXPECT_EQ(a["labels"], (json{{"env", "prod"}, {"team/ml", "größe"}}));
+  EXPECT_EQ(body(hub.api("GET", "/api/v1/agents/" + a["id"].get<std::string>()))["labels"], a["labels"]);
+  EXPECT_EQ(agent_named(hub, "plain")["labels"], json::object());
+}
+
+// Bad labels from a peer: ERROR bad_labels naming the label, the link closed; the hub lives on.
+TEST(AgentLabels, BadLabelsAreRefusedWithTheReason) {
+  HubFixture hub;
+  for (const auto& labels : {protocol::Labels{{"bad key", "v"}}, protocol::Labels{{"k", "\xff\xfe"}},
+                             protocol::Labels{{"k", std::string(protocol::kMaxLabelValue + 1, 'v')}}}) {
+    FakeAgent a;
+    ASSERT_TRUE(a.connect(hub.port(), hub.enroll(), "bad"));
+    ASSERT_TRUE(a.send(hello_with(labels)));
+    auto e = a.next_of<protocol::ErrorFrame>();
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->code, "bad_labels");
+    EXPECT_NE(e->message.find("label"), std::string::npos) << e->message;
+    EXPECT_FALSE(a.next_of<protocol::Welcome>(2s).has_value());
+  }
+  protocol::Labels many;
+  for (size_t i = 0; i <= protocol::kMaxLabels; ++i) many["k" + std::to_string(i)] = "v";
+  FakeAgent a;
+  ASSERT_TRUE(a.connect(hub.port(), hub.enroll(), "many"));
+  ASSERT_TRUE(a.send(hello_with(many)));
+  auto e = a.next_of<protocol::ErrorFrame>();
+  ASSERT_TRUE(e.has_value());
+  EXPECT_NE(e->message.find("over the limit of 32"), std::string::npos) << e->message;
+  EXPECT_EQ(hub.api("GET", "/healthz").status, 200);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ import msgpack
 
 # SPEC.md 1.4: field names after [type, channel], by type number.
 FIELDS = {
-    1: ("HELLO", ["proto_min", "proto_max", "agent_version", "capabilities", "host", "channels"]),
+    1: ("HELLO", ["proto_min", "proto_max", "agent_version", "capabilities", "host", "channels", "labels"]),
     2: ("WELCOME", ["proto", "hub_version", "agent_id", "credential", "resume"]),
     3: ("OPEN", ["kind", "argv", "env", "cols", "rows", "window"]),
     4: ("OPENED", ["pid"]),

@@ -52,7 +52,8 @@ std::vector<Frame> one_of_each() {
   std::vector<uint8_t> all_bytes(256);
   for (int i = 0; i < 256; ++i) all_bytes[size_t(i)] = uint8_t(i);
   return {
-      Hello{0, 1, 2, "0.1.0", {"pty", "exec"}, host, {{1, 10}, {UINT32_MAX, UINT64_MAX}}},
+      Hello{0, 1, 2, "0.1.0", {"pty", "exec"}, host, {{1, 10}, {UINT32_MAX, UINT64_MAX}}, {}},
+      Hello{0, 1, 1, "0.1.0", {"pty"}, host, {}, {{"rack", "b7"}, {"gpu", ""}, {"team/ml", "ünïcode"}}},
       Welcome{0, 1, "0.1.0", "ag_1", std::string("rxa_secret"), {{1, Stream::kOutput, 5}, {2, Stream::kStderr, 0}}},
       Welcome{0, 1, "0.1.0", "ag_1", std::nullopt, {}},
       Open{7, ChannelKind::kPty, {}, {{"A", "1"}, {"B", ""}}, 80, 24, kDefaultWindow},
@@ -148,6 +149,28 @@ TEST(Codec, ExtraTrailingFieldsAreIgnored) {
   auto r = decode(raw);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(std::get<Ack>(*r), (Ack{1, Stream::kOutput, 10}));
+}
+
+// Labels were appended to HELLO: a HELLO without them is what older agents send, unchanged.
+TEST(Codec, HelloWithoutLabelsIsTheOldSixFieldFrame) {
+  Hello h{0, 1, 1, "0.1.0", {"pty"}, {}, {}, {}};
+  auto bytes = encode(h);
+  ASSERT_TRUE(bytes.ok());
+  auto o = msgpack::unpack(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+  EXPECT_EQ(o.get().via.array.size, 8u);
+  h.labels = {{"k", "v"}};
+  bytes = encode(h);
+  ASSERT_TRUE(bytes.ok());
+  o = msgpack::unpack(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+  EXPECT_EQ(o.get().via.array.size, 9u);
+  auto back = decode(*bytes);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(std::get<Hello>(*back).labels, (std::map<std::string, std::string>{{"k", "v"}}));
+}
+
+TEST(CodecMalformed, HelloLabelsMustBeAMapOfStrings) {
+  auto raw = Raw().array(9).u(1).u(0).u(1).u(1).str("v").array(0).map(0).array(0).map(1).str("k").u(5).bytes;
+  EXPECT_EQ(decode_error(raw).code, "bad_type");
 }
 
 TEST(Codec, UnknownMapKeysAreIgnored) {
