@@ -69,7 +69,9 @@ else
 fi
 # For the installer test (tests/integration/installer_test.cpp): Debian 12 with curl, as a server
 # that runs `curl ... | sh` has it. Derived from rexec/debian:12 with apt through the same mirror.
-if have rexec/debian-curl:12; then
+if [ "$only" = busybox ]; then
+  :
+elif have rexec/debian-curl:12; then
   echo "images: rexec/debian-curl:12 is there"
 else
   echo "images: building rexec/debian-curl:12 (rexec/debian:12 + curl)"
@@ -80,5 +82,21 @@ else
   docker commit -c 'CMD ["/bin/bash", "-l"]' rexec-build-curl rexec/debian-curl:12 >/dev/null
   docker rm rexec-build-curl >/dev/null
   echo "images: rexec/debian-curl:12 built"
+fi
+# For the tests under a real systemd (upgrade_test, install_agent_test): Debian 12 with systemd as
+# PID 1 and curl, a server as the installer meets it. Derived the same way.
+if [ "$only" = busybox ]; then
+  :
+elif have rexec/debian-systemd:12; then
+  echo "images: rexec/debian-systemd:12 is there"
+else
+  echo "images: building rexec/debian-systemd:12 (rexec/debian:12 + systemd, curl)"
+  docker rm -f rexec-build-systemd >/dev/null 2>&1 || true
+  docker run --name rexec-build-systemd --network host rexec/debian:12 sh -c \
+    'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd systemd-sysv curl && rm -rf /var/lib/apt/lists/*' \
+    >"$work/systemd.log" 2>&1 || { tail -30 "$work/systemd.log" >&2; exit 1; }
+  docker commit -c 'CMD ["/lib/systemd/systemd"]' rexec-build-systemd rexec/debian-systemd:12 >/dev/null
+  docker rm rexec-build-systemd >/dev/null
+  echo "images: rexec/debian-systemd:12 built"
 fi
 docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep '^  rexec/' || true
