@@ -20,6 +20,9 @@ containers="ready: rexec/busybox:latest (make images adds rexec/debian:12)"
 if ! bash scripts/build-images.sh busybox; then
   containers="unavailable: Docker did not start (see /var/log/rexec-dockerd.log); terminals on agents work"
 fi
+# What "Add machine" hands out: the static agents (amd64; arm64 too once its preset was built)
+# with their checksums, served by the hub at /downloads/ beside /install-agent.sh.
+bash scripts/stage-downloads.sh "$data/downloads" >/dev/null
 hub=build/release/hub/rexec-hub
 agent=build/release/agent/rexec-agent
 static_agent=$PWD/build/static-agent/agent/rexec-agent
@@ -32,7 +35,8 @@ if alive "$data/hub.pid"; then
   echo "hub: already running (pid $(cat "$data/hub.pid"))"
 else
   : > "$data/hub.log"
-  nohup "$hub" serve --listen "$listen" --data-dir "$data" --agent-binary "$static_agent" >>"$data/hub.log" 2>&1 &
+  nohup "$hub" serve --listen "$listen" --data-dir "$data" --agent-binary "$static_agent" \
+    --downloads-dir "$data/downloads" >>"$data/hub.log" 2>&1 &
   echo $! > "$data/hub.pid"
   for _ in $(seq 1 100); do grep -q 'event=hub.listening' "$data/hub.log" && break; sleep 0.1; done
   if ! grep -q 'event=hub.listening' "$data/hub.log"; then
@@ -70,6 +74,7 @@ Rexec is up.
   admin token:  data/admin.token   (mode 0600; API: Authorization: Bearer \$(cat data/admin.token))
   hub:          API docs/api.md, log data/hub.log
   local agent:  $(hostname), log data/agent.log
+  add a server: "Add machine" on the dashboard gives the one line (README: Put an agent on a server)
   containers:   $containers; "New terminal" on the dashboard
   stop:         make down
 EOT
