@@ -67,36 +67,29 @@ else
     - rexec/debian:12 >/dev/null
   echo "images: rexec/debian:12 built"
 fi
-# For the installer test (tests/integration/installer_test.cpp): Debian 12 with curl, as a server
-# that runs `curl ... | sh` has it. Derived from rexec/debian:12 with apt through the same mirror.
-if [ "$only" = busybox ]; then
-  :
-elif have rexec/debian-curl:12; then
-  echo "images: rexec/debian-curl:12 is there"
-else
-  echo "images: building rexec/debian-curl:12 (rexec/debian:12 + curl)"
-  docker rm -f rexec-build-curl >/dev/null 2>&1 || true
-  docker run --name rexec-build-curl --network host rexec/debian:12 sh -c \
-    'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl && rm -rf /var/lib/apt/lists/*' \
-    >"$work/curl.log" 2>&1 || { tail -30 "$work/curl.log" >&2; exit 1; }
-  docker commit -c 'CMD ["/bin/bash", "-l"]' rexec-build-curl rexec/debian-curl:12 >/dev/null
-  docker rm rexec-build-curl >/dev/null
-  echo "images: rexec/debian-curl:12 built"
-fi
-# For the tests under a real systemd (upgrade_test, install_agent_test): Debian 12 with systemd as
-# PID 1 and curl, a server as the installer meets it. Derived the same way.
-if [ "$only" = busybox ]; then
-  :
-elif have rexec/debian-systemd:12; then
-  echo "images: rexec/debian-systemd:12 is there"
-else
-  echo "images: building rexec/debian-systemd:12 (rexec/debian:12 + systemd, curl)"
-  docker rm -f rexec-build-systemd >/dev/null 2>&1 || true
-  docker run --name rexec-build-systemd --network host rexec/debian:12 sh -c \
-    'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd systemd-sysv curl && rm -rf /var/lib/apt/lists/*' \
-    >"$work/systemd.log" 2>&1 || { tail -30 "$work/systemd.log" >&2; exit 1; }
-  docker commit -c 'CMD ["/lib/systemd/systemd"]' rexec-build-systemd rexec/debian-systemd:12 >/dev/null
-  docker rm rexec-build-systemd >/dev/null
-  echo "images: rexec/debian-systemd:12 built"
+# derive TAG CMD PACKAGES...: TAG is rexec/debian:12 plus PACKAGES, installed with apt through
+# the mirror this machine uses, with CMD as its command.
+derive() {
+  local tag=$1 cmd=$2; shift 2
+  if have "$tag"; then
+    echo "images: $tag is there"
+    return
+  fi
+  echo "images: building $tag (rexec/debian:12 + $*)"
+  local box=rexec-build-${tag//[^a-z0-9]/-}
+  docker rm -f "$box" >/dev/null 2>&1 || true
+  docker run --name "$box" --network host rexec/debian:12 sh -c \
+    "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $* && rm -rf /var/lib/apt/lists/*" \
+    >"$work/$box.log" 2>&1 || { tail -30 "$work/$box.log" >&2; exit 1; }
+  docker commit -c "CMD $cmd" "$box" "$tag" >/dev/null
+  docker rm "$box" >/dev/null
+  echo "images: $tag built"
+}
+if [ "$only" != busybox ]; then
+  # The installer tests' fresh server (tests/installers/): Debian 12 with curl, as a server that
+  # runs `curl ... | sh` has it.
+  derive rexec/debian-curl:12 '["/bin/bash", "-l"]' curl
+  # The tests under a real systemd (upgrade_test, install_agent_test): systemd as PID 1, and curl.
+  derive rexec/debian-systemd:12 '["/lib/systemd/systemd"]' systemd systemd-sysv curl
 fi
 docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep '^  rexec/' || true
