@@ -83,7 +83,12 @@ or run the agent by hand without installing it (see the hub's README, \"Run an a
   fi
 
   arch=$(detect_arch)
-  tmp=$(mktemp -d)  # 0700: the download, the first run's log and the new credential
+  # 0700: the download, the first run's log and the new credential. Beside the binary, not in
+  # $TMPDIR: the enrolling first run executes the download, and /tmp is often mounted noexec
+  # (hardened servers; Docker's --tmpfs), where that fails with "Permission denied". Where the
+  # agent will be installed it can run, and the final mv is a rename on one filesystem.
+  [ -d "${bin%/*}" ] || install -d -m 0755 "${bin%/*}"
+  tmp=$(mktemp -d "${bin%/*}/.rexec-install.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   trap 'exit 130' INT TERM
   fetch_agent "$arch"
