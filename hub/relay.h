@@ -106,10 +106,18 @@ class Relay {
   bool deleting(const std::string& id) const { return deleting_.count(id) > 0; }
   // Restarts are numbered: a supervisor sweep that began before a terminal's restart saw its old,
   // stopped container and must not judge the new one by it.
+  // Until Docker has answered the start, the container still shows the state it stopped in: a
+  // terminal whose start is in flight counts as restarted for every sweep.
   uint64_t restarts() const { return restarts_; }
   bool restarted_since(const std::string& id, uint64_t mark) const {
+    if (start_in_flight_.count(id)) return true;
     auto it = restarted_at_.find(id);
     return it != restarted_at_.end() && it->second > mark;
+  }
+  // Docker answered the start of a restarted container terminal (either way).
+  void container_started(const std::string& id) {
+    start_in_flight_.erase(id);
+    restarted_at_[id] = ++restarts_;
   }
   // The status to show: the store's, or "offline" while the agent is away.
   std::string status_of(const TerminalRecord& record) const;
@@ -172,6 +180,7 @@ class Relay {
   std::set<std::string> deleting_;  // terminal id -> OPEN waiting for its agent
   uint64_t restarts_ = 0;
   std::map<std::string, uint64_t> restarted_at_;  // terminal id -> number of its latest restart
+  std::set<std::string> start_in_flight_;          // restarted, Docker's start not answered yet
   RelayCounters counters_;
   std::function<void(const std::string&, const protocol::Stats&)> stats_listener_;
 };

@@ -29,7 +29,8 @@ TEST(Finding11ImageNames, BadReferencesAre400BeforeDocker) {
   // A Docker socket that is not there: a refused name never gets as far as asking.
   HubFixture hub([] {
     auto f = HubFixture::relaxed_limits();
-    f.insert(f.end(), {"--docker-socket", "/nonexistent/docker.sock"});
+    // The static agent is there: the hub checks it before Docker (agent_binary_missing otherwise).
+    f.insert(f.end(), {"--docker-socket", "/nonexistent/docker.sock", "--agent-binary", static_agent_path()});
     return f;
   }());
   LiveTerminal live(hub);

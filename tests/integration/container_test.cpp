@@ -215,6 +215,24 @@ TEST_F(Containers, StopAndStartGiveANewShellInTheSameContainer) {
   EXPECT_EQ(hub.api("POST", "/api/v1/terminals/" + id + "/start").status, 409) << "starting a running terminal";
 }
 
+// Stop and start in quick succession, more cycles than a supervisor sweep (3 s) is long: a sweep
+// that lists the containers while Docker is still starting one must not call its terminal lost
+// (CI saw "its container exited with code 0" for a terminal being started).
+TEST_F(Containers, StopStartCyclesNeverLoseTheTerminal) {
+  HubFixture hub(hub_flags());
+  std::string id = create(hub, {{"kind", "container"}, {"image", "rexec/busybox:latest"}});
+  ASSERT_TRUE(wait_running(hub, id)) << hub.log();
+  for (int cycle = 0; cycle < 8; ++cycle) {
+    SCOPED_TRACE("cycle " + std::to_string(cycle));
+    ASSERT_EQ(hub.api("POST", "/api/v1/terminals/" + id + "/stop").status, 200);
+    ASSERT_EQ(hub.api("POST", "/api/v1/terminals/" + id + "/start").status, 200);
+    ASSERT_TRUE(wait_running(hub, id)) << hub.log();
+  }
+  auto r = exec(hub, id, {"echo", "still-here"});
+  EXPECT_EQ(r.value("stdout", ""), "still-here\n") << r;
+  EXPECT_EQ(hub.log().find("event=terminal.lost"), std::string::npos) << hub.log();
+}
+
 TEST_F(Containers, WarmPoolHandsOutAReadyContainerAndRefills) {
   HubFixture hub(hub_flags({"--warm-pool", "rexec/busybox:latest=1"}));
   std::ifstream in(hub.data_dir() + "/data/hub-id");
