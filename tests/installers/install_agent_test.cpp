@@ -14,12 +14,15 @@
 // installs, enables and starts the shipped unit, and its second run (and a systemctl restart)
 // upgrade the agent while a shell prints, which must keep the shell and every line.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -157,11 +160,21 @@ class ArgvWatch {
  private:
   void run() {
     while (!done_) {
-      for (const auto& e : fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied)) {
+      std::error_code ec;
+      // Processes come and go while /proc is listed: an entry gone mid-walk ends this sample early.
+      for (auto it = fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied, ec);
+           !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        const auto& e = *it;
         std::string n = e.path().filename();
         if (n.empty() || !std::isdigit(static_cast<unsigned char>(n[0]))) continue;
-        std::ifstream in(e.path() / "cmdline", std::ios::binary);
-        std::string argv((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        // read(2), not an ifstream: a process that exits mid-read makes read fail with ESRCH, and
+        // libstdc++'s filebuf throws on that from inside istreambuf_iterator (seen under ASan).
+        std::string argv;
+        if (int fd = ::open((e.path() / "cmdline").c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+          char buf[4096];
+          for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) argv.append(buf, size_t(n));
+          ::close(fd);
+        }
         if (argv.find(secret_) != std::string::npos && found_.empty()) {
           for (auto& c : argv) c = c == '\0' ? ' ' : c;
           found_ = "pid " + n + ": " + argv;
@@ -308,14 +321,15 @@ struct PrintingShell {
     pid = ask_pid(stays);
     ASSERT_FALSE(pid.empty());
     ASSERT_TRUE(leaves.attach(hub, terminal));
-    // The history is in once this viewer has as many answers "PID=<pid>" as the one that asked.
-    auto answers = [&](const std::string& out) {
-      size_t n = 0;
-      for (auto p = out.find("PID=" + pid + "\r"); p != std::string::npos; p = out.find("PID=" + pid + "\r", p + 1)) ++n;
-      return n;
-    };
-    const size_t asked = answers(stays.output);
-    ASSERT_TRUE(leaves.until([&](const Viewer& v) { return answers(v.output) == asked; }, 10s)) << leaves.output;
+    // The history is in once this viewer sees live output typed after it attached: a marker the
+    // shell prints (written S''YNC so the echoed command line does not match it). Counting earlier
+    // answers instead was flaky under ASan: the two viewers' replays need not start at one byte.
+    std::string marker = "SYNC-" + std::to_string(std::random_device{}()) + "-" + pid;
+    stays.type("echo S''" + marker.substr(1) + "\n");
+    ASSERT_TRUE(leaves.until([&](const Viewer& v) { return v.output.find(marker + "\r\n") != std::string::npos; }, 20s))
+        << leaves.output;
+    ASSERT_TRUE(stays.until([&](const Viewer& v) { return v.output.find(marker + "\r\n") != std::string::npos; }, 20s))
+        << stays.output;
     stays_mark = stays.output.size();
     leaves_mark = leaves.output.size();
     stays.type("echo B''EGIN; for i in $(seq 1 " + std::to_string(kLines) +
