@@ -58,24 +58,9 @@ std::string raw_exchange(int port, const std::string& bytes, std::chrono::millis
 }
 
 HttpResult parse_response(const std::string& raw) {
-  HttpResult r;
   auto head_end = raw.find("\r\n\r\n");
-  if (raw.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos) return r;
-  r.status = std::atoi(raw.c_str() + raw.find(' ') + 1);
-  size_t pos = raw.find("\r\n") + 2;
-  while (pos < head_end) {
-    auto eol = raw.find("\r\n", pos);
-    auto line = raw.substr(pos, eol - pos);
-    auto colon = line.find(':');
-    if (colon != std::string::npos) {
-      std::string k = line.substr(0, colon);
-      for (auto& c : k) c = char(std::tolower(static_cast<unsigned char>(c)));
-      std::string v = line.substr(colon + 1);
-      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
-      r.headers[k] = v;
-    }
-    pos = eol + 2;
-  }
+  if (raw.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos) return {};
+  HttpResult r = parse_head(raw.substr(0, head_end + 4));
   r.body = raw.substr(head_end + 4);
   if (r.headers.count("content-length")) r.body = r.body.substr(0, std::stoul(r.headers.at("content-length")));
   return r;
@@ -126,21 +111,6 @@ int64_t audit_rows(const HubFixture& hub) {
     since = j["next_since_id"].get<int64_t>();
   }
   return n;
-}
-
-std::string url_encode(const std::string& s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += char(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 }  // namespace rx::test

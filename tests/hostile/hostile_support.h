@@ -45,7 +45,4 @@ class LiveTerminal {
 // The number of audit rows (every action), read by the admin.
 int64_t audit_rows(const HubFixture& hub);
 
-// Percent-encodes every byte outside A-Za-z0-9-._~ (for building hostile query strings).
-std::string url_encode(const std::string& s);
-
 }  // namespace rx::test

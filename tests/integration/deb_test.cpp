@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -78,13 +79,11 @@ for u in /lib/systemd/system/rexec-hub.service /lib/systemd/system/rexec-agent.s
   done
 done
 )SH";
-  auto [rc, out] = sh("docker run --rm --network host -v " + deb_dir() + ":/debs:ro rexec/debian:12 sh -c '" +
-                      [&] {
-                        std::string q;
-                        for (char c : script) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-                        return q;
-                      }() +
-                      "'");
+  // The script goes in as a file (read-only mount): no shell quoting of it on the way.
+  TempDir work("rexec-deb-script");
+  std::ofstream(work / "check.sh") << script;
+  auto [rc, out] = sh("docker run --rm --network host -v " + deb_dir() + ":/debs:ro -v " + work.path() +
+                      ":/check:ro rexec/debian:12 sh /check/check.sh");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("rexec-hub 0."), std::string::npos) << out;
   EXPECT_NE(out.find("rexec-agent 0."), std::string::npos) << out;

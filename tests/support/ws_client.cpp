@@ -83,6 +83,21 @@ bool read_head(int fd, std::string& head, std::vector<uint8_t>& rest, int timeou
   return true;
 }
 
+
+void read_body(int fd, HttpResult& r, std::vector<uint8_t>& rest) {
+  r.body.assign(rest.begin(), rest.end());
+  size_t want = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : SIZE_MAX;
+  char buf[16384];
+  while (r.body.size() < want) {
+    if (!wait_readable(fd, 10000)) break;
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    r.body.append(buf, size_t(n));
+  }
+}
+
+}  // namespace
+
 HttpResult parse_head(const std::string& head) {
   HttpResult r;
   auto sp = head.find(' ');
@@ -104,20 +119,6 @@ HttpResult parse_head(const std::string& head) {
   }
   return r;
 }
-
-void read_body(int fd, HttpResult& r, std::vector<uint8_t>& rest) {
-  r.body.assign(rest.begin(), rest.end());
-  size_t want = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : SIZE_MAX;
-  char buf[16384];
-  while (r.body.size() < want) {
-    if (!wait_readable(fd, 10000)) break;
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    r.body.append(buf, size_t(n));
-  }
-}
-
-}  // namespace
 
 HttpResult http(int port, const std::string& method, const std::string& path, const std::string& token,
                 const std::string& body, const std::map<std::string, std::string>& headers,

@@ -18,6 +18,9 @@ struct HttpResult {
   std::string body;
 };
 
+// The status and headers (names lower-cased) of a response head, up to its empty line.
+HttpResult parse_head(const std::string& head);
+
 // A client frame (masked, FIN set) as it goes on the wire.
 std::vector<uint8_t> client_frame(uint8_t opcode, const std::vector<uint8_t>& payload, bool fin = true);
 
