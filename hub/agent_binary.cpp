@@ -12,6 +12,8 @@
 #include <system_error>
 #include <vector>
 
+#include "hub/fd.h"
+
 namespace rx::hub {
 namespace {
 
@@ -43,12 +45,9 @@ std::string default_agent_binary() {
 }
 
 Status check_agent_binary(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return missing(path, std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  Fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (file.get() < 0) return missing(path, std::strerror(errno));
+  int fd = file.get();
   struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return missing(path, "not a regular file");
   if (!(st.st_mode & S_IXOTH) && !(st.st_mode & S_IXUSR)) return missing(path, "not executable");

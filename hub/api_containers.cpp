@@ -139,6 +139,7 @@ void Api::start_terminal(const Principal& p, Request& req, const Exchange& ex) {
   if (relay_.status_of(*t) != "stopped")
     return ex->reply(error_response(make_error("conflict", "the terminal is " + relay_.status_of(*t) + ", not stopped")));
   if (auto s = relay_.restart_container_terminal(t->id); !s) return ex->reply(error_response(s.error()));
+  relay_.container_starting(t->id);
   containers_.start(t->container_id, replying(ex, [this, p, id = t->id, ex](Status s) {
     relay_.container_started(id);
     if (!s) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <utility>
 
+#include "hub/fd.h"
 #include "hub/log.h"
 
 namespace rx::hub {
@@ -46,21 +47,6 @@ std::string replace_once(std::string text, std::string_view marker, std::string_
   if (at != std::string::npos) text.replace(at, marker.size(), with);
   return text;
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 // One binary on its way to one client: reads a chunk whenever the client has taken the last ones.
 class FileStream : public std::enable_shared_from_this<FileStream> {

@@ -333,8 +333,6 @@ Status Relay::restart_container_terminal(const std::string& id) {
   if (!rec) return rec.error();
   if (!*rec) return make_error("not_found", "no terminal " + id);
   const TerminalRecord& t = **rec;
-  restarted_at_[id] = ++restarts_;
-  start_in_flight_.insert(id);
   auto channel = store_.next_channel(t.agent_id);
   if (!channel) return channel.error();
   if (auto it = terminals_.find(id); it != terminals_.end()) it->second->drop_viewers("terminal restarted: attach again");

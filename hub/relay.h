@@ -104,17 +104,18 @@ class Relay {
   // the removal failed.
   void set_deleting(const std::string& id, bool on) { on ? (void)deleting_.insert(id) : (void)deleting_.erase(id); }
   bool deleting(const std::string& id) const { return deleting_.count(id) > 0; }
-  // Restarts are numbered: a supervisor sweep that began before a terminal's restart saw its old,
-  // stopped container and must not judge the new one by it.
-  // Until Docker has answered the start, the container still shows the state it stopped in: a
-  // terminal whose start is in flight counts as restarted for every sweep.
+  // A container terminal being started again: until Docker has answered the start, its container
+  // still shows the state it stopped in, so it counts as restarted for every sweep. The answer
+  // numbers the restart: a sweep that began before it saw the old, stopped container and must not
+  // judge the new one by it.
   uint64_t restarts() const { return restarts_; }
   bool restarted_since(const std::string& id, uint64_t mark) const {
     if (start_in_flight_.count(id)) return true;
     auto it = restarted_at_.find(id);
     return it != restarted_at_.end() && it->second > mark;
   }
-  // Docker answered the start of a restarted container terminal (either way).
+  void container_starting(const std::string& id) { start_in_flight_.insert(id); }
+  // Docker answered the start (either way).
   void container_started(const std::string& id) {
     start_in_flight_.erase(id);
     restarted_at_[id] = ++restarts_;

@@ -1,0 +1,25 @@
+// Fd: one owned file descriptor, closed when it goes out of scope (RAII for open(2)).
+#pragma once
+
+#include <unistd.h>
+
+#include <utility>
+
+namespace rx::hub {
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+}  // namespace rx::hub
