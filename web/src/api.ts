@@ -97,15 +97,74 @@ export interface Terminal {
   last_activity_at?: number;
   viewers: number;
   output_offset: number;
+  gpus?: number[]; // the GPUs leased for it
+}
+
+// Who holds a GPU now (a lease: the terminal it was made for, since when).
+export interface GpuHolder {
+  user: string;
+  user_id: string;
+  terminal: string;
+  since: number;
+}
+
+export interface Reservation {
+  id: string;
+  agent: string;
+  agent_name?: string;
+  user: string;
+  user_id: string;
+  gpus: number[];
+  from: string; // RFC 3339, UTC
+  until: string;
+  note?: string;
+  created_at: number;
+}
+
+export interface GpuProcess {
+  pid: number;
+  name: string;
+  memory_used: number;
+  account: string;
+  user: string | null;
+  terminal: string | null;
+  violation: boolean;
 }
 
 export interface Gpu {
   index: number;
+  uuid?: string;
   name?: string;
   model?: string;
-  memory_total: number;
-  holder?: string | null;
+  mem?: number;
+  utilization?: number | null;
+  memory_used?: number | null;
+  memory_total?: number | null;
+  // A hub before leases sends null; one with them an object. A bare name is taken too.
+  holder?: GpuHolder | string | null;
+  processes?: GpuProcess[];
+  reservations?: Reservation[];
+  reserved_now?: Reservation | null;
+  violation?: boolean;
+  idle_since?: number | null;
 }
+
+export function holderName(g: Gpu): string | null {
+  if (!g.holder) return null;
+  return typeof g.holder === "string" ? g.holder : g.holder.user;
+}
+
+export interface Grant {
+  agent: string;
+  user: string;
+  user_id: string;
+  role: "use" | "view";
+  unix_user: string | null;
+  created_at: number;
+  created_by: string;
+}
+
+export type Access = "owner" | "admin" | "use" | "view";
 
 export interface GpuSample {
   index: number;
@@ -131,4 +190,6 @@ export interface Agent {
   gpus?: Gpu[];
   last_seen_at?: number;
   stats: Sample | null;
+  access?: Access; // absent from a hub before grants: the caller's own machine
+  gpu_policy?: "open" | "lease-required";
 }

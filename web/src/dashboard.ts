@@ -1,9 +1,11 @@
 // The dashboard: a card per terminal and a chip per machine, kept live by one events socket.
 // Cards are updated in place (never rebuilt) so focus and hover survive the 5-second stats.
 
-import { Agent, api, Gpu, Sample, Terminal, wsBase } from "./api";
+import { Agent, api, Sample, Terminal, User, wsBase } from "./api";
 import { addMachineDialog, confirmDialog, shareDialog } from "./dialogs";
 import { ago, bytes, h } from "./dom";
+import { gpuList, gpuShellDialog, gpuStrip, Live } from "./gpus";
+import { grantsDialog, reservationsDialog, ReservationsView } from "./machine_dialogs";
 import type { App, Page } from "./main";
 import { SLOTS, sparkline } from "./sparkline";
 import { toast, toastError } from "./toast";
@@ -22,6 +24,15 @@ interface Card {
   el: HTMLElement;
   focus(): void;
   update(): void;
+  gpuEvent?(msg: GpuEvent): void;
+}
+
+// {"type":"gpu",...} on the events socket (the agent views change too; this says why).
+interface GpuEvent {
+  event: string;
+  agent: string;
+  gpus?: number[];
+  user?: string;
 }
 
 export function dashboardPage(root: HTMLElement, app: App): Page {
@@ -78,7 +89,7 @@ export function dashboardPage(root: HTMLElement, app: App): Page {
   );
   document.title = "Dashboard · Rexec";
 
-  const ctx: CardContext = { app, agents, stats, latest };
+  const ctx: CardContext = { app, agents, stats, latest, me: app.session.user! };
 
   const showEmpty = () => {
     empty.hidden = terminals.size > 0;
@@ -164,6 +175,16 @@ export function dashboardPage(root: HTMLElement, app: App): Page {
         for (const t of terminals.values()) if (t.agent === msg.agent) cards.get(t.id)?.update();
         break;
       }
+      case "gpu": {
+        chips.get(msg.agent)?.gpuEvent?.(msg);
+        // Only the holder is told; the hub frees an idle lease itself after its grace time.
+        const where = agents.get(msg.agent)?.name ?? msg.agent;
+        if (msg.user === ctx.me.name && Array.isArray(msg.gpus)) {
+          if (msg.event === "idle_warning") toast(`${gpuList(msg.gpus)} on ${where} idle: the hub gives it back soon unless it is used`);
+          else if (msg.event === "idle_release") toast(`${gpuList(msg.gpus)} on ${where} given back after being idle`);
+        }
+        break;
+      }
     }
   };
 
@@ -245,6 +266,7 @@ interface CardContext {
   agents: Map<string, Agent>;
   stats: Map<string, Sample[]>;
   latest(agent: string): Sample | undefined;
+  me: User;
 }
 
 function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardContext): Card {
@@ -258,7 +280,8 @@ function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardCon
   const mem = sparkline("mem-sparkline");
   const cpuText = h("span", { class: "metric-value" });
   const memText = h("span", { class: "metric-value" });
-  const gpus = h("div", { class: "gpus" });
+  const gpus = gpuStrip();
+  const release = h("button", { type: "button", text: "Release GPUs", title: "Give this terminal's GPUs back; the shell keeps running", "data-testid": "card-release-gpus" });
   const activity = h("span", { class: "activity" });
   const viewers = h("span", { class: "viewers" });
   const toggle = h("button", { type: "button" });
@@ -273,6 +296,17 @@ function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardCon
       toastError(err);
     } finally {
       toggle.disabled = false;
+    }
+  };
+  release.onclick = async () => {
+    release.disabled = true;
+    try {
+      const r = await api<{ released: number[] }>("DELETE", `/terminals/${encodeURIComponent(id)}/gpus`);
+      toast(r.released?.length ? `Released ${gpuList(r.released)}` : "No GPUs to release");
+    } catch (err) {
+      toastError(err);
+    } finally {
+      release.disabled = false;
     }
   };
   const remove = async () => {
@@ -297,13 +331,14 @@ function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardCon
       h("div", { class: "metric" }, h("span", { class: "metric-label", text: "CPU" }), cpu.el, cpuText),
       h("div", { class: "metric" }, h("span", { class: "metric-label", text: "MEM" }), mem.el, memText),
     ),
-    gpus,
+    gpus.el,
     h("div", { class: "card-foot" }, activity, viewers),
     h(
       "div",
       { class: "card-actions" },
       h("a", { class: "button", href, text: "Open", "data-testid": "card-open" }),
       toggle,
+      release,
       h("button", { type: "button", text: "Share", "data-testid": "card-share", onclick: () => shareDialog(t()) }),
       h("button", { type: "button", class: "danger", text: "Delete", "data-testid": "card-delete", onclick: remove }),
     ),
@@ -336,7 +371,8 @@ function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardCon
       mem.set(samples.map((s) => (s.memory_total ? (100 * s.memory_used) / s.memory_total : 0)), 100, `Memory ${last ? bytes(last.memory_used) : "unknown"}`);
       cpuText.textContent = last ? `${Math.round(last.cpu_percent)}%` : "–";
       memText.textContent = last ? `${bytes(last.memory_used)} / ${bytes(last.memory_total)}` : "–";
-      gpus.replaceChildren(...gpuChips(agent, ctx.latest(term.agent)));
+      gpus.update(agent, samples, term.gpus);
+      release.hidden = !term.gpus?.length || term.status !== "running";
       activity.textContent = "Active " + ago(term.last_activity_at ?? term.created_at);
       viewers.textContent = term.viewers ? `${term.viewers} watching` : "";
       toggle.hidden = term.kind !== "container";
@@ -348,48 +384,67 @@ function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardCon
 
 function machineChip(id: string, ctx: CardContext): Card {
   const info = h("div", { class: "machine-info" });
-  const shell = h("button", { type: "button", text: "New shell", title: "Open a terminal on this machine" });
-  const el = h("li", { class: "machine", "data-testid": "machine", "data-agent-id": id }, info, shell);
+  const gpus = gpuStrip();
+  const shell = h("button", { type: "button", text: "New shell", title: "Open a terminal on this machine", "data-testid": "machine-shell" });
+  const bookings = h("button", { type: "button", text: "Reservations", title: "Book this machine's GPUs ahead", "data-testid": "machine-reservations" });
+  const access = h("button", { type: "button", text: "Access", title: "Who else may use this machine", "data-testid": "machine-access" });
+  const el = h(
+    "li",
+    { class: "machine", "data-testid": "machine", "data-agent-id": id },
+    info,
+    h("div", { class: "machine-actions" }, shell, bookings, access),
+    gpus.el,
+  );
+  const agent = () => ctx.agents.get(id);
+  let picker: Live | null = null;
+  let booked: ReservationsView | null = null;
+  const opened = (t: Terminal) => ctx.app.navigate("/t/" + encodeURIComponent(t.id));
   shell.onclick = async () => {
+    // With GPUs the picker asks which; without, the shell opens at once.
+    if (agent()?.gpus?.length) {
+      picker = gpuShellDialog(agent, ctx.me, opened);
+      return;
+    }
     shell.disabled = true;
     try {
-      const t = await api<Terminal>("POST", "/terminals", { kind: "agent", agent: id });
-      ctx.app.navigate("/t/" + encodeURIComponent(t.id));
+      opened(await api<Terminal>("POST", "/terminals", { kind: "agent", agent: id }));
     } catch (err) {
       toastError(err);
       shell.disabled = false;
     }
   };
+  bookings.onclick = () => (booked = reservationsDialog(agent, ctx.me));
+  access.onclick = () => {
+    const a = agent();
+    if (a) grantsDialog(a);
+  };
   return {
     el,
     focus: () => shell.focus(),
     update() {
-      const a = ctx.agents.get(id);
+      const a = agent();
       if (!a) return;
       const s = ctx.latest(id) ?? a.stats ?? undefined;
       const host = a.host ?? {};
       el.dataset.online = String(a.online);
-      shell.hidden = !a.online;
+      if (a.access) el.dataset.access = a.access;
+      // A view grant sees the machine but may not start anything on it.
+      shell.hidden = !a.online || a.access === "view";
+      bookings.hidden = !a.gpus?.length;
+      access.hidden = a.access !== "owner" && a.access !== "admin";
       const facts = [host.hostname !== a.name && host.hostname, host.os, host.arch, host.cpus && `${host.cpus} CPUs`, host.memory_total && bytes(host.memory_total)];
+      const shared = a.access === "use" || a.access === "view" ? h("span", { class: "badge", "data-testid": "machine-access-level", title: "Shared with you", text: a.access === "use" ? "shared: use" : "shared: view" }) : null;
       info.replaceChildren(
-        h("div", { class: "machine-head" }, h("span", { class: "light", "data-status": a.online ? "running" : "offline" }), h("strong", { text: a.name }), h("span", { class: "muted", text: a.online ? "online" : `offline, seen ${ago(a.last_seen_at)}` })),
+        h("div", { class: "machine-head" }, h("span", { class: "light", "data-status": a.online ? "running" : "offline" }), h("strong", { text: a.name }), shared, h("span", { class: "muted", text: a.online ? "online" : `offline, seen ${ago(a.last_seen_at)}` })),
         h("div", { class: "muted small", text: facts.filter(Boolean).join(" · ") }),
         h("div", { class: "small", text: a.online && s ? `CPU ${Math.round(s.cpu_percent)}% · MEM ${bytes(s.memory_used)} / ${bytes(s.memory_total)}` : "" }),
-        h("div", { class: "gpus" }, ...gpuChips(a, s)),
       );
+      gpus.update(a, ctx.stats.get(id) ?? (a.stats ? [a.stats] : []));
+      picker?.update();
+      booked?.update();
+    },
+    gpuEvent(msg) {
+      if (msg.event === "reservation" || msg.event === "reservation_cancel") booked?.reload();
     },
   };
-}
-
-function gpuChips(agent: Agent | undefined, sample: Sample | undefined): HTMLElement[] {
-  return (agent?.gpus ?? []).map((g: Gpu) => {
-    const use = sample?.gpus?.find((x) => x.index === g.index);
-    const parts = [`GPU ${g.index}`, g.name ?? g.model ?? "", use ? `${bytes(use.memory_used)} / ${bytes(use.memory_total)}` : bytes(g.memory_total), use ? `${Math.round(use.utilization)}%` : ""];
-    return h(
-      "span",
-      { class: "gpu", "data-testid": "gpu-chip", "data-held": String(!!g.holder) },
-      parts.filter(Boolean).join(" · "),
-      h("span", { class: "holder", text: g.holder ? `held by ${g.holder}` : "free" }),
-    );
-  });
 }
