@@ -163,14 +163,15 @@ function readText(file) {
 
 // ---- the fixture ----
 
-export async function setup({ docker = true, browser = true, agent = true } = {}) {
+// agentArgs: more flags for the agent (e.g. ["--nvidia-smi", fake]); none by default.
+export async function setup({ docker = true, browser = true, agent = true, agentArgs = [] } = {}) {
   const missing = missingPrerequisites({ docker, browser });
   if (missing) throw new Error(`the web tests need: ${missing}`);
   for (const bin of [hubBinary, ...(agent ? [agentBinary] : [])])
     if (!existsSync(bin)) throw new Error(`missing ${bin}: build first (cmake --build --preset debug)`);
   const fx = new Fixture();
   try {
-    await fx.start({ docker, browser, agent });
+    await fx.start({ docker, browser, agent, agentArgs });
   } catch (err) {
     err.message += "\n" + fx.logs();
     await fx.close();
@@ -192,7 +193,7 @@ export class Fixture {
     this.failed = false;
   }
 
-  async start({ docker, browser, agent }) {
+  async start({ docker, browser, agent, agentArgs = [] }) {
     // Port 0: the hub picks a free port and logs it (no race with other tests for a port).
     this.port = await this.startHub("127.0.0.1:0");
     this.url = `http://127.0.0.1:${this.port}`;
@@ -205,7 +206,7 @@ export class Fixture {
 
     const launching = browser ? this.launchBrowser() : null;
     launching?.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
-    if (agent) await this.startAgent();
+    if (agent) await this.startAgent(agentArgs);
     if (docker) {
       this.container = await this.createTerminal({ kind: "container", image: "rexec/debian:12", name: "e2e-debian", cpus: cpus().length });
     }
@@ -250,13 +251,13 @@ export class Fixture {
     });
   }
 
-  async startAgent() {
+  async startAgent(extra = []) {
     const { status, body } = await this.api("POST", "/api/v1/agent-enrollments", {});
     if (status !== 201) throw new Error(`enrollment: ${status} ${JSON.stringify(body)}`);
     // The enrollment token on stdin, never on the command line.
     this.agent = start(
       [agentBinary, "--hub", `ws://127.0.0.1:${this.port}`, "--credential-file", path.join(this.dir, "agent.credential"),
-        "--name", "e2e-box", "--enroll-token-file", "-"],
+        "--name", "e2e-box", "--enroll-token-file", "-", ...extra],
       this.agentLog,
       body.token + "\n",
     );
@@ -290,13 +291,18 @@ export class Fixture {
   // The hub's API with the admin token. Returns {status, body, headers}. node:http without
   // keep-alive rather than fetch, whose pooled sockets keep the process alive for seconds.
   api(method, p, body, headers = {}) {
+    return this.apiAs(this.token, method, p, body, headers);
+  }
+
+  // The same with another user's token (a second user made through POST /api/v1/users).
+  apiAs(token, method, p, body, headers = {}) {
     return new Promise((resolve, reject) => {
       const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
       const req = httpRequest(this.url + p, {
         method,
         agent: false,
         headers: {
-          Authorization: `Bearer ${this.token}`,
+          Authorization: `Bearer ${token}`,
           ...(data ? { "Content-Type": "application/json", "Content-Length": data.length } : {}),
           ...headers,
         },
@@ -434,9 +440,9 @@ export class Scope {
 
   // A browser context signed in as the admin: POST /api/v1/sessions from the context, so the
   // session cookie lands in its jar exactly as the login page's request would leave it.
-  async signedInContext(options) {
+  async signedInContext(options, token = this.fx.token) {
     const ctx = await this.context(options);
-    const res = await ctx.request.post(`${this.fx.url}/api/v1/sessions`, { data: { token: this.fx.token } });
+    const res = await ctx.request.post(`${this.fx.url}/api/v1/sessions`, { data: { token } });
     if (res.status() !== 201) throw new Error(`POST /api/v1/sessions: ${res.status()} ${await res.text()}`);
     return ctx;
   }
