@@ -280,7 +280,7 @@ function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardCon
   const mem = sparkline("mem-sparkline");
   const cpuText = h("span", { class: "metric-value" });
   const memText = h("span", { class: "metric-value" });
-  const gpus = gpuStrip();
+  const gpus = gpuStrip(ctx.me);
   const release = h("button", { type: "button", text: "Release GPUs", title: "Give this terminal's GPUs back; the shell keeps running", "data-testid": "card-release-gpus" });
   const activity = h("span", { class: "activity" });
   const viewers = h("span", { class: "viewers" });
@@ -384,7 +384,7 @@ function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardCon
 
 function machineChip(id: string, ctx: CardContext): Card {
   const info = h("div", { class: "machine-info" });
-  const gpus = gpuStrip();
+  const gpus = gpuStrip(ctx.me);
   const shell = h("button", { type: "button", text: "New shell", title: "Open a terminal on this machine", "data-testid": "machine-shell" });
   const bookings = h("button", { type: "button", text: "Reservations", title: "Book this machine's GPUs ahead", "data-testid": "machine-reservations" });
   const access = h("button", { type: "button", text: "Access", title: "Who else may use this machine", "data-testid": "machine-access" });

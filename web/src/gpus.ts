@@ -25,7 +25,7 @@ interface Chip {
   update(g: Gpu, samples: Sample[], leased: boolean): void;
 }
 
-function gpuChip(): Chip {
+function gpuChip(me?: User): Chip {
   const title = h("strong", {});
   const model = h("span", { class: "gpu-model" });
   const holder = h("span", { class: "holder", "data-testid": "gpu-holder" });
@@ -62,7 +62,7 @@ function gpuChip(): Chip {
       const idle = who && typeof g.holder === "object" && g.idle_since ? `idle since ${shortTime(g.idle_since)}` : "";
       facts.textContent = [pct === null ? "" : `${Math.round(pct)}%`, used === null ? bytes(total) : `${bytes(used)} / ${bytes(total)}`, idle].filter(Boolean).join(" · ");
       const r = g.reserved_now;
-      reserved.textContent = r ? reservedText(r) : "";
+      reserved.textContent = r ? reservedText(r, me) : "";
       reserved.hidden = !r;
       if (r) {
         el.dataset.reserved = "true";
@@ -93,7 +93,7 @@ export interface GpuStrip {
 }
 
 // One chip per GPU, kept (not rebuilt) across updates, in index order.
-export function gpuStrip(): GpuStrip {
+export function gpuStrip(me?: User): GpuStrip {
   const el = h("div", { class: "gpus" });
   const chips = new Map<number, Chip>();
   return {
@@ -107,7 +107,7 @@ export function gpuStrip(): GpuStrip {
         }
       gpus.forEach((g, pos) => {
         let c = chips.get(g.index);
-        if (!c) chips.set(g.index, (c = gpuChip()));
+        if (!c) chips.set(g.index, (c = gpuChip(me)));
         c.update(g, samples, leased.includes(g.index));
         if (el.children[pos] !== c.el) el.insertBefore(c.el, el.children[pos] ?? null);
       });
