@@ -229,6 +229,7 @@ int Agent::on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len) 
       h.capabilities = {"pty", "exec"};
       h.labels = options_.labels;
       h.host = collect_host_info(options_.host);
+      h.host.gpu_policy = options_.channels.gpu_policy;
       if (!h.host.gpus.empty()) h.capabilities.push_back("gpu");
       for (const auto& [id, ch] : channels_) h.channels.push_back({id, ch->input_received()});
       send_control(h);
