@@ -1,7 +1,7 @@
 // The dashboard: a card per terminal and a chip per machine, kept live by one events socket.
 // Cards are updated in place (never rebuilt) so focus and hover survive the 5-second stats.
 
-import { Agent, api, Sample, Terminal, User, wsBase } from "./api";
+import { Access, Agent, api, Sample, Terminal, User, wsBase } from "./api";
 import { addMachineDialog, confirmDialog, shareDialog } from "./dialogs";
 import { ago, bytes, h } from "./dom";
 import { gpuList, gpuShellDialog, gpuStrip, Live } from "./gpus";
@@ -134,6 +134,27 @@ export function dashboardPage(root: HTMLElement, app: App): Page {
     noMachines.hidden = agents.size > 0;
   };
 
+  // The events feed sends one view of a machine to everyone who sees it, so what this user may do
+  // with it (owner, admin, use, view) comes from GET /agents: asked after each snapshot and when
+  // a machine not seen before appears, and kept on the machine as `access`.
+  const access = new Map<string, Access>();
+  let asking = false;
+  const withAccess = (a: Agent): Agent => (a.access || !access.has(a.id) ? a : { ...a, access: access.get(a.id) });
+  const loadAccess = () => {
+    if (asking) return;
+    asking = true;
+    api<{ agents: Agent[] }>("GET", "/agents")
+      .then(
+        (r) => {
+          for (const a of r.agents ?? []) if (a.access) access.set(a.id, a.access);
+          for (const [id, a] of agents) agents.set(id, withAccess(a));
+          renderMachines();
+        },
+        () => {}, // the buttons that need it stay hidden; the next snapshot asks again
+      )
+      .finally(() => (asking = false));
+  };
+
   const agentChanged = (id: string) => {
     renderMachines();
     for (const t of terminals.values()) if (t.agent === id) cards.get(t.id)?.update();
@@ -146,7 +167,8 @@ export function dashboardPage(root: HTMLElement, app: App): Page {
         for (const id of [...terminals.keys()]) if (!msg.terminals?.some((t: Terminal) => t.id === id)) removeTerminal(id);
         agents.clear();
         stats.clear();
-        for (const a of msg.agents ?? []) agents.set(a.id, a);
+        for (const a of msg.agents ?? []) agents.set(a.id, withAccess(a));
+        loadAccess();
         for (const [id, samples] of Object.entries(msg.stats ?? {})) stats.set(id, (samples as Sample[]).slice(-SLOTS));
         for (const t of [...(msg.terminals ?? [])].sort((a: Terminal, b: Terminal) => (newer(a, b) ? -1 : 1))) upsertTerminal(t);
         renderMachines();
@@ -159,7 +181,8 @@ export function dashboardPage(root: HTMLElement, app: App): Page {
         removeTerminal(msg.id);
         break;
       case "agent":
-        agents.set(msg.agent.id, msg.agent);
+        agents.set(msg.agent.id, withAccess(msg.agent));
+        if (!access.has(msg.agent.id)) loadAccess();
         agentChanged(msg.agent.id);
         break;
       case "agent_removed":
