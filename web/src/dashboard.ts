@@ -394,8 +394,11 @@ function terminalCard(id: string, terminals: Map<string, Terminal>, ctx: CardCon
       mem.set(samples.map((s) => (s.memory_total ? (100 * s.memory_used) / s.memory_total : 0)), 100, `Memory ${last ? bytes(last.memory_used) : "unknown"}`);
       cpuText.textContent = last ? `${Math.round(last.cpu_percent)}%` : "–";
       memText.textContent = last ? `${bytes(last.memory_used)} / ${bytes(last.memory_total)}` : "–";
-      gpus.update(agent, samples, term.gpus);
-      release.hidden = !term.gpus?.length || term.status !== "running";
+      // Which GPUs this terminal holds: from the machine's holders, which the feed keeps current
+      // (its terminal views do not carry "gpus"; the REST one does, but goes stale on a release).
+      const leased = (agent?.gpus ?? []).filter((g) => typeof g.holder === "object" && g.holder?.terminal === id).map((g) => g.index);
+      gpus.update(agent, samples, leased);
+      release.hidden = !leased.length || term.status !== "running";
       activity.textContent = "Active " + ago(term.last_activity_at ?? term.created_at);
       viewers.textContent = term.viewers ? `${term.viewers} watching` : "";
       toggle.hidden = term.kind !== "container";
