@@ -38,7 +38,11 @@ void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) 
   auto kind = opt_string(*body, "kind");
   if (!kind) return ex->reply(error_response(kind.error()));
   if (!*kind) return ex->reply(error_response(bad_field("kind", "is required (\"agent\" or \"container\")")));
-  if (**kind == "container") return create_container_terminal(p, *body, ex);
+  if (**kind == "container") {
+    if (body->contains("gpus") || body->contains("gpu_count"))
+      return ex->reply(error_response(bad_field("gpus", "GPUs are leased on machines: use kind \"agent\"")));
+    return create_container_terminal(p, *body, ex);
+  }
   if (**kind != "agent") return ex->reply(error_response(bad_field("kind", "must be \"agent\" or \"container\"")));
   auto agent_ref = opt_string(*body, "agent");
   if (!agent_ref) return ex->reply(error_response(agent_ref.error()));

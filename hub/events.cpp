@@ -94,15 +94,32 @@ void Events::refresh(bool skip_when_idle) {
     for (const auto& [id, e] : now) {
       auto it = was.find(id);
       if (it == was.end() || it->second.view != e.view) broadcast(e.audience, {{"type", kind}, {kind, e.view}});
-      // Someone lost sight of it (a grant revoked): for them it is gone.
+      // Someone got or lost sight of it (a grant made or revoked): for them it is new, or gone.
       if (it != was.end() && it->second.audience != e.audience)
-        for (auto* s : sessions_)
-          if (s->sees(it->second.audience) && !s->sees(e.audience)) s->send({{"type", removed}, {"id", id}});
+        for (auto* s : sessions_) {
+          bool had = s->sees(it->second.audience), has = s->sees(e.audience);
+          if (had && !has) s->send({{"type", removed}, {"id", id}});
+          if (!had && has && it->second.view == e.view) s->send({{"type", kind}, {kind, e.view}});
+        }
     }
     for (const auto& [id, e] : was)
       if (!now.count(id)) broadcast(e.audience, {{"type", removed}, {"id", id}});
     was = std::move(now);
   };
+  // A GPU that just got a process breaking its lease: said once, as an event of its own.
+  for (const auto& [id, e] : now_agents) {
+    auto was = agents_.find(id);
+    for (const auto& g : e.view.value("gpus", nlohmann::json::array())) {
+      if (!g.value("violation", false)) continue;
+      bool before = false;
+      if (was != agents_.end())
+        for (const auto& old : was->second.view.value("gpus", nlohmann::json::array()))
+          if (old.value("index", -1) == g.value("index", -2)) before = old.value("violation", false);
+      if (!before)
+        broadcast(e.audience, {{"type", "gpu"}, {"event", "violation"}, {"agent", id}, {"gpus", {g["index"]}},
+                               {"holder", g["holder"]}, {"processes", g["processes"]}});
+    }
+  }
   diff(agents_, now_agents, "agent", "agent_removed");
   diff(terminals_, now_terminals, "terminal", "terminal_removed");
   // Stats of agents that are gone (deleted container terminals) are dropped.

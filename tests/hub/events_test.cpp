@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <thread>
+
 #include "tests/support/api_expect.h"
 #include "tests/support/hub_fixture.h"
 
@@ -113,6 +115,75 @@ TEST_F(Events, EachUserSeesOnlyTheirOwn) {
   HttpResult refusal;
   EXPECT_FALSE(wrong.connect(hub.port(), "/api/v1/events", "rexec.term.v1", {{"Authorization", "Bearer " + bob}}, &refusal));
   expect_error(refusal, 400, "bad_request");
+}
+
+// A machine shared with bob reaches bob's feed once granted; his lease and release of a GPU come
+// as gpu events; a process on his GPU that is not his comes as a violation, once.
+TEST_F(Events, GranteesSeeTheMachineItsLeasesAndViolations) {
+  std::string bob = body(hub.api("POST", "/api/v1/users", R"({"name":"bob"})"))["token"];
+  FakeAgent agent;  // the admin's, with two GPUs
+  agent.gpus = {{0, "GPU-0", "Fake", 1u << 30}, {1, "GPU-1", "Fake", 1u << 30}};
+  ASSERT_TRUE(agent.connect(hub.port(), hub.enroll(), "gpu-box"));
+  auto welcome = agent.hello();
+  ASSERT_TRUE(welcome);
+  auto ws = feed(bob);
+  json snap = next(ws, "snapshot");
+  ASSERT_TRUE(snap.is_object());
+  EXPECT_TRUE(snap["agents"].empty()) << snap;
+  ASSERT_EQ(hub.api("POST", "/api/v1/agents/gpu-box/grants", R"({"user":"bob","role":"use"})").status, 201);
+  json shown = next(ws, "agent", 5s);
+  ASSERT_TRUE(shown.is_object()) << "the granted machine never reached bob's feed";
+  EXPECT_EQ(shown["agent"]["name"], "gpu-box");
+
+  auto created = http(hub.port(), "POST", "/api/v1/terminals", bob, R"({"kind":"agent","agent":"gpu-box","gpus":[1]})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(body(created)["gpus"], json::array({1}));
+  json lease = next(ws, "gpu");
+  ASSERT_TRUE(lease.is_object());
+  EXPECT_EQ(lease["event"], "lease");
+  EXPECT_EQ(lease["user"], "bob");
+  EXPECT_EQ(lease["gpus"], json::array({1}));
+
+  // The OPEN carries bob's name for the agent's --user-map and the leased GPU in its env.
+  auto open = agent.next_of<protocol::Open>();
+  ASSERT_TRUE(open);
+  EXPECT_EQ(open->user, "bob");
+  EXPECT_EQ(open->env["CUDA_VISIBLE_DEVICES"], "1");
+  EXPECT_EQ(open->env["NVIDIA_VISIBLE_DEVICES"], "GPU-1");
+  ASSERT_TRUE(agent.send(protocol::Opened{open->channel, 4242}));
+
+  // A process of nobody's on GPU 1 (no channel, an unmapped account): a violation of bob's lease.
+  protocol::Stats s{0, 100, 1, 2, {{0, 0, 0, 1u << 30}, {1, 50, 1u << 20, 1u << 30}}};
+  s.gpus[1].processes = {{777, "python3", 1u << 20, "mallory", "", 0}};
+  ASSERT_TRUE(agent.send(s));
+  json violation = next(ws, "gpu", 5s);
+  ASSERT_TRUE(violation.is_object());
+  EXPECT_EQ(violation["event"], "violation") << violation;
+  EXPECT_EQ(violation["holder"]["user"], "bob");
+  EXPECT_EQ(violation["processes"][0]["pid"], 777);
+  auto view = body(http(hub.port(), "GET", "/api/v1/agents/gpu-box", bob));
+  EXPECT_EQ(view["gpus"][1]["violation"], true) << view;
+  EXPECT_EQ(view["gpus"][1]["processes"][0]["violation"], true);
+  EXPECT_EQ(view["gpus"][0]["violation"], false);
+  // The same process traced to bob's own channel is his: no violation.
+  s.gpus[1].processes = {{778, "python3", 1u << 20, "root", "", open->channel}};
+  ASSERT_TRUE(agent.send(s));
+  bool cleared = false;
+  for (auto deadline = std::chrono::steady_clock::now() + 5s; !cleared && std::chrono::steady_clock::now() < deadline;) {
+    auto v = body(http(hub.port(), "GET", "/api/v1/agents/gpu-box", bob));
+    cleared = v["gpus"][1]["violation"] == false && v["gpus"][1]["processes"][0]["pid"] == 778 &&
+              v["gpus"][1]["processes"][0]["user"] == "bob";
+    if (!cleared) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(cleared);
+
+  // The shell exits: the lease ends with it.
+  ASSERT_TRUE(agent.send(protocol::Exit{open->channel, 0, ""}));
+  json release = next(ws, "gpu", 5s);
+  while (release.is_object() && release["event"] != "release") release = next(ws, "gpu", 5s);
+  ASSERT_TRUE(release.is_object());
+  EXPECT_EQ(release["why"], "exited");
+  EXPECT_TRUE(body(http(hub.port(), "GET", "/api/v1/agents/gpu-box", bob))["gpus"][1]["holder"].is_null());
 }
 
 }  // namespace
