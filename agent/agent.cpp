@@ -33,7 +33,7 @@ constexpr lws_usec_t kStatsInterval = 5 * LWS_US_PER_SEC;
 constexpr lws_usec_t kTickInterval = 250 * LWS_USEC_PER_SEC / 1000;
 }  // namespace
 
-Agent::Agent(AgentOptions options) : options_(std::move(options)), sampler_(options_.host) {}
+Agent::Agent(AgentOptions options) : options_(std::move(options)), sampler_(options_.host, options_.channels.user_map.users_by_account()) {}
 
 Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options, InheritedFds inherited) {
   std::unique_ptr<Agent> a(new Agent(std::move(options)));
@@ -229,6 +229,7 @@ int Agent::on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len) 
       h.capabilities = {"pty", "exec"};
       h.labels = options_.labels;
       h.host = collect_host_info(options_.host);
+      h.host.gpu_policy = options_.channels.gpu_policy;
       if (!h.host.gpus.empty()) h.capabilities.push_back("gpu");
       for (const auto& [id, ch] : channels_) h.channels.push_back({id, ch->input_received()});
       send_control(h);
@@ -741,7 +742,10 @@ void Agent::tick() {
 }
 
 void Agent::stats() {
-  auto s = sampler_.sample();  // sampled even offline, so the first interval after a reconnect is right
+  ChannelPids pids;  // so a GPU process is told apart by the terminal it runs in
+  for (const auto& [id, ch] : channels_)
+    if (pid_t p = ch->pid(); p > 0) pids[uint32_t(p)] = id;
+  auto s = sampler_.sample(pids);  // sampled even offline, so the first interval after a reconnect is right
   if (welcomed_) send_control(s);
   arm(stats_timer_, &Agent::stats, kStatsInterval);
 }

@@ -1,5 +1,7 @@
 #include "agent/channel.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "protocol/codec.h"
@@ -21,13 +23,21 @@ Channel::Channel(uint32_t id, protocol::ChannelKind kind, uint32_t window)
 
 Result<std::unique_ptr<Channel>> Channel::open(const protocol::Open& o, const ChannelConfig& config) {
   std::unique_ptr<Channel> ch(new Channel(o.channel, o.kind, o.window ? o.window : protocol::kDefaultWindow));
+  auto who = choose_account(o, config.user_map, config.account, config.etc, ::getuid());
+  if (!who) return who.error();
   SpawnOptions s;
   s.argv = o.argv;
   s.env = o.env;
   s.cols = o.cols;
   s.rows = o.rows;
-  s.account = config.account;
-  s.shell = config.shell;
+  s.account = who->account;
+  if (who->is_default) s.shell = config.shell;
+  // The hub sets CUDA_VISIBLE_DEVICES for a lease; without one, CUDA must see no device (an empty
+  // list hides them all; "void" does the same for containers started with the NVIDIA runtime).
+  if (config.gpu_policy == "lease-required" && !s.env.count("CUDA_VISIBLE_DEVICES")) {
+    s.env["CUDA_VISIBLE_DEVICES"] = "";
+    s.env["NVIDIA_VISIBLE_DEVICES"] = "void";
+  }
   if (o.kind == protocol::ChannelKind::kPty) {
     auto p = PtyProcess::spawn(s);
     if (!p) return p.error();

@@ -18,6 +18,7 @@
 
 #include "agent/handover.h"
 #include "agent/process.h"
+#include "agent/user_map.h"
 #include "protocol/credit_window.h"
 #include "protocol/frame.h"
 #include "protocol/replay_ring.h"
@@ -25,8 +26,12 @@
 namespace rx::agent {
 
 struct ChannelConfig {
-  std::optional<Account> account;
-  std::string shell;
+  std::optional<Account> account;  // --user: the account of a channel nobody asked another for
+  std::string shell;               // --shell: for that default account only (others get their own)
+  UserMap user_map;                // --user-map (user_map.h picks the account per OPEN)
+  std::string etc = "/etc";        // where OPEN.account is looked up (--etc-root)
+  // "lease-required": a channel the hub gave no CUDA_VISIBLE_DEVICES sees no GPU at all.
+  std::string gpu_policy = "open";
 };
 
 class Channel {

@@ -137,20 +137,30 @@ std::vector<SmiRow> parse_nvidia_smi(const std::string& csv) {
 }
 
 std::string run_nvidia_smi(const std::string& path, int timeout_ms) {
+  return run_nvidia_smi(path, {"--query-gpu=index,uuid,name,memory.total,utilization.gpu,memory.used",
+                               "--format=csv,noheader,nounits"}, timeout_ms);
+}
+
+std::vector<std::string> compute_apps_args() {
+  return {"--query-compute-apps=gpu_uuid,pid,process_name,used_memory", "--format=csv,noheader,nounits"};
+}
+
+std::string run_nvidia_smi(const std::string& path, const std::vector<std::string>& args, int timeout_ms) {
   if (path.empty() || ::access(path.c_str(), X_OK) != 0) return "";
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return "";
+  // Built before fork: the child only calls async-signal-safe functions.
+  std::vector<const char*> argv{path.c_str()};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(out[1], 1);
     int devnull = ::open("/dev/null", O_RDWR);
     ::dup2(devnull, 0);
     ::dup2(devnull, 2);
-    const char* argv[] = {path.c_str(),
-                          "--query-gpu=index,uuid,name,memory.total,utilization.gpu,memory.used",
-                          "--format=csv,noheader,nounits", nullptr};
     const char* envp[] = {"PATH=/usr/bin:/bin", "LANG=C", nullptr};
-    ::execve(path.c_str(), const_cast<char**>(argv), const_cast<char**>(envp));
+    ::execve(path.c_str(), const_cast<char**>(argv.data()), const_cast<char**>(envp));
     ::_exit(127);
   }
   ::close(out[1]);
@@ -246,7 +256,8 @@ std::optional<CgroupUsage> read_cgroup(const std::string& root) {
   return u;
 }
 
-StatsSampler::StatsSampler(HostPaths paths) : paths_(std::move(paths)) {
+StatsSampler::StatsSampler(HostPaths paths, std::map<std::string, std::string> users_by_account)
+    : paths_(std::move(paths)), users_by_account_(std::move(users_by_account)) {
   std::optional<CgroupUsage> cg;
   if (!paths_.cgroup.empty()) cg = read_cgroup(paths_.cgroup);
   (void)cpu_permille(now_ns(), cg);
@@ -258,7 +269,7 @@ uint64_t StatsSampler::now_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
-protocol::Stats StatsSampler::sample() { return sample_at(now_ns()); }
+protocol::Stats StatsSampler::sample(const ChannelPids& channels) { return sample_at(now_ns(), channels); }
 
 uint32_t StatsSampler::cpu_permille(uint64_t now, const std::optional<CgroupUsage>& cg) {
   uint32_t permille = 0;
@@ -279,7 +290,7 @@ uint32_t StatsSampler::cpu_permille(uint64_t now, const std::optional<CgroupUsag
   return permille;
 }
 
-protocol::Stats StatsSampler::sample_at(uint64_t now) {
+protocol::Stats StatsSampler::sample_at(uint64_t now, const ChannelPids& channels) {
   protocol::Stats s;
   auto m = parse_meminfo(read_text(paths_.proc + "/meminfo", 65536));
   s.memory_total = m.total;
@@ -292,8 +303,15 @@ protocol::Stats StatsSampler::sample_at(uint64_t now) {
     // v1 says "no limit" with a huge number: the host's memory is the real ceiling.
     if (cg->memory_limit && cg->memory_limit < s.memory_total) s.memory_total = cg->memory_limit;
   }
-  for (const auto& row : parse_nvidia_smi(run_nvidia_smi(paths_.nvidia_smi)))
+  std::map<std::string, size_t> index_of_uuid;  // compute apps name their GPU by uuid only
+  for (const auto& row : parse_nvidia_smi(run_nvidia_smi(paths_.nvidia_smi))) {
+    if (!row.uuid.empty()) index_of_uuid[row.uuid] = s.gpus.size();
     s.gpus.push_back({row.index, row.utilization.value_or(0), row.memory_used.value_or(0), row.memory_total});
+  }
+  if (!s.gpus.empty()) {
+    auto apps = parse_compute_apps(run_nvidia_smi(paths_.nvidia_smi, compute_apps_args()));
+    attach_processes(s.gpus, index_of_uuid, apps, {paths_.proc, paths_.etc, users_by_account_, channels});
+  }
   return s;
 }
 

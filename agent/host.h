@@ -9,10 +9,12 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "agent/gpu_procs.h"
 #include "protocol/frame.h"
 
 namespace rx::agent {
@@ -40,16 +42,19 @@ class StatsSampler {
  public:
   // Takes a first CPU reading at once, so the first sample already has an interval behind it
   // (else every sparkline would start with a false 0%).
-  explicit StatsSampler(HostPaths paths);
-  protocol::Stats sample();
+  // `users_by_account`: the reverse of --user-map, naming the Rexec user of a GPU process.
+  explicit StatsSampler(HostPaths paths, std::map<std::string, std::string> users_by_account = {});
+  // `channels`: the live channels' child pids, to tell which channel a GPU process belongs to.
+  protocol::Stats sample(const ChannelPids& channels = {});
   // `now_ns`: a monotonic time (cgroup CPU time is measured against wall time between samples).
-  protocol::Stats sample_at(uint64_t now_ns);
+  protocol::Stats sample_at(uint64_t now_ns, const ChannelPids& channels = {});
 
  private:
   static uint64_t now_ns();
   // CPU use since the last reading, per mille (0 without one), and the reading kept for the next.
   uint32_t cpu_permille(uint64_t now_ns, const std::optional<CgroupUsage>& cgroup);
   HostPaths paths_;
+  std::map<std::string, std::string> users_by_account_;
   std::optional<std::pair<uint64_t, uint64_t>> last_;  // (busy, total) jiffies, or (cgroup cpu ns, time ns)
 };
 
@@ -77,7 +82,11 @@ struct SmiRow {
   std::optional<uint64_t> memory_used;
 };
 std::vector<SmiRow> parse_nvidia_smi(const std::string& csv);
-// Runs nvidia-smi (argv, no shell) with a timeout; empty on any failure.
+// Runs nvidia-smi (argv, no shell) with a timeout; empty on any failure. Without `args`: the
+// --query-gpu of parse_nvidia_smi.
 std::string run_nvidia_smi(const std::string& path, int timeout_ms = 3000);
+std::string run_nvidia_smi(const std::string& path, const std::vector<std::string>& args, int timeout_ms = 3000);
+// The arguments of the compute-apps query (gpu_procs.h parses its output).
+std::vector<std::string> compute_apps_args();
 
 }  // namespace rx::agent

@@ -1,6 +1,7 @@
 // rexec-agent: dials out to a hub and runs terminals there.
 //   rexec-agent [--config FILE] --hub URL [--enroll-token-file F|-] [--credential-file F] [--name N]
 //               [--label K=V]... [--ca-file F] [--user U] [--shell S] [--proc-root DIR] [--nvidia-smi PATH]
+//               [--user-map FILE] [--gpu-policy open|lease-required]
 // Secrets are read from files or stdin, never from the command line (where `ps` shows them).
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,13 +29,18 @@ int usage(const char* why) {
       "usage: rexec-agent [--config FILE] --hub URL [--enroll-token-file FILE|-] [--credential-file FILE]\n"
       "                   [--name NAME] [--label KEY=VALUE]... [--ca-file FILE] [--user USER] [--shell PATH]\n"
       "                   [--proc-root DIR] [--nvidia-smi PATH] [--stats-cgroup DIR]\n"
+      "                   [--user-map FILE] [--gpu-policy open|lease-required]\n"
       "  --config             settings file (key = value, keys are these flags without dashes;\n"
       "                       no secrets); flags override it. The unit uses /etc/rexec/agent.conf\n"
       "  --hub                ws://HOST:PORT, wss://HOST:PORT, or a unix socket path\n"
       "  --label              KEY=VALUE shown with the agent on the hub; repeatable\n"
       "  --enroll-token-file  first run only: the one-time enrollment token (- reads stdin)\n"
       "  --credential-file    where the agent keeps its own credential (mode 0600)\n"
-      "                       default /var/lib/rexec-agent/credential\n",
+      "                       default /var/lib/rexec-agent/credential\n"
+      "  --user-map           REXEC_USER = LOCAL_ACCOUNT lines: whom a terminal runs as (root only\n"
+      "                       through this file); every account must exist\n"
+      "  --gpu-policy         open (default) or lease-required: a terminal without a GPU lease\n"
+      "                       gets CUDA_VISIBLE_DEVICES= and NVIDIA_VISIBLE_DEVICES=void\n",
       stderr);
   return 2;
 }
@@ -72,6 +78,18 @@ int main(int argc, char** argv) {
     if (::getuid() != 0 && account->uid != ::getuid())
       return log("error", "agent.bad_user", {{"reason", "--user needs the agent to run as root"}}), 2;
     o.channels.account = *account;
+  }
+  o.channels.etc = o.host.etc;
+  if (flags.count("--user-map")) {
+    auto map = UserMap::load(flags["--user-map"], o.host.etc);
+    if (!map) return log("error", "agent.bad_user_map", {{"reason", map.error().message}}), 2;
+    o.channels.user_map = std::move(map).value();
+  }
+  if (flags.count("--gpu-policy")) {
+    const std::string& policy = flags["--gpu-policy"];
+    if (policy != "open" && policy != "lease-required")
+      return usage(("--gpu-policy: \"" + policy + "\" is not open or lease-required").c_str());
+    o.channels.gpu_policy = policy;
   }
 
   // Our own credential if we have one; otherwise the one-time enrollment token.

@@ -9,7 +9,8 @@ namespace {
 
 constexpr const char* kKnown[] = {"--hub",   "--enroll-token-file", "--credential-file", "--name",
                                   "--ca-file", "--user",            "--shell",           "--proc-root",
-                                  "--etc-root", "--nvidia-smi",     "--stats-cgroup",    "--label"};
+                                  "--etc-root", "--nvidia-smi",     "--stats-cgroup",    "--label",
+                                  "--user-map", "--gpu-policy"};
 
 bool known(std::string_view flag) {
   for (const char* k : kKnown)

@@ -41,7 +41,8 @@ void put_header(Packer& pk, uint32_t fields, FrameType type, uint32_t channel) {
 }
 
 void put_host(Packer& pk, const HostInfo& h) {
-  pk.pack_map(7);
+  bool policy = h.gpu_policy != "open";  // frame.h: absent means "open"
+  pk.pack_map(policy ? 8 : 7);
   put_str(pk, "hostname"); put_str(pk, h.hostname);
   put_str(pk, "os"); put_str(pk, h.os);
   put_str(pk, "kernel"); put_str(pk, h.kernel);
@@ -57,6 +58,7 @@ void put_host(Packer& pk, const HostInfo& h) {
     put_str(pk, "model"); put_str(pk, g.model);
     put_str(pk, "mem"); pk.pack_uint64(g.memory_total);
   }
+  if (policy) { put_str(pk, "gpu_policy"); put_str(pk, h.gpu_policy); }
 }
 
 struct Encoder {
@@ -95,7 +97,8 @@ struct Encoder {
     }
   }
   void operator()(const Open& f) {
-    put_header(pk, 6, FrameType::kOpen, f.channel);
+    bool who = !f.user.empty() || !f.account.empty();  // frame.h: appended only when set
+    put_header(pk, who ? 8 : 6, FrameType::kOpen, f.channel);
     put_str(pk, channel_kind_name(f.kind));
     pk.pack_array(static_cast<uint32_t>(f.argv.size()));
     for (const auto& a : f.argv) put_str(pk, a);
@@ -104,6 +107,9 @@ struct Encoder {
     pk.pack_uint16(f.cols);
     pk.pack_uint16(f.rows);
     pk.pack_uint32(f.window);
+    if (!who) return;
+    put_str(pk, f.user);
+    put_str(pk, f.account);
   }
   void operator()(const Opened& f) {
     put_header(pk, 1, FrameType::kOpened, f.channel);
@@ -147,11 +153,23 @@ struct Encoder {
     put_str(pk, "gpus");
     pk.pack_array(static_cast<uint32_t>(f.gpus.size()));
     for (const auto& g : f.gpus) {
-      pk.pack_map(4);
+      pk.pack_map(g.processes.empty() ? 4 : 5);  // frame.h: procs only when there are some
       put_str(pk, "index"); pk.pack_uint32(g.index);
       put_str(pk, "util"); pk.pack_uint32(g.utilization);
       put_str(pk, "mem_used"); pk.pack_uint64(g.memory_used);
       put_str(pk, "mem_total"); pk.pack_uint64(g.memory_total);
+      if (g.processes.empty()) continue;
+      put_str(pk, "procs");
+      pk.pack_array(static_cast<uint32_t>(g.processes.size()));
+      for (const auto& p : g.processes) {
+        pk.pack_map(6);
+        put_str(pk, "pid"); pk.pack_uint32(p.pid);
+        put_str(pk, "name"); put_str(pk, p.name);
+        put_str(pk, "mem"); pk.pack_uint64(p.memory_used);
+        put_str(pk, "account"); put_str(pk, p.account);
+        put_str(pk, "user"); put_str(pk, p.user);
+        put_str(pk, "channel"); pk.pack_uint32(p.channel);
+      }
     }
   }
   void operator()(const ErrorFrame& f) {
@@ -200,6 +218,7 @@ struct Checker {
       str("host.gpus.uuid", g.uuid);
       str("host.gpus.model", g.model);
     }
+    str("host.gpu_policy", h.gpu_policy);
   }
 
   void operator()(const Hello& f) {
@@ -228,6 +247,8 @@ struct Checker {
       str("env", k);
       str("env." + k.substr(0, 64), v);
     }
+    str("user", f.user);
+    str("account", f.account);
   }
   void operator()(const Opened&) {}
   void operator()(const Data& f) { bin("bytes", f.bytes.size()); }
@@ -236,7 +257,17 @@ struct Checker {
   void operator()(const Signal& f) { str("signal", f.name); }
   void operator()(const Exit& f) { str("signal", f.signal); }
   void operator()(const Close& f) { str("reason", f.reason); }
-  void operator()(const Stats& f) { count("stats.gpus", f.gpus.size()); }
+  void operator()(const Stats& f) {
+    count("stats.gpus", f.gpus.size());
+    for (const auto& g : f.gpus) {
+      count("stats.gpus.procs", g.processes.size());
+      for (const auto& p : g.processes) {
+        str("stats.gpus.procs.name", p.name);
+        str("stats.gpus.procs.account", p.account);
+        str("stats.gpus.procs.user", p.user);
+      }
+    }
+  }
   void operator()(const ErrorFrame& f) {
     str("code", f.code);
     str("message", f.message);
@@ -389,8 +420,26 @@ HostInfo get_host(const msgpack::object& o, const std::string& field) {
         });
         h.gpus.push_back(std::move(g));
       });
+    else if (k == "gpu_policy") h.gpu_policy = get_str(v, f);
   });
   return h;
+}
+
+std::vector<GpuProcess> get_gpu_processes(const msgpack::object& o, const std::string& field) {
+  std::vector<GpuProcess> out;
+  each_element(o, field, [&](const msgpack::object& e, const std::string& ef) {
+    GpuProcess p;
+    each_entry(e, ef, [&](std::string_view k, const msgpack::object& v, const std::string& f) {
+      if (k == "pid") p.pid = static_cast<uint32_t>(get_uint(v, f, UINT32_MAX));
+      else if (k == "name") p.name = get_str(v, f);
+      else if (k == "mem") p.memory_used = get_uint(v, f, UINT64_MAX);
+      else if (k == "account") p.account = get_str(v, f);
+      else if (k == "user") p.user = get_str(v, f);
+      else if (k == "channel") p.channel = static_cast<uint32_t>(get_uint(v, f, UINT32_MAX));
+    });
+    out.push_back(std::move(p));
+  });
+  return out;
 }
 
 Stats get_stats(const msgpack::object& o, const std::string& field) {
@@ -407,6 +456,7 @@ Stats get_stats(const msgpack::object& o, const std::string& field) {
           else if (gk == "util") g.utilization = static_cast<uint32_t>(get_uint(gv, gf, 100));
           else if (gk == "mem_used") g.memory_used = get_uint(gv, gf, UINT64_MAX);
           else if (gk == "mem_total") g.memory_total = get_uint(gv, gf, UINT64_MAX);
+          else if (gk == "procs") g.processes = get_gpu_processes(gv, gf);
         });
         s.gpus.push_back(std::move(g));
       });
@@ -494,6 +544,9 @@ Frame decode_fields(uint32_t type, uint32_t channel, const msgpack::object_array
       if (o.window < kMinWindow)
         fail("out_of_range", f.name(5) + ": " + std::to_string(o.window) + " is under the minimum " +
                                  std::to_string(kMinWindow));
+      // user and account, appended (frame.h): absent from hubs that predate them
+      if (a.size > 8) o.user = get_str(a.ptr[8], std::string(name) + ".user");
+      if (a.size > 9) o.account = get_str(a.ptr[9], std::string(name) + ".account");
       return o;
     }
     case FrameType::kOpened: {

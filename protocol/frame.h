@@ -46,8 +46,11 @@ struct GpuInfo {
   bool operator==(const GpuInfo&) const = default;
 };
 
-// {"hostname":str, "os":str, "kernel":str, "arch":str, "cpus":u32, "mem":u64 bytes, "gpus":[GpuInfo]}
+// {"hostname":str, "os":str, "kernel":str, "arch":str, "cpus":u32, "mem":u64 bytes, "gpus":[GpuInfo],
+//  "gpu_policy":"open"|"lease-required"}
 // Unknown keys are ignored and missing keys keep their defaults, so the map can grow freely.
+// `gpu_policy` is sent only when it is not "open", so a HELLO of an open machine is byte for byte
+// what agents before GPU sharing send (and those mean "open").
 struct HostInfo {
   std::string hostname;
   std::string os;      // PRETTY_NAME from os-release
@@ -56,6 +59,7 @@ struct HostInfo {
   uint32_t cpus = 0;
   uint64_t memory_total = 0;
   std::vector<GpuInfo> gpus;
+  std::string gpu_policy = "open";  // "lease-required": a terminal without a GPU lease sees no GPU
   bool operator==(const HostInfo&) const = default;
 };
 
@@ -104,8 +108,10 @@ struct Welcome {
 
 enum class ChannelKind : uint8_t { kPty = 0, kExec = 1 };
 
-// [3, ch, kind:"pty"|"exec", argv:[str], env:{str:str}, cols:u16, rows:u16, window:u32]
-// Empty argv on a pty channel means the agent's login shell.
+// [3, ch, kind:"pty"|"exec", argv:[str], env:{str:str}, cols:u16, rows:u16, window:u32, user:str, account:str]
+// Empty argv on a pty channel means the agent's login shell. `user` (the Rexec user the channel is
+// for) and `account` (the local account the hub asks for) are appended: sent only when one is
+// non-empty, so an OPEN without them is byte for byte the 6-field frame; a missing one means "".
 struct Open {
   uint32_t channel = 0;
   ChannelKind kind = ChannelKind::kPty;
@@ -114,6 +120,10 @@ struct Open {
   uint16_t cols = 80;
   uint16_t rows = 24;
   uint32_t window = 0;
+  // "= {}": members with an initializer do not trip -Wmissing-field-initializers, so the
+  // positional Open{...} of code written before these fields still builds.
+  std::string user = {};
+  std::string account = {};
   bool operator==(const Open&) const = default;
 };
 
@@ -171,12 +181,30 @@ struct Close {
   bool operator==(const Close&) const = default;
 };
 
-// {"index":u32, "util":u32 percent, "mem_used":u64 bytes, "mem_total":u64 bytes}
+// {"pid":u32, "name":str, "mem":u64 bytes, "account":str, "user":str, "channel":u32}
+// A compute process on a GPU (nvidia-smi --query-compute-apps). `account` is the local user name of
+// its real uid ("#<uid>" when the uid has no name, "" when the process is gone); `user` the Rexec
+// user --user-map maps that account to ("" none); `channel` the agent channel whose process tree
+// holds it (0 none).
+struct GpuProcess {
+  uint32_t pid = 0;
+  std::string name;
+  uint64_t memory_used = 0;
+  std::string account;
+  std::string user;
+  uint32_t channel = 0;
+  bool operator==(const GpuProcess&) const = default;
+};
+
+// {"index":u32, "util":u32 percent, "mem_used":u64 bytes, "mem_total":u64 bytes, "procs":[GpuProcess]}
+// `procs` is sent only when non-empty, so the STATS of a machine without GPU processes is byte for
+// byte the frame of agents before it.
 struct GpuStats {
   uint32_t index = 0;
   uint32_t utilization = 0;
   uint64_t memory_used = 0;
   uint64_t memory_total = 0;
+  std::vector<GpuProcess> processes = {};  // "= {}": see Open::user
   bool operator==(const GpuStats&) const = default;
 };
 

@@ -12,8 +12,10 @@ json bin_json(std::span<const uint8_t> bytes) { return json{{"base64", base64_en
 json host_json(const HostInfo& h) {
   json gpus = json::array();
   for (const auto& g : h.gpus) gpus.push_back({{"index", g.index}, {"uuid", g.uuid}, {"model", g.model}, {"mem", g.memory_total}});
-  return {{"hostname", h.hostname}, {"os", h.os}, {"kernel", h.kernel}, {"arch", h.arch},
-          {"cpus", h.cpus}, {"mem", h.memory_total}, {"gpus", gpus}};
+  json j{{"hostname", h.hostname}, {"os", h.os}, {"kernel", h.kernel}, {"arch", h.arch},
+         {"cpus", h.cpus}, {"mem", h.memory_total}, {"gpus", gpus}};
+  if (h.gpu_policy != "open") j["gpu_policy"] = h.gpu_policy;  // as on the wire: absent = "open"
+  return j;
 }
 
 struct ToJson {
@@ -33,8 +35,13 @@ struct ToJson {
             {"credential", f.credential ? json(*f.credential) : json(nullptr)}, {"resume", res}};
   }
   json operator()(const Open& f) {
-    return {{"kind", std::string(channel_kind_name(f.kind))}, {"argv", f.argv}, {"env", f.env},
-            {"cols", f.cols}, {"rows", f.rows}, {"window", f.window}};
+    json j{{"kind", std::string(channel_kind_name(f.kind))}, {"argv", f.argv}, {"env", f.env},
+           {"cols", f.cols}, {"rows", f.rows}, {"window", f.window}};
+    if (!f.user.empty() || !f.account.empty()) {  // as on the wire: both or neither
+      j["user"] = f.user;
+      j["account"] = f.account;
+    }
+    return j;
   }
   json operator()(const Opened& f) { return {{"pid", f.pid}}; }
   json operator()(const Data& f) {
@@ -47,8 +54,17 @@ struct ToJson {
   json operator()(const Close& f) { return {{"reason", f.reason}}; }
   json operator()(const Stats& f) {
     json gpus = json::array();
-    for (const auto& g : f.gpus)
-      gpus.push_back({{"index", g.index}, {"util", g.utilization}, {"mem_used", g.memory_used}, {"mem_total", g.memory_total}});
+    for (const auto& g : f.gpus) {
+      json gj{{"index", g.index}, {"util", g.utilization}, {"mem_used", g.memory_used}, {"mem_total", g.memory_total}};
+      if (!g.processes.empty()) {  // as on the wire: absent when there are none
+        json procs = json::array();
+        for (const auto& p : g.processes)
+          procs.push_back({{"pid", p.pid}, {"name", p.name}, {"mem", p.memory_used}, {"account", p.account},
+                           {"user", p.user}, {"channel", p.channel}});
+        gj["procs"] = procs;
+      }
+      gpus.push_back(gj);
+    }
     return {{"stats", {{"cpu", f.cpu_permille}, {"mem_used", f.memory_used}, {"mem_total", f.memory_total}, {"gpus", gpus}}}};
   }
   json operator()(const ErrorFrame& f) { return {{"code", f.code}, {"message", f.message}}; }
@@ -82,6 +98,7 @@ HostInfo host_from(const json& j) {
   for (const auto& g : j.at("gpus"))
     h.gpus.push_back({g.at("index").get<uint32_t>(), g.at("uuid").get<std::string>(), g.at("model").get<std::string>(),
                       g.at("mem").get<uint64_t>()});
+  if (j.contains("gpu_policy")) h.gpu_policy = j.at("gpu_policy").get<std::string>();
   return h;
 }
 
@@ -125,6 +142,8 @@ Frame from_json(const json& j) {
     o.cols = j.at("cols").get<uint16_t>();
     o.rows = j.at("rows").get<uint16_t>();
     o.window = j.at("window").get<uint32_t>();
+    if (j.contains("user")) o.user = j.at("user").get<std::string>();
+    if (j.contains("account")) o.account = j.at("account").get<std::string>();
     return o;
   }
   if (type == "OPENED") return Opened{channel, j.at("pid").get<uint32_t>()};
@@ -141,9 +160,16 @@ Frame from_json(const json& j) {
     st.cpu_permille = s.at("cpu").get<uint32_t>();
     st.memory_used = s.at("mem_used").get<uint64_t>();
     st.memory_total = s.at("mem_total").get<uint64_t>();
-    for (const auto& g : s.at("gpus"))
-      st.gpus.push_back({g.at("index").get<uint32_t>(), g.at("util").get<uint32_t>(), g.at("mem_used").get<uint64_t>(),
-                         g.at("mem_total").get<uint64_t>()});
+    for (const auto& g : s.at("gpus")) {
+      GpuStats gs{g.at("index").get<uint32_t>(), g.at("util").get<uint32_t>(), g.at("mem_used").get<uint64_t>(),
+                  g.at("mem_total").get<uint64_t>()};
+      if (g.contains("procs"))
+        for (const auto& p : g.at("procs"))
+          gs.processes.push_back({p.at("pid").get<uint32_t>(), p.at("name").get<std::string>(),
+                                  p.at("mem").get<uint64_t>(), p.at("account").get<std::string>(),
+                                  p.at("user").get<std::string>(), p.at("channel").get<uint32_t>()});
+      st.gpus.push_back(std::move(gs));
+    }
     return st;
   }
   if (type == "ERROR") return ErrorFrame{channel, j.at("code").get<std::string>(), j.at("message").get<std::string>()};

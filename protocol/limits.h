@@ -19,7 +19,8 @@ inline constexpr size_t kMaxFrameBytes = kMaxChunk + 1024;
 inline constexpr size_t kMaxString = 16 * 1024;
 // Largest array or map (argv, env, capability list, channel list, GPU list).
 inline constexpr size_t kMaxElements = 1024;
-// Deepest nesting of arrays and maps; the deepest legal frame (HELLO's host.gpus[i]) needs 4.
+// Deepest nesting of arrays and maps; the deepest legal frame (STATS' gpus[i].procs[j]: frame array,
+// stats map, gpus array, GpuStats map, procs array, GpuProcess map) needs all 6.
 inline constexpr size_t kMaxDepth = 6;
 
 // Default credit per channel: bytes a sender may have unacknowledged. Small enough that ^C is

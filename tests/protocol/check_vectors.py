@@ -13,7 +13,7 @@ import msgpack
 FIELDS = {
     1: ("HELLO", ["proto_min", "proto_max", "agent_version", "capabilities", "host", "channels", "labels"]),
     2: ("WELCOME", ["proto", "hub_version", "agent_id", "credential", "resume"]),
-    3: ("OPEN", ["kind", "argv", "env", "cols", "rows", "window"]),
+    3: ("OPEN", ["kind", "argv", "env", "cols", "rows", "window", "user", "account"]),
     4: ("OPENED", ["pid"]),
     5: ("DATA", ["stream", "offset", "bytes"]),
     6: ("ACK", ["stream", "offset"]),

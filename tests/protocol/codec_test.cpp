@@ -58,6 +58,9 @@ std::vector<Frame> one_of_each() {
       Welcome{0, 1, "0.1.0", "ag_1", std::nullopt, {}},
       Open{7, ChannelKind::kPty, {}, {{"A", "1"}, {"B", ""}}, 80, 24, kDefaultWindow},
       Open{8, ChannelKind::kExec, {"/bin/echo", "hi"}, {}, 65535, 65535, kMaxWindow},
+      Open{9, ChannelKind::kPty, {}, {}, 80, 24, kDefaultWindow, "alice", "alice"},
+      Open{10, ChannelKind::kPty, {}, {}, 80, 24, kDefaultWindow, "", "bob"},
+      Open{11, ChannelKind::kPty, {}, {}, 80, 24, kDefaultWindow, "carol", ""},
       Opened{7, 4242},
       Data{7, Stream::kOutput, 0, all_bytes},
       Data{7, Stream::kInput, UINT64_MAX - 256, all_bytes},
@@ -70,6 +73,8 @@ std::vector<Frame> one_of_each() {
       Exit{7, 137, "KILL"},
       Close{7, "bye"},
       Stats{0, 1000, 1, 2, {{0, 100, 3, 4}}},
+      Stats{0, 5, 1, 2, {{0, 1, 3, 4, {{42, "python3", 1 << 20, "alice", "alice", 7}, {UINT32_MAX, "", 0, "#1001", "", 0}}},
+                         {1, 0, 0, 4}}},
       ErrorFrame{7, "unknown_channel", "channel 7 is not open"},
   };
 }
@@ -293,6 +298,82 @@ TEST(CodecMalformed, BadValues) {
   auto kind = Raw().array(8).u(3).u(1).str("telnet").array(0).map(0).u(80).u(24).u(kDefaultWindow).bytes;
   EXPECT_EQ(decode_error(kind).message, "OPEN.kind: \"telnet\" is not \"pty\" or \"exec\"");
   EXPECT_EQ(decode_error(Raw().array(4).u(6).u(1).u(3).u(0).bytes).code, "out_of_range");  // stream 3
+}
+
+// GPU sharing appends fields (frame.h); a frame that does not use them must be the old bytes, and
+// both the old and the new shapes must decode.
+TEST(CodecGpuSharing, OpenWithoutUserOrAccountIsTheSixFieldFrame) {
+  auto old_shape = Raw().array(8).u(3).u(1).str("pty").array(0).map(0).u(80).u(24).u(kDefaultWindow).bytes;
+  EXPECT_EQ(encoded(Open{1, ChannelKind::kPty, {}, {}, 80, 24, kDefaultWindow}), old_shape);
+  auto back = decode(old_shape);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(std::get<Open>(*back).user, "");
+  EXPECT_EQ(std::get<Open>(*back).account, "");
+}
+
+TEST(CodecGpuSharing, OpenCarriesUserAndAccountAppended) {
+  auto bytes = encoded(Open{1, ChannelKind::kPty, {}, {}, 80, 24, kDefaultWindow, "alice", "al"});
+  EXPECT_EQ(bytes, Raw().array(10).u(3).u(1).str("pty").array(0).map(0).u(80).u(24).u(kDefaultWindow).str("alice").str("al").bytes);
+  // A user without an account (9 elements, from a hub that sends only the user) decodes too.
+  auto user_only = Raw().array(9).u(3).u(1).str("pty").array(0).map(0).u(80).u(24).u(kDefaultWindow).str("bo").bytes;
+  auto back = decode(user_only);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(std::get<Open>(*back).user, "bo");
+  EXPECT_EQ(std::get<Open>(*back).account, "");
+  auto bad = Raw().array(10).u(3).u(1).str("pty").array(0).map(0).u(80).u(24).u(kDefaultWindow).str("a").u(0).bytes;
+  EXPECT_EQ(decode_error(bad).message, "OPEN.account: expected string, got unsigned integer");
+}
+
+TEST(CodecGpuSharing, HostGpuPolicyIsSentOnlyWhenNotOpen) {
+  Hello h;
+  h.proto_min = h.proto_max = 1;
+  auto open_bytes = encoded(h);
+  h.host.gpu_policy = "lease-required";
+  auto lease_bytes = encoded(h);
+  EXPECT_GT(lease_bytes.size(), open_bytes.size());
+  auto back = decode(lease_bytes);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(std::get<Hello>(*back).host.gpu_policy, "lease-required");
+  back = decode(open_bytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(std::get<Hello>(*back).host.gpu_policy, "open");  // absent means open
+}
+
+TEST(CodecGpuSharing, StatsWithoutProcessesIsTheOldFrame) {
+  auto old_shape = Raw().array(3).u(11).u(0).map(4).str("cpu").u(1).str("mem_used").u(2).str("mem_total").u(3)
+                       .str("gpus").array(1).map(4).str("index").u(0).str("util").u(5).str("mem_used").u(6)
+                       .str("mem_total").u(7).bytes;
+  EXPECT_EQ(encoded(Stats{0, 1, 2, 3, {{0, 5, 6, 7}}}), old_shape);
+}
+
+TEST(CodecGpuSharing, ProcessMapsIgnoreUnknownKeysAndCheckTypes) {
+  auto with = [](auto&& proc) {
+    Raw r;
+    r.array(3).u(11).u(0).map(1).str("gpus").array(1).map(2).str("index").u(0).str("procs").array(1);
+    proc(r);
+    return r.bytes;
+  };
+  auto back = decode(with([](Raw& r) { r.map(3).str("pid").u(9).str("cgroup").str("x").str("account").str("a"); }));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const auto& procs = std::get<Stats>(*back).gpus.at(0).processes;
+  ASSERT_EQ(procs.size(), 1u);
+  EXPECT_EQ(procs[0], (GpuProcess{9, "", 0, "a", "", 0}));
+  EXPECT_EQ(decode_error(with([](Raw& r) { r.map(1).str("pid").str("9"); })).message,
+            "STATS.stats.gpus[0].procs[0].pid: expected unsigned integer, got string");
+}
+
+TEST(CodecGpuSharing, EncoderChecksTheNewStrings) {
+  auto e = encode(Open{1, ChannelKind::kPty, {}, {}, 80, 24, kDefaultWindow, std::string(kMaxString + 1, 'u'), ""});
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("OPEN.user"), std::string::npos) << e.error().message;
+  Stats s{0, 1, 2, 3, {{0, 5, 6, 7, {{1, std::string(kMaxString + 1, 'n'), 0, "", "", 0}}}}};
+  e = encode(s);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("STATS.stats.gpus.procs.name"), std::string::npos) << e.error().message;
+  s.gpus[0].processes.assign(kMaxElements + 1, GpuProcess{});
+  e = encode(s);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("STATS.stats.gpus.procs"), std::string::npos) << e.error().message;
 }
 
 TEST(CodecMalformed, ExtValuesAreRefused) {
