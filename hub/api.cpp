@@ -45,6 +45,8 @@ Api::Api(Store& store, Relay& relay, const HubConfig& config, Containers& contai
       downloads_(config.downloads_dir) {
   routes();
   describe_metrics();
+  relay_.gpus().configure_idle(config.gpu_idle_release_s, config.gpu_idle_grace_s);
+  relay_.gpus().set_listener([this](const GpuEvent& e) { on_gpu_event(e); });
 }
 
 void Api::routes() {
@@ -70,6 +72,14 @@ void Api::routes() {
   add("POST", "/api/v1/terminals/{id}/stop", Access::kWrite, &Api::stop_terminal);
   add("POST", "/api/v1/terminals/{id}/start", Access::kWrite, &Api::start_terminal);
   add("POST", "/api/v1/exec", Access::kWrite, &Api::exec);
+  add("DELETE", "/api/v1/terminals/{id}/gpus", Access::kWrite, &Api::release_gpus);
+  add("POST", "/api/v1/agents/{id}/grants", Access::kWrite, &Api::create_grant);
+  add("GET", "/api/v1/agents/{id}/grants", Access::kRead, &Api::list_grants);
+  add("DELETE", "/api/v1/agents/{id}/grants/{user}", Access::kWrite, &Api::delete_grant);
+  add("POST", "/api/v1/agents/{id}/reservations", Access::kWrite, &Api::create_reservation);
+  add("GET", "/api/v1/agents/{id}/reservations", Access::kRead, &Api::list_machine_reservations);
+  add("DELETE", "/api/v1/agents/{id}/reservations/{rid}", Access::kWrite, &Api::delete_reservation);
+  add("GET", "/api/v1/reservations", Access::kRead, &Api::list_reservations);
   add("POST", "/api/v1/tokens", Access::kWrite, &Api::create_token);
   add("GET", "/api/v1/tokens", Access::kRead, &Api::list_tokens);
   add("DELETE", "/api/v1/tokens/{id}", Access::kWrite, &Api::delete_token);

@@ -52,9 +52,23 @@ bool viewer_protocol_ok(const std::string& header);
 // What a route asks of its caller.
 enum class Access { kPublic, kRead, kWrite, kAdmin };
 
+// What a caller may do with a machine (a host agent): see it and its GPUs (a view grant), open
+// terminals and exec there (a use grant), or everything, grants included (its owner, an admin).
+// Without any, the machine does not exist for them (404).
+enum class MachineAccess { kNone = 0, kView = 1, kUse = 2, kOwner = 3 };
+
+// A machine as one caller sees it.
+struct Machine {
+  AgentRecord agent;
+  MachineAccess access = MachineAccess::kNone;
+  std::string access_name;  // "owner", "admin", "use", "view"
+  std::string unix_user;    // the caller's grant's local account ("" = none)
+};
+
 class Api final : public HttpHandler {
  public:
   Api(Store& store, Relay& relay, const HubConfig& config, Containers& containers);
+  ~Api() override { relay_.gpus().set_listener(nullptr); }
 
   void handle(std::shared_ptr<HttpExchange> exchange) override;
   std::variant<std::unique_ptr<WsSession>, Response> upgrade(Request& request, const std::string& protocol) override;
@@ -62,7 +76,7 @@ class Api final : public HttpHandler {
   // Every route, for docs checks: "GET /api/v1/terminals".
   std::vector<std::string> route_list() const;
   // From the hub's housekeeping timer: /healthz reports the loop alive while this keeps coming.
-  void tick() { last_tick_ = std::chrono::steady_clock::now(); }
+  void tick();
   Metrics& metrics() { return metrics_; }
   void set_warm_pool(class WarmPool* pool) { pool_ = pool; }
   void set_events(class Events* events) { events_ = events; }
@@ -116,7 +130,33 @@ class Api final : public HttpHandler {
   void get_agent(const Principal&, Request&, const Exchange&);
   // DELETE /api/v1/agent/self: an agent (its credential, not an API token) removes itself.
   void unenroll_self(const Principal&, Request&, const Exchange&);
-  Result<AgentRecord> find_agent(const Principal& p, const std::string& id_or_name);
+  // The machine `id_or_name` if the caller has at least `need` on it: not_found without any
+  // access, forbidden with too little (`what` says what needed more: "opening terminals").
+  Result<Machine> find_machine(const Principal& p, const std::string& id_or_name,
+                               MachineAccess need = MachineAccess::kView, const std::string& what = "");
+  // The caller's access to `a`, given the caller's grants by agent id (grants_of_user).
+  Machine machine_of(const Principal& p, const AgentRecord& a, const std::map<std::string, GrantRecord>& grants) const;
+  Result<std::map<std::string, GrantRecord>> grants_by_agent(const Principal& p);
+  nlohmann::json machine_json(const Machine& m);
+  // api_grants.cpp
+  void create_grant(const Principal&, Request&, const Exchange&);
+  void list_grants(const Principal&, Request&, const Exchange&);
+  void delete_grant(const Principal&, Request&, const Exchange&);
+  // api_gpus.cpp: leases and reservations
+  void release_gpus(const Principal&, Request&, const Exchange&);
+  void create_reservation(const Principal&, Request&, const Exchange&);
+  void list_machine_reservations(const Principal&, Request&, const Exchange&);
+  void list_reservations(const Principal&, Request&, const Exchange&);
+  void delete_reservation(const Principal&, Request&, const Exchange&);
+  nlohmann::json reservation_json(const ReservationRecord& r);
+  // Takes the GPUs a request asks for on `m` ("gpus" or "gpu_count" of `body`; none: nothing) for
+  // `holder`: the indexes taken, or the response refusing the request (400, 409).
+  std::variant<std::vector<uint32_t>, Response> take_gpus(const Principal& p, const Machine& m,
+                                                          const nlohmann::json& body, const std::string& holder);
+  // The "gpus" / "gpu_count" fields are well-formed (checked before any lookup).
+  static Status gpu_fields_ok(const nlohmann::json& body);
+  // GPU lease events: audited, and on the dashboard's feed.
+  void on_gpu_event(const GpuEvent& e);
   std::variant<std::unique_ptr<WsSession>, Response> agent_upgrade(Request& req);
   // api_terminals.cpp
   void create_terminal(const Principal&, Request&, const Exchange&);

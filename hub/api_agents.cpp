@@ -35,32 +35,78 @@ void Api::create_enrollment(const Principal& p, Request& req, const Exchange& ex
                                 {"install_command", install}}));
 }
 
-Result<AgentRecord> Api::find_agent(const Principal& p, const std::string& id_or_name) {
+Machine Api::machine_of(const Principal& p, const AgentRecord& a,
+                        const std::map<std::string, GrantRecord>& grants) const {
+  Machine m{a, MachineAccess::kNone, "", ""};
+  if (a.owner_id == p.user.id) {
+    m.access = MachineAccess::kOwner;
+    m.access_name = "owner";
+  } else if (p.is_admin()) {
+    m.access = MachineAccess::kOwner;
+    m.access_name = "admin";
+  }
+  if (auto g = grants.find(a.id); g != grants.end()) {
+    m.unix_user = g->second.unix_user;
+    if (m.access == MachineAccess::kNone) {
+      m.access = g->second.role == "use" ? MachineAccess::kUse : MachineAccess::kView;
+      m.access_name = g->second.role;
+    }
+  }
+  return m;
+}
+
+Result<std::map<std::string, GrantRecord>> Api::grants_by_agent(const Principal& p) {
+  auto grants = store_.grants_of_user(p.user.id);
+  if (!grants) return grants.error();
+  std::map<std::string, GrantRecord> out;
+  for (auto& g : *grants) out[g.agent_id] = std::move(g);
+  return out;
+}
+
+Result<Machine> Api::find_machine(const Principal& p, const std::string& id_or_name, MachineAccess need,
+                                  const std::string& what) {
   auto agents = store_.list_agents();
   if (!agents) return agents.error();
+  auto grants = grants_by_agent(p);
+  if (!grants) return grants.error();
   for (const auto& a : *agents) {
     if (a.revoked || a.kind != "host" || (a.id != id_or_name && a.name != id_or_name)) continue;
-    if (!p.sees(a.owner_id)) continue;  // others' agents do not exist for you
-    return a;
+    Machine m = machine_of(p, a, *grants);
+    if (m.access == MachineAccess::kNone) continue;  // others' machines do not exist for you
+    if (m.access < need)
+      return make_error("forbidden", "you have " + m.access_name + " access to machine " + a.name + "; " +
+                                         (what.empty() ? "this" : what) + " needs " +
+                                         (need == MachineAccess::kOwner ? "its owner or an admin" : "a use grant"));
+    return m;
   }
   return make_error("not_found", "no agent \"" + id_or_name + "\"");
+}
+
+nlohmann::json Api::machine_json(const Machine& m) {
+  auto j = agent_view(m.agent, relay_);
+  j["access"] = m.access_name;
+  if (!m.unix_user.empty()) j["unix_user"] = m.unix_user;
+  return j;
 }
 
 void Api::list_agents(const Principal& p, Request&, const Exchange& ex) {
   auto agents = store_.list_agents();
   if (!agents) return ex->reply(error_response(agents.error()));
+  auto grants = grants_by_agent(p);
+  if (!grants) return ex->reply(error_response(grants.error()));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& a : *agents) {
-    if (a.revoked || a.kind != "host" || !p.sees(a.owner_id)) continue;  // container agents show as their terminals
-    out.push_back(agent_view(a, relay_));
+    if (a.revoked || a.kind != "host") continue;  // container agents show as their terminals
+    Machine m = machine_of(p, a, *grants);
+    if (m.access != MachineAccess::kNone) out.push_back(machine_json(m));
   }
   ex->reply(json_response(200, {{"agents", out}}));
 }
 
 void Api::get_agent(const Principal& p, Request& req, const Exchange& ex) {
-  auto a = find_agent(p, req.params["id"]);
-  if (!a) return ex->reply(error_response(a.error()));
-  ex->reply(json_response(200, agent_view(*a, relay_)));
+  auto m = find_machine(p, req.params["id"]);
+  if (!m) return ex->reply(error_response(m.error()));
+  ex->reply(json_response(200, machine_json(*m)));
 }
 
 void Api::unenroll_self(const Principal&, Request& req, const Exchange& ex) {
@@ -82,8 +128,9 @@ void Api::unenroll_self(const Principal&, Request& req, const Exchange& ex) {
 }
 
 void Api::delete_agent(const Principal& p, Request& req, const Exchange& ex) {
-  auto a = find_agent(p, req.params["id"]);
-  if (!a) return ex->reply(error_response(a.error()));
+  auto m = find_machine(p, req.params["id"], MachineAccess::kOwner, "revoking it");
+  if (!m) return ex->reply(error_response(m.error()));
+  const AgentRecord* a = &m->agent;
   if (auto s = store_.revoke_agent(a->id); !s) return ex->reply(error_response(s.error()));
   relay_.revoke_agent(a->id);
   audit(p, "agent.revoke", a->id);

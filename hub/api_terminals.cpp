@@ -5,6 +5,8 @@
 
 #include "hub/api.h"
 #include "hub/json_fields.h"
+#include "hub/json_text.h"
+#include "hub/tokens.h"
 #include "hub/views.h"
 #include "hub/log.h"
 #include "hub/viewer_session.h"
@@ -25,7 +27,9 @@ nlohmann::json Api::terminal_json(const TerminalRecord& t, const std::map<std::s
   } else if (t.kind == "agent") {
     if (auto a = store_.agent_by_id(t.agent_id); a && *a) agent_name = (*a)->name;
   }
-  return terminal_view(t, relay_, agent_name);
+  auto j = terminal_view(t, relay_, agent_name);
+  j["gpus"] = relay_.gpus().gpus_of(t.id);
+  return j;
 }
 
 void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) {
@@ -46,17 +50,31 @@ void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) 
   for (const Error* e : {name ? nullptr : &name.error(), cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(),
                          env ? nullptr : &env.error()})
     if (e) return ex->reply(error_response(*e));
+  if (auto s = gpu_fields_ok(*body); !s) return ex->reply(error_response(s.error()));
   // The shell's OPEN frame must fit the agent link, or the agent would drop the whole link.
   if (auto s = Relay::pty_open_ok(*env); !s) return ex->reply(error_response(s.error()));
-  auto agent = find_agent(p, **agent_ref);
-  if (!agent) return ex->reply(error_response(make_error("not_found", agent.error().message)));
+  auto machine = find_machine(p, **agent_ref, MachineAccess::kUse, "opening terminals");
+  if (!machine) return ex->reply(error_response(machine.error()));
   // Counted only for a valid request: a typo should not cost one of the ten.
   if (auto r = limited(terminal_creates_, p.token_id, "terminal_create")) return ex->reply(std::move(*r));
-  auto t = relay_.create_terminal(p.user, *agent, name->value_or(""), uint16_t(cols->value_or(80)),
-                                  uint16_t(rows->value_or(24)), *env);
-  if (!t) return ex->reply(error_response(t.error()));
-  audit(p, "terminal.create", t->id, "agent=" + agent->id);
-  log("info", "terminal.create", {{"terminal", t->id}, {"agent", agent->id}, {"user", p.user.id}});
+  if (!relay_.online(machine->agent.id))
+    return ex->reply(error_response(make_error("agent_offline", "agent " + machine->agent.name + " is not connected")));
+  // GPUs first, under the terminal's id to be: a lease refused makes no terminal.
+  std::string id = new_id("t_");
+  auto gpus = take_gpus(p, *machine, *body, id);
+  if (auto* refused = std::get_if<Response>(&gpus)) return ex->reply(std::move(*refused));
+  const auto& leased = std::get<std::vector<uint32_t>>(gpus);
+  auto shell_env = *env;
+  for (auto& [k, v] : gpu_env(machine_gpus(machine->agent), leased)) shell_env[k] = v;  // the hub's say wins
+  auto t = relay_.create_terminal(p.user, machine->agent, name->value_or(""), uint16_t(cols->value_or(80)),
+                                  uint16_t(rows->value_or(24)), shell_env, RunAs{p.user.name, machine->unix_user}, id);
+  if (!t) {
+    relay_.gpus().release_holder(id, "failed");
+    return ex->reply(error_response(t.error()));
+  }
+  audit(p, "terminal.create", t->id,
+        "agent=" + machine->agent.id + (leased.empty() ? "" : " gpus=" + json_text(nlohmann::json(leased))));
+  log("info", "terminal.create", {{"terminal", t->id}, {"agent", machine->agent.id}, {"user", p.user.id}});
   ex->reply(json_response(201, terminal_json(*t)));
 }
 
@@ -113,22 +131,45 @@ void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
   if (!env) return ex->reply(error_response(env.error()));
   r.env = *env;
   r.user_id = p.user.id;
+  if (auto s = gpu_fields_ok(j); !s) return ex->reply(error_response(s.error()));
   if (auto s = Relay::exec_open_ok(r); !s) return ex->reply(error_response(s.error()));
-  std::vector<AgentRecord> agents;
+  std::vector<Machine> machines;
   for (const auto& t : r.targets) {
-    auto a = find_agent(p, t);
-    if (!a) {
+    auto m = find_machine(p, t, MachineAccess::kUse, "exec");
+    if (!m && m.error().code == "not_found") {
       // A terminal id targets the agent it runs on.
       auto term = find_terminal(p, t);
       if (!term) return ex->reply(error_response(make_error("not_found", "no agent or terminal \"" + t + "\"")));
-      auto owner_agent = store_.agent_by_id(term->agent_id);
-      if (!owner_agent || !*owner_agent) return ex->reply(error_response(make_error("not_found", "no agent for " + t)));
-      agents.push_back(**owner_agent);
-      continue;
+      m = find_machine(p, term->agent_id, MachineAccess::kUse, "exec");
     }
-    agents.push_back(*a);
+    if (!m) return ex->reply(error_response(m.error()));
+    machines.push_back(std::move(m).value());
   }
-  for (const auto& a : agents) audit(p, "exec", a.id, r.argv[0]);
+  // GPUs per target, each under its own holder, ended when that target's command ends.
+  std::map<std::string, std::string> holders;  // agent id -> holder
+  auto give_back = [this](const std::map<std::string, std::string>& taken) {
+    for (const auto& [agent, holder] : taken) relay_.gpus().release_holder(holder, "failed");
+  };
+  for (const auto& m : machines) {
+    if (holders.count(m.agent.id)) continue;
+    std::string holder = new_id("x_");
+    auto gpus = take_gpus(p, m, j, holder);
+    if (auto* refused = std::get_if<Response>(&gpus)) {
+      give_back(holders);
+      return ex->reply(std::move(*refused));
+    }
+    holders[m.agent.id] = holder;
+    r.target_env[m.agent.id] = gpu_env(machine_gpus(m.agent), std::get<std::vector<uint32_t>>(gpus));
+    r.target_as[m.agent.id] = RunAs{p.user.name, m.unix_user};
+  }
+  r.on_target_done = [this, holders](const std::string& agent_id) {
+    if (auto it = holders.find(agent_id); it != holders.end()) relay_.gpus().release_holder(it->second, "finished");
+  };
+  std::vector<AgentRecord> agents;
+  for (const auto& m : machines) {
+    audit(p, "exec", m.agent.id, r.argv[0]);
+    agents.push_back(m.agent);
+  }
   relay_.exec(std::move(agents), r, ex);
 }
 

@@ -31,7 +31,8 @@ const std::vector<std::string_view>& config_keys() {
                                                   "viewers-per-terminal",
                                                   "docker-socket", "agent-binary", "container-quota",
                                                   "warm-pool",     "session-ttl",  "web-dir",
-                                                  "public-url",    "downloads-dir"};
+                                                  "public-url",    "downloads-dir",
+                                                  "gpu-idle-release", "gpu-idle-grace"};
   return keys;
 }
 
@@ -69,6 +70,10 @@ Status apply_setting(HubConfig& c, std::string_view key, std::string_view value)
     c.warm_pool = value;
   } else if (key == "session-ttl") {
     return set_int(c.session_ttl_s, 60, int64_t(365) * 24 * 3600);
+  } else if (key == "gpu-idle-release") {
+    return set_int(c.gpu_idle_release_s, 0, int64_t(365) * 24 * 3600);
+  } else if (key == "gpu-idle-grace") {
+    return set_int(c.gpu_idle_grace_s, 0, int64_t(30) * 24 * 3600);
   } else if (key == "web-dir") {
     c.web_dir = value;
   } else if (key == "public-url") {

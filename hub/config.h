@@ -30,6 +30,10 @@ struct HubConfig {
   std::string agent_binary;
   int container_quota = 10;  // container terminals one user may have at once
   std::string warm_pool;     // "IMAGE=N,...": containers started ahead per image (empty: none)
+  // GPU leases idle (0 % on every leased GPU) this long get a warning, and are released
+  // gpu_idle_grace_s later unless they got busy. 0: never (docs/gpu.md).
+  int64_t gpu_idle_release_s = 0;
+  int64_t gpu_idle_grace_s = 600;
   int64_t session_ttl_s = 24 * 3600;  // browser sign-in lifetime (never past its token's)
   std::string web_dir;     // serve the dashboard from this directory (development); empty: the built-in copy
   std::string public_url;  // how users reach the hub (share links, install command); empty: from Host

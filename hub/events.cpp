@@ -21,12 +21,12 @@ void Events::add(EventsSession* session) {
   nlohmann::json terminals = nlohmann::json::array(), agents = nlohmann::json::array(),
                  stats = nlohmann::json::object();
   for (const auto& [id, e] : terminals_)
-    if (session->sees(e.owner)) terminals.push_back(e.view);
+    if (session->sees(e.audience)) terminals.push_back(e.view);
   for (const auto& [id, e] : agents_)
-    if (session->sees(e.owner)) agents.push_back(e.view);
+    if (session->sees(e.audience)) agents.push_back(e.view);
   for (const auto& [agent, samples] : history_) {
-    auto owner = agent_owner_.find(agent);
-    if (owner == agent_owner_.end() || !session->sees(owner->second)) continue;
+    auto audience = agent_audience_.find(agent);
+    if (audience == agent_audience_.end() || !session->sees(audience->second)) continue;
     stats[agent] = nlohmann::json(samples);
   }
   session->send({{"type", "snapshot"}, {"terminals", terminals}, {"agents", agents}, {"stats", stats}});
@@ -39,13 +39,22 @@ void Events::on_stats(const std::string& agent_id, const protocol::Stats& stats)
   auto& h = history_[agent_id];
   h.push_back(sample);
   while (h.size() > kHistory) h.pop_front();
-  auto owner = agent_owner_.find(agent_id);
-  if (owner == agent_owner_.end()) {
-    auto a = store_.agent_by_id(agent_id);
-    if (!a || !*a) return;
-    owner = agent_owner_.emplace(agent_id, (*a)->owner_id).first;
-  }
-  broadcast(owner->second, {{"type", "stats"}, {"agent", agent_id}, {"sample", sample}});
+  broadcast(audience_of(agent_id), {{"type", "stats"}, {"agent", agent_id}, {"sample", sample}});
+}
+
+Events::Audience Events::audience_of(const std::string& agent_id) {
+  auto it = agent_audience_.find(agent_id);
+  if (it != agent_audience_.end()) return it->second;
+  auto a = store_.agent_by_id(agent_id);
+  if (!a || !*a) return {};
+  Audience audience{(*a)->owner_id};
+  if (auto grants = store_.list_grants(agent_id))
+    for (const auto& g : *grants) audience.insert(g.subject_id);
+  return agent_audience_[agent_id] = audience;
+}
+
+void Events::gpu_event(const nlohmann::json& message, const std::string& agent_id) {
+  broadcast(audience_of(agent_id), message);
 }
 
 void Events::refresh(bool skip_when_idle) {
@@ -58,30 +67,40 @@ void Events::refresh(bool skip_when_idle) {
   }
   auto agents = store_.list_agents();
   auto terminals = store_.list_terminals();
-  if (!agents || !terminals) return;  // the store is busy: next second
+  auto grants = store_.list_grants("");
+  if (!agents || !terminals || !grants) return;  // the store is busy: next second
+  std::map<std::string, Audience> shared;
+  for (const auto& g : *grants) shared[g.agent_id].insert(g.subject_id);
   std::map<std::string, std::string> names;
   std::map<std::string, Entry> now_agents;
+  agent_audience_.clear();
   for (const auto& a : *agents) {
     if (a.revoked) continue;
-    agent_owner_[a.id] = a.owner_id;
+    Audience audience = shared[a.id];
+    audience.insert(a.owner_id);
+    agent_audience_[a.id] = audience;
     names[a.id] = a.name;
-    if (a.kind == "host") now_agents[a.id] = {a.owner_id, agent_view(a, relay_)};
+    if (a.kind == "host") now_agents[a.id] = {audience, agent_view(a, relay_)};
   }
   std::map<std::string, Entry> now_terminals;
   for (const auto& t : *terminals) {
     auto name = names.find(t.agent_id);
     auto view = terminal_view(t, relay_, name == names.end() ? std::string() : name->second);
     view.erase("output_offset");  // changes with every byte; the page has no use for it here
-    now_terminals[t.id] = {t.owner_id, std::move(view)};
+    now_terminals[t.id] = {{t.owner_id}, std::move(view)};
   }
   auto diff = [this](std::map<std::string, Entry>& was, std::map<std::string, Entry>& now, const char* kind,
                      const char* removed) {
     for (const auto& [id, e] : now) {
       auto it = was.find(id);
-      if (it == was.end() || it->second.view != e.view) broadcast(e.owner, {{"type", kind}, {kind, e.view}});
+      if (it == was.end() || it->second.view != e.view) broadcast(e.audience, {{"type", kind}, {kind, e.view}});
+      // Someone lost sight of it (a grant revoked): for them it is gone.
+      if (it != was.end() && it->second.audience != e.audience)
+        for (auto* s : sessions_)
+          if (s->sees(it->second.audience) && !s->sees(e.audience)) s->send({{"type", removed}, {"id", id}});
     }
     for (const auto& [id, e] : was)
-      if (!now.count(id)) broadcast(e.owner, {{"type", removed}, {"id", id}});
+      if (!now.count(id)) broadcast(e.audience, {{"type", removed}, {"id", id}});
     was = std::move(now);
   };
   diff(agents_, now_agents, "agent", "agent_removed");
@@ -91,10 +110,10 @@ void Events::refresh(bool skip_when_idle) {
     it = names.count(it->first) ? std::next(it) : history_.erase(it);
 }
 
-void Events::broadcast(const std::string& owner, const nlohmann::json& message) {
+void Events::broadcast(const Audience& audience, const nlohmann::json& message) {
   if (sessions_.empty()) return;
   for (auto* s : sessions_)
-    if (s->sees(owner)) s->send(message);
+    if (s->sees(audience)) s->send(message);
 }
 
 EventsSession::~EventsSession() {

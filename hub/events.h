@@ -44,21 +44,27 @@ class Events {
   // Compares the current views with the last ones sent and tells every session what changed.
   // With nobody watching it only looks at the store once a minute, unless `skip_when_idle` is false.
   void refresh(bool skip_when_idle = true);
+  // A GPU lease or reservation event of one machine: to everyone who sees the machine.
+  void gpu_event(const nlohmann::json& message, const std::string& agent_id);
   size_t session_count() const { return sessions_.size(); }
 
  private:
+  // Who sees a view: its owner and, for a machine, those it is shared with (grants).
+  using Audience = std::set<std::string>;
   struct Entry {
-    std::string owner;
+    Audience audience;
     nlohmann::json view;
   };
-  void broadcast(const std::string& owner, const nlohmann::json& message);
+  void broadcast(const Audience& audience, const nlohmann::json& message);
+  // The owner and grantees of an agent (container agents: the owner).
+  Audience audience_of(const std::string& agent_id);
 
   Store& store_;
   Relay& relay_;
   std::set<EventsSession*> sessions_;
   std::map<std::string, Entry> terminals_;  // id -> last view sent
   std::map<std::string, Entry> agents_;     // host agents only, as GET /api/v1/agents lists them
-  std::map<std::string, std::string> agent_owner_;  // every agent (container ones too): whose stats
+  std::map<std::string, Audience> agent_audience_;  // every agent (container ones too): who sees its stats
   std::map<std::string, std::deque<nlohmann::json>> history_;
   uint64_t idle_ticks_ = 0;
   Timer timer_;
@@ -73,7 +79,7 @@ class EventsSession final : public WsSession {
 
   EventsSession(Events& events, std::string user_id, bool admin) : events_(events), user_id_(std::move(user_id)), admin_(admin) {}
   ~EventsSession() override;
-  bool sees(const std::string& owner) const { return admin_ || owner == user_id_; }
+  bool sees(const std::set<std::string>& audience) const { return admin_ || audience.count(user_id_) > 0; }
   void send(const nlohmann::json& message);
 
   void on_open(WsConn& conn) override;

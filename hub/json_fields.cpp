@@ -1,5 +1,7 @@
 #include "hub/json_fields.h"
 
+#include <algorithm>
+
 #include "hub/http.h"
 #include "protocol/limits.h"
 
@@ -70,6 +72,22 @@ Result<std::map<std::string, std::string>> opt_env(const nlohmann::json& j) {
 Result<nlohmann::json> optional_body(const std::string& body) {
   if (body.empty()) return nlohmann::json::object();
   return parse_json_object(body);
+}
+
+Result<std::optional<std::vector<uint32_t>>> opt_gpus(const nlohmann::json& j, const std::string& field) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return std::optional<std::vector<uint32_t>>();
+  const char* why = "must be an array of GPU indexes (non-negative integers), e.g. [0, 2]";
+  if (!it->is_array() || it->empty() || it->size() > 64) return bad_field(field, why);
+  std::vector<uint32_t> out;
+  for (const auto& v : *it) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1023) return bad_field(field, why);
+    auto g = uint32_t(v.get<int64_t>());
+    if (std::find(out.begin(), out.end(), g) != out.end())
+      return bad_field(field, "names GPU " + std::to_string(g) + " twice");
+    out.push_back(g);
+  }
+  return std::optional<std::vector<uint32_t>>(std::move(out));
 }
 
 }  // namespace rx::hub

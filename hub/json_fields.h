@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,8 @@ Error too_large(const std::string& field, const std::string& why);
 Result<std::map<std::string, std::string>> opt_env(const nlohmann::json& j);
 // Item `i` of an argv array: a string of at most kMaxString bytes without NUL.
 Result<std::string> argv_item(const nlohmann::json& v, size_t i);
+// An array of distinct GPU indexes (non-negative integers), non-empty, at most 64.
+Result<std::optional<std::vector<uint32_t>>> opt_gpus(const nlohmann::json& j, const std::string& field);
 // An optional body: empty means {}.
 Result<nlohmann::json> optional_body(const std::string& body);
 

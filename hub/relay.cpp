@@ -27,8 +27,9 @@ nlohmann::json host_json(const HostInfo& h) {
   for (const auto& g : h.gpus)
     gpus.push_back({{"index", g.index}, {"uuid", clean_utf8(g.uuid)}, {"model", clean_utf8(g.model)},
                     {"memory_total", g.memory_total}});
-  return {{"hostname", clean_utf8(h.hostname)}, {"os", clean_utf8(h.os)}, {"kernel", clean_utf8(h.kernel)},
-          {"arch", clean_utf8(h.arch)}, {"cpus", h.cpus}, {"memory_total", h.memory_total}, {"gpus", gpus}};
+  return {{"hostname", clean_utf8(h.hostname)}, {"os", clean_utf8(h.os)},     {"kernel", clean_utf8(h.kernel)},
+          {"arch", clean_utf8(h.arch)},         {"cpus", h.cpus},               {"memory_total", h.memory_total},
+          {"gpus", gpus},                       {"gpu_policy", h.gpu_policy == "lease-required" ? "lease-required" : "open"}};
 }
 
 // An agent's ERROR as the hub's error (exec results, terminal reasons): valid UTF-8.
@@ -77,9 +78,10 @@ struct Relay::ExecRun {
   std::vector<std::unique_ptr<ExecTarget>> targets;
   std::unique_ptr<Timer> timeout;
   bool replied = false;
+  std::function<void(const std::string& agent_id)> on_target_done;
 };
 
-Relay::Relay(Store& store, uv_loop_t* loop) : store_(store), loop_(loop) {}
+Relay::Relay(Store& store, uv_loop_t* loop) : store_(store), loop_(loop), gpus_(store) {}
 Relay::~Relay() = default;
 
 Status Relay::load() {
@@ -93,7 +95,10 @@ Status Relay::load() {
     if (t.kind == "container" && t.status == "starting")
       pending_open_[t.id] = pty_open(t.channel, t.cols, t.rows, {});
   }
-  return Ok{};
+  // Leases of terminals that ended while the hub was down (and of exec runs) end now.
+  std::set<std::string> live;
+  for (const auto& [id, t] : terminals_) live.insert(id);
+  return gpus_.load(live);
 }
 
 // ---- agent links ----------------------------------------------------------------------------
@@ -183,6 +188,7 @@ std::optional<Stats> Relay::latest_stats(const std::string& agent_id) const {
 }
 
 void Relay::revoke_agent(const std::string& agent_id) {
+  gpus_.release_agent(agent_id, "revoked");
   auto it = online_.find(agent_id);
   if (it == online_.end()) return;
   AgentLink* link = it->second;
@@ -210,6 +216,7 @@ void Relay::agent_frame(AgentLink& link, const Frame& frame) {
   if (auto* s = std::get_if<Stats>(&frame)) {
     if (ch != 0) return;
     stats_[link.agent().id] = *s;
+    gpus_.on_stats(link.agent().id, *s, now());
     if (stats_listener_) stats_listener_(link.agent().id, *s);
     return;
   }
@@ -238,10 +245,14 @@ void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) 
     t.on_exit(e->code, e->signal);
     (void)store_.update_terminal_status(t.id(), "exited", e->code);
     (void)store_.audit(audit_entry("agent:" + link.agent().id, "terminal.exit", t.id(), "code=" + std::to_string(e->code)));
+    ended(t.id(), "exited");
   } else if (auto* err = std::get_if<ErrorFrame>(&frame)) {
     auto e = agent_error(*err);
     log("warn", "terminal.error", {{"terminal", t.id()}, {"code", e.code}, {"message", e.message}});
-    if (e.code == "spawn_failed") mark_lost(t.id(), "the shell could not start: " + e.message);
+    // The shell never started: it failed, or the agent refused the account it was to run as.
+    if (e.code == "spawn_failed" || e.code == "root_not_allowed" || e.code == "unknown_account" ||
+        e.code == "account_not_allowed")
+      mark_lost(t.id(), "the shell could not start: " + e.message);
   }
   // CLOSE from the agent: the channel is gone there; the terminal keeps its output for viewers.
 }
@@ -250,16 +261,18 @@ void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) 
 
 Result<TerminalRecord> Relay::create_terminal(const User& owner, const AgentRecord& agent, const std::string& name,
                                               uint16_t cols, uint16_t rows,
-                                              const std::map<std::string, std::string>& env) {
+                                              const std::map<std::string, std::string>& env, const RunAs& as,
+                                              const std::string& id) {
   if (!online(agent.id)) return make_error("agent_offline", "agent " + agent.name + " is not connected");
   TerminalRecord t;
+  t.id = id;
   t.owner_id = owner.id;
   t.kind = "agent";
   t.agent_id = agent.id;
   t.name = name.empty() ? agent.name : name;
   t.cols = cols;
   t.rows = rows;
-  return add_terminal(std::move(t), env);
+  return add_terminal(std::move(t), env, as);
 }
 
 Result<TerminalRecord> Relay::create_container_terminal(const User& owner, const AgentRecord& agent,
@@ -286,7 +299,8 @@ Status Relay::exec_open_ok(const ExecRequest& r) {
   return as_request_error(check_limits(Open{1, ChannelKind::kExec, r.argv, r.env, 80, 24, kDefaultWindow}), "argv and env");
 }
 
-Result<TerminalRecord> Relay::add_terminal(TerminalRecord t, const std::map<std::string, std::string>& env) {
+Result<TerminalRecord> Relay::add_terminal(TerminalRecord t, const std::map<std::string, std::string>& env,
+                                           const RunAs& as) {
   // First: a frame the agent would refuse must not be made (it would drop the agent's whole link).
   if (auto s = pty_open_ok(env); !s) return s.error();
   auto channel = store_.next_channel(t.agent_id);
@@ -297,14 +311,24 @@ Result<TerminalRecord> Relay::add_terminal(TerminalRecord t, const std::map<std:
   t.created_at = now();
   if (auto s = store_.create_terminal(t); !s) return s.error();
   make_live(t.id, t.agent_id, t.channel);
-  Open open = pty_open(t.channel, t.cols, t.rows, env);
+  Open open = pty_open(t.channel, t.cols, t.rows, env, as);
   if (auto link = online_.find(t.agent_id); link != online_.end()) link->second->send(open);
   else pending_open_[t.id] = open;
   return t;
 }
 
-Open Relay::pty_open(uint32_t channel, int cols, int rows, const std::map<std::string, std::string>& env) {
-  return Open{channel, ChannelKind::kPty, {}, env, uint16_t(cols), uint16_t(rows), kDefaultWindow};
+Open Relay::pty_open(uint32_t channel, int cols, int rows, const std::map<std::string, std::string>& env,
+                     const RunAs& as) {
+  Open o{channel, ChannelKind::kPty, {}, env, uint16_t(cols), uint16_t(rows), kDefaultWindow};
+  o.user = as.user;
+  o.account = as.account;
+  return o;
+}
+
+std::optional<std::string> Relay::terminal_on(const std::string& agent_id, uint32_t channel) const {
+  auto it = by_channel_.find({agent_id, channel});
+  if (it == by_channel_.end()) return std::nullopt;
+  return it->second;
 }
 
 void Relay::make_live(const std::string& id, const std::string& agent_id, uint32_t channel) {
@@ -320,6 +344,7 @@ void Relay::mark_lost(const std::string& id, const std::string& reason) {
   (void)store_.update_terminal_status(id, "lost", std::nullopt);
   (void)store_.update_terminal_reason(id, reason);
   log("warn", "terminal.lost", {{"terminal", id}, {"reason", reason}});
+  ended(id, "lost");
 }
 
 void Relay::mark_stopped(const std::string& id) {
@@ -362,6 +387,7 @@ Status Relay::delete_terminal(const std::string& id) {
   by_channel_.erase({(*rec)->agent_id, (*rec)->channel});
   pending_open_.erase(id);
   terminals_.erase(id);  // viewers are told by the Terminal's destructor
+  ended(id, "deleted");
   return store_.delete_terminal(id);
 }
 
@@ -378,6 +404,7 @@ void Relay::exec(std::vector<AgentRecord> targets, const ExecRequest& request,
   auto run = std::make_unique<ExecRun>();
   run->exchange = std::move(exchange);
   run->user_id = request.user_id;
+  run->on_target_done = request.on_target_done;
   ExecRun* r = run.get();
   bool fits = exec_open_ok(request).ok();
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -398,11 +425,20 @@ void Relay::exec(std::vector<AgentRecord> targets, const ExecRequest& request,
     } else {
       target->channel = *ch;
       exec_targets_[{targets[i].id, *ch}] = target.get();
-      link->second->send(Open{*ch, ChannelKind::kExec, request.argv, request.env, 80, 24, kDefaultWindow});
+      Open open{*ch, ChannelKind::kExec, request.argv, request.env, 80, 24, kDefaultWindow};
+      if (auto e = request.target_env.find(targets[i].id); e != request.target_env.end())
+        for (const auto& [k, v] : e->second) open.env[k] = v;
+      if (auto a = request.target_as.find(targets[i].id); a != request.target_as.end()) {
+        open.user = a->second.user;
+        open.account = a->second.account;
+      }
+      link->second->send(open);
       link->second->send(Data{*ch, Stream::kInput, 0, {}});  // no stdin: close it at once
     }
     run->targets.push_back(std::move(target));
   }
+  for (auto& t : run->targets)  // refused at once: what was taken for them ends now
+    if (t->done && run->on_target_done) run->on_target_done(t->agent_id);
   run->timeout = std::make_unique<Timer>(loop_, [this, r] {
     for (auto& t : r->targets) {
       if (t->done) continue;
@@ -458,6 +494,7 @@ void Relay::finish_exec_target(ExecTarget& t) {
   if (t.done) return;
   t.done = true;
   exec_targets_.erase({t.agent_id, t.channel});
+  if (t.run->on_target_done) t.run->on_target_done(t.agent_id);
   maybe_reply(*t.run);
 }
 

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hub/gpu_leases.h"
 #include "hub/store.h"
 #include "hub/terminal.h"
 #include "protocol/codec.h"
@@ -32,12 +33,25 @@ class AgentLink : public AgentPort {
   virtual void close(uint16_t code, const std::string& reason) = 0;
 };
 
+// Whom a shell or command on an agent is for (OPEN's user and account fields): the Rexec user's
+// name, which the agent's --user-map may map to a local account, and the local account the hub
+// asks for (a grant's unix_user; "" = the agent's default).
+struct RunAs {
+  std::string user;
+  std::string account;
+};
+
 struct ExecRequest {
   std::vector<std::string> targets;
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
   int timeout_s = 30;
   std::string user_id;  // whose: output kept is capped per user too
+  // Per target agent id: more environment (leased GPUs) and whom it runs as.
+  std::map<std::string, std::map<std::string, std::string>> target_env;
+  std::map<std::string, RunAs> target_as;
+  // Told when the command on a target agent finished or failed (its GPU leases end then).
+  std::function<void(const std::string& agent_id)> on_target_done;
 };
 
 // Exec output the hub keeps (the rest is counted in the *_truncated fields, docs/api.md): per
@@ -80,8 +94,10 @@ class Relay {
   void revoke_agent(const std::string& agent_id);
 
   // --- terminals ---
+  // `id`: the terminal's id when the caller needs it ahead (GPU leases are taken first); empty: new.
   Result<TerminalRecord> create_terminal(const User& owner, const AgentRecord& agent, const std::string& name,
-                                         uint16_t cols, uint16_t rows, const std::map<std::string, std::string>& env);
+                                         uint16_t cols, uint16_t rows, const std::map<std::string, std::string>& env,
+                                         const RunAs& as = {}, const std::string& id = "");
   // A container terminal: its agent is not there yet (the container is being started); the
   // OPEN goes out when that agent says HELLO.
   // `id`: the terminal's id when the container was made for it ahead (warm pool); empty: new.
@@ -91,6 +107,12 @@ class Relay {
                                                    const std::map<std::string, std::string>& env,
                                                    const std::string& id = "");
   Terminal* terminal(const std::string& id);
+  // The terminal on an agent's channel (who runs a process the agent reports), if any.
+  std::optional<std::string> terminal_on(const std::string& agent_id, uint32_t channel) const;
+  // GPU leases: a terminal's end for good ("exited", "lost", "deleted") or its agent's revocation
+  // ends its leases; STATS keep them from idling out.
+  GpuLeases& gpus() { return gpus_; }
+  const GpuLeases& gpus() const { return gpus_; }
   // The terminal cannot come back (its container is gone, say): viewers are told, the store
   // keeps the reason.
   void mark_lost(const std::string& id, const std::string& reason);
@@ -161,8 +183,11 @@ class Relay {
   void finish_exec_target(ExecTarget& target);
   // A new pty terminal: a fresh channel on its agent, recorded, live; its OPEN goes now when the
   // agent is online, else when it next says HELLO.
-  Result<TerminalRecord> add_terminal(TerminalRecord t, const std::map<std::string, std::string>& env);
-  static protocol::Open pty_open(uint32_t channel, int cols, int rows, const std::map<std::string, std::string>& env);
+  Result<TerminalRecord> add_terminal(TerminalRecord t, const std::map<std::string, std::string>& env,
+                                      const RunAs& as = {});
+  static protocol::Open pty_open(uint32_t channel, int cols, int rows, const std::map<std::string, std::string>& env,
+                                 const RunAs& as = {});
+  void ended(const std::string& id, const std::string& why) { gpus_.release_holder(id, why); }
   // The live Terminal (starting) of `id` on that channel, replacing any earlier one.
   void make_live(const std::string& id, const std::string& agent_id, uint32_t channel);
   void maybe_reply(ExecRun& run);
@@ -184,6 +209,7 @@ class Relay {
   std::set<std::string> start_in_flight_;          // restarted, Docker's start not answered yet
   RelayCounters counters_;
   std::function<void(const std::string&, const protocol::Stats&)> stats_listener_;
+  GpuLeases gpus_;
 };
 
 }  // namespace rx::hub

@@ -82,6 +82,34 @@ class Db {
   std::unique_ptr<DbState> state_;  // on the heap: statements point at it and Db moves
 };
 
+// Returns the error of a Result or Status from the enclosing function.
+#define RX_TRY(expr)              \
+  do {                            \
+    auto _r = (expr);             \
+    if (!_r) return _r.error();   \
+  } while (0)
+
+// Wraps a multi-statement operation in BEGIN IMMEDIATE ... COMMIT; rolls back unless committed.
+class Transaction {
+ public:
+  explicit Transaction(Db& db) : db_(db) { began_ = db_.exec("BEGIN IMMEDIATE").ok(); }
+  ~Transaction() {
+    if (began_ && !done_) (void)db_.exec("ROLLBACK");
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  bool began() const { return began_; }
+  Status commit() {
+    done_ = true;
+    return db_.exec("COMMIT");
+  }
+
+ private:
+  Db& db_;
+  bool began_ = false;
+  bool done_ = false;
+};
+
 // The error for result code `rc` (its store_* code, see above); noted in `state` when it means
 // the store cannot be written.
 Error sqlite_error(sqlite3* db, int rc, std::string_view what, DbState* state = nullptr);

@@ -77,6 +77,25 @@ constexpr const char* kMigrations[] = {
     R"sql(
     ALTER TABLE agents ADD COLUMN labels_json TEXT NOT NULL DEFAULT '{}';
     )sql",
+    // 6: GPU boxes shared by a team: machine grants, GPU leases, reservations
+    R"sql(
+    CREATE TABLE grants (
+      agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+      subject_kind TEXT NOT NULL, subject_id TEXT NOT NULL, role TEXT NOT NULL,
+      unix_user TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+      PRIMARY KEY (agent_id, subject_kind, subject_id));
+    CREATE INDEX grants_subject ON grants (subject_kind, subject_id);
+    CREATE TABLE gpu_leases (
+      agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE, gpu INTEGER NOT NULL,
+      holder TEXT NOT NULL, user_id TEXT NOT NULL, since INTEGER NOT NULL,
+      PRIMARY KEY (agent_id, gpu));
+    CREATE INDEX gpu_leases_holder ON gpu_leases (holder);
+    CREATE TABLE reservations (
+      id TEXT PRIMARY KEY, agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+      user_id TEXT NOT NULL, gpus TEXT NOT NULL, from_at INTEGER NOT NULL, until_at INTEGER NOT NULL,
+      note TEXT NOT NULL, created_at INTEGER NOT NULL);
+    CREATE INDEX reservations_agent ON reservations (agent_id, until_at);
+    )sql",
 };
 constexpr int kSchemaVersion = int(std::size(kMigrations));
 
@@ -85,31 +104,6 @@ int64_t now() { return int64_t(std::time(nullptr)); }
 // After a write failed for lack of space, the store counts as writable again only with this much
 // room on the data directory's filesystem (a WAL that grows by a few pages must fit).
 constexpr uint64_t kRecoverFreeBytes = 1024 * 1024;
-
-// Wraps a multi-statement operation in BEGIN IMMEDIATE ... COMMIT; rolls back unless committed.
-class Transaction {
- public:
-  explicit Transaction(Db& db) : db_(db) { began_ = db_.exec("BEGIN IMMEDIATE").ok(); }
-  ~Transaction() {
-    if (began_ && !done_) (void)db_.exec("ROLLBACK");
-  }
-  bool began() const { return began_; }
-  Status commit() {
-    done_ = true;
-    return db_.exec("COMMIT");
-  }
-
- private:
-  Db& db_;
-  bool began_ = false;
-  bool done_ = false;
-};
-
-#define TRY(expr)                         \
-  do {                                    \
-    auto _r = (expr);                     \
-    if (!_r) return _r.error();           \
-  } while (0)
 
 AgentRecord agent_from(const Stmt& s) {
   return AgentRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(8), s.int64(4), s.opt_int64(5),
@@ -166,7 +160,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
   auto db = Db::open(path);
   if (!db) return db.error();
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db).value(), path));
-  TRY(store->migrate(up_to < 0 ? kSchemaVersion : std::min(up_to, kSchemaVersion)));
+  RX_TRY(store->migrate(up_to < 0 ? kSchemaVersion : std::min(up_to, kSchemaVersion)));
   return store;
 }
 
@@ -188,9 +182,9 @@ Status SqliteStore::migrate(int up_to) {
   for (int v = have; v < up_to; ++v) {
     Transaction tx(db_);
     if (!tx.began()) return make_error("store_busy", "cannot start the migration transaction");
-    TRY(db_.exec(kMigrations[v]));
-    TRY(db_.exec("PRAGMA user_version = " + std::to_string(v + 1)));
-    TRY(tx.commit());
+    RX_TRY(db_.exec(kMigrations[v]));
+    RX_TRY(db_.exec("PRAGMA user_version = " + std::to_string(v + 1)));
+    RX_TRY(tx.commit());
   }
   return Ok{};
 }
@@ -235,7 +229,7 @@ Result<TokenRecord> SqliteStore::create_token(const std::string& user_id, const 
   auto s = db_.prepare(
       "INSERT INTO tokens (id, user_id, name, scopes, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
-  TRY(s->bind(1, t.id).bind(2, user_id).bind(3, name).bind(4, scopes).bind(5, hash).bind(6, t.created_at)
+  RX_TRY(s->bind(1, t.id).bind(2, user_id).bind(3, name).bind(4, scopes).bind(5, hash).bind(6, t.created_at)
           .bind(7, expires_at).run());
   return t;
 }
@@ -350,8 +344,8 @@ Result<std::string> SqliteStore::consume_enrollment(const std::string& hash, int
   if (s->int64(2) <= 0) return make_error("enrollment_used", "the enrollment token was already used");
   auto u = db_.prepare("UPDATE enrollments SET uses_left = uses_left - 1 WHERE hash = ?");
   if (!u) return u.error();
-  TRY(u->bind(1, hash).run());
-  TRY(tx.commit());
+  RX_TRY(u->bind(1, hash).run());
+  RX_TRY(tx.commit());
   return owner;
 }
 
@@ -361,7 +355,7 @@ Result<AgentRecord> SqliteStore::create_agent(const std::string& owner_id, const
   auto s = db_.prepare(
       "INSERT INTO agents (id, owner_id, name, credential_hash, created_at, kind) VALUES (?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
-  TRY(s->bind(1, a.id).bind(2, owner_id).bind(3, name).bind(4, credential_hash).bind(5, a.created_at).bind(6, kind).run());
+  RX_TRY(s->bind(1, a.id).bind(2, owner_id).bind(3, name).bind(4, credential_hash).bind(5, a.created_at).bind(6, kind).run());
   return a;
 }
 
@@ -412,7 +406,7 @@ Result<uint32_t> SqliteStore::next_channel(const std::string& agent_id) {
   if (!row) return row.error();
   if (!*row) return make_error("not_found", "unknown agent " + agent_id);
   auto channel = uint32_t(s->int64(0));
-  TRY(s->run());  // finish the statement so the update is complete before we return
+  RX_TRY(s->run());  // finish the statement so the update is complete before we return
   return channel;
 }
 
@@ -481,7 +475,7 @@ Result<int64_t> SqliteStore::audit(const AuditRecord& e) {
   auto s = db_.prepare("INSERT INTO audit (at, actor, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
   // Peers' strings end up here (paths, names, reasons): the log must stay readable as JSON.
-  TRY(s->bind(1, now()).bind(2, clean_utf8(e.actor)).bind(3, clean_utf8(e.action)).bind(4, clean_utf8(e.target))
+  RX_TRY(s->bind(1, now()).bind(2, clean_utf8(e.actor)).bind(3, clean_utf8(e.action)).bind(4, clean_utf8(e.target))
           .bind(5, clean_utf8(e.detail)).bind(6, clean_utf8(e.ip)).run());
   return int64_t(sqlite3_last_insert_rowid(db_.raw()));
 }

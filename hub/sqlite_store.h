@@ -64,6 +64,21 @@ class SqliteStore final : public Store {
   Status update_terminal_channel(const std::string& id, uint32_t channel) override;
   Status delete_terminal(const std::string& id) override;
 
+  // sqlite_store_gpus.cpp
+  Result<bool> put_grant(const GrantRecord& g) override;
+  Result<std::vector<GrantRecord>> list_grants(const std::string& agent_id) override;
+  Result<std::vector<GrantRecord>> grants_of_user(const std::string& user_id) override;
+  Result<bool> delete_grant(const std::string& agent_id, const std::string& subject_id) override;
+  Status create_leases(const std::vector<LeaseRecord>& leases) override;
+  Result<std::vector<LeaseRecord>> list_leases() override;
+  Status delete_leases_of_holder(const std::string& holder) override;
+  Status delete_leases_of_agent(const std::string& agent_id) override;
+  Status delete_lease(const std::string& agent_id, uint32_t gpu) override;
+  Result<std::optional<ReservationRecord>> create_reservation(const ReservationRecord& r) override;
+  Result<std::vector<ReservationRecord>> list_reservations(const ReservationFilter& filter) override;
+  Result<std::optional<ReservationRecord>> reservation_by_id(const std::string& id) override;
+  Status delete_reservation(const std::string& id) override;
+
   Result<int64_t> audit(const AuditRecord& entry) override;
   Status update_audit_detail(int64_t id, const std::string& detail) override;
   Result<std::vector<AuditRecord>> list_audit(const AuditFilter& filter) override;

@@ -106,6 +106,50 @@ inline AuditRecord audit_entry(std::string actor, std::string action, std::strin
   return r;
 }
 
+// A machine shared with someone: `use` may open terminals and exec there, `view` sees the machine
+// and its GPUs. The subject is a kind and an id so groups can be added beside users later.
+struct GrantRecord {
+  std::string agent_id;
+  std::string subject_kind = "user";  // "user" (groups later)
+  std::string subject_id;
+  std::string role;       // "use" | "view"
+  std::string unix_user;  // the local account their shells run as ("" = the agent's default)
+  int64_t created_at = 0;
+  std::string created_by;  // user id
+};
+
+// One GPU held: by a terminal ("t_...") or an exec run on that agent ("x_..."), for a user.
+// At most one lease per (agent, gpu): the store refuses a second (gpu_busy).
+struct LeaseRecord {
+  std::string agent_id;
+  uint32_t gpu = 0;
+  std::string holder;  // terminal id, or "x_<run>" for an exec
+  std::string user_id;
+  int64_t since = 0;
+};
+
+// GPUs booked ahead: during [from, until) only its user may lease them. Reservations of one
+// machine never overlap on a GPU (the store checks in the same transaction as the insert).
+struct ReservationRecord {
+  std::string id;
+  std::string agent_id;
+  std::string user_id;
+  std::vector<uint32_t> gpus;
+  int64_t from = 0;
+  int64_t until = 0;
+  std::string note;
+  int64_t created_at = 0;
+};
+
+// list_reservations filters; empty or unset match everything. Time filters select reservations
+// that overlap [from, until).
+struct ReservationFilter {
+  std::string agent_id;
+  std::string user_id;
+  std::optional<int64_t> from;
+  std::optional<int64_t> until;
+};
+
 // GET /api/v1/audit filters; empty strings match everything.
 struct AuditFilter {
   int64_t since_id = 0;  // entries with a larger id (paging)
@@ -176,6 +220,26 @@ class Store {
   virtual Status update_terminal_reason(const std::string& id, const std::string& reason) = 0;
   virtual Status update_terminal_channel(const std::string& id, uint32_t channel) = 0;
   virtual Status delete_terminal(const std::string& id) = 0;
+
+  // Machine grants. put_grant adds or replaces the subject's grant (true: it is new).
+  virtual Result<bool> put_grant(const GrantRecord& g) = 0;
+  virtual Result<std::vector<GrantRecord>> list_grants(const std::string& agent_id) = 0;  // "" = every machine's
+  virtual Result<std::vector<GrantRecord>> grants_of_user(const std::string& user_id) = 0;
+  virtual Result<bool> delete_grant(const std::string& agent_id, const std::string& subject_id) = 0;  // false: none
+
+  // GPU leases. create_leases is all or nothing: if any GPU is held, none is taken (gpu_busy).
+  virtual Status create_leases(const std::vector<LeaseRecord>& leases) = 0;
+  virtual Result<std::vector<LeaseRecord>> list_leases() = 0;
+  virtual Status delete_leases_of_holder(const std::string& holder) = 0;
+  virtual Status delete_leases_of_agent(const std::string& agent_id) = 0;
+  virtual Status delete_lease(const std::string& agent_id, uint32_t gpu) = 0;
+
+  // GPU reservations. create_reservation inserts unless one on the same machine overlaps it in
+  // time on a shared GPU: then it returns that one and inserts nothing.
+  virtual Result<std::optional<ReservationRecord>> create_reservation(const ReservationRecord& r) = 0;
+  virtual Result<std::vector<ReservationRecord>> list_reservations(const ReservationFilter& filter) = 0;
+  virtual Result<std::optional<ReservationRecord>> reservation_by_id(const std::string& id) = 0;
+  virtual Status delete_reservation(const std::string& id) = 0;
 
   // Audit log.
   // `entry.id` and `entry.at` are assigned by the store; the new row's id. Strings that are not

@@ -15,7 +15,9 @@ namespace rx::hub {
 
 // `agent_name`: the name of the terminal's agent (shown for agent terminals).
 nlohmann::json terminal_view(const TerminalRecord& t, Relay& relay, const std::string& agent_name);
-nlohmann::json agent_view(const AgentRecord& a, const Relay& relay);
+// With its GPUs as docs/api.md says: each GPU's latest use, holder, processes (whose they are, and
+// whether they break a lease), reservations of the next 7 days, and the violation flag.
+nlohmann::json agent_view(const AgentRecord& a, Relay& relay);
 // A STATS sample taken at unix time `at`.
 nlohmann::json stats_view(const protocol::Stats& s, int64_t at);
 

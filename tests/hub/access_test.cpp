@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <uv.h>
 
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -13,6 +14,7 @@
 
 #include "hub/api.h"
 #include "hub/relay.h"
+#include "hub/rfc3339.h"
 #include "hub/sqlite_store.h"
 #include "hub/tokens.h"
 #include "tests/support/api_expect.h"
@@ -24,13 +26,17 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-enum Who { kAnonymous, kMalformed, kOwner, kOther, kAdmin, kReadOnly, kRevoked, kExpired, kWhoCount };
-const char* kWhoNames[] = {"anonymous", "malformed", "owner", "other user", "admin", "read-only", "revoked", "expired"};
+enum Who { kAnonymous, kMalformed, kOwner, kOther, kAdmin, kReadOnly, kRevoked, kExpired, kUse, kView, kWhoCount };
+const char* kWhoNames[] = {"anonymous", "malformed", "owner",   "other user",     "admin",
+                           "read-only", "revoked",   "expired", "grantee (use)", "grantee (view)"};
 
-// Expected status for the four callers that get past authentication; the other four always get
-// 401. A public route answers every caller alike: with `owner`'s status.
+// Expected status for the callers that get past authentication; the other four always get 401. A
+// public route answers every caller alike: with `owner`'s status. `use` and `view` are users with
+// a grant of that role on alice's machine; unset (-1), they fare as `other` does (a grant on a
+// machine gives nothing on its owner's tokens, terminals or shares).
 struct Expect {
   int owner, other, admin, read_only;
+  int use = -1, view = -1;
 };
 
 struct Row {
@@ -92,6 +98,29 @@ class AccessMatrix : public testing::Test {
     return body(r).dump();
   }
 
+  // A new user (for grants to be made to and revoked from); its name.
+  static std::string new_user() {
+    static int n = 0;
+    std::string name = "grantee-" + std::to_string(n++);
+    EXPECT_EQ(http(hub->port(), "POST", "/api/v1/users", tokens[kAdmin], json{{"name", name}}.dump()).status, 201);
+    return name;
+  }
+
+  // A reservation of alice's on her machine's GPU 0, in an hour of its own (no two overlap).
+  static json reservation_of_alice(const std::string& token = "") {
+    auto r = http(hub->port(), "POST", "/api/v1/agents/" + alice_agent + "/reservations",
+                  token.empty() ? tokens[kOwner] : token, reservation_body());
+    EXPECT_EQ(r.status, 201) << r.body;
+    return body(r);
+  }
+  static std::string reservation_body() {
+    static int hour = 1;
+    auto at = [](int h) { return hub::format_rfc3339(int64_t(std::time(nullptr)) + int64_t(h) * 3600); };
+    int h = hour;
+    hour += 2;
+    return json{{"gpus", {0}}, {"from", at(h)}, {"until", at(h + 1)}, {"note", "matrix"}}.dump();
+  }
+
   static std::string share_of_alice(const std::string& mode = "view") {
     auto r = http(hub->port(), "POST", "/api/v1/terminals/" + alice_terminal + "/shares", tokens[kOwner],
                   json{{"mode", mode}}.dump());
@@ -118,7 +147,10 @@ class AccessMatrix : public testing::Test {
     tokens[kRevoked] = revoked["token"];
     EXPECT_EQ(call(tokens[kOwner], "DELETE", "/api/v1/tokens/" + revoked["id"].get<std::string>())["revoked"], true);
     tokens[kExpired] = json::parse(token_of_alice("expired", {{"expires_in", 1}}))["token"];
+    tokens[kUse] = call(tokens[kAdmin], "POST", "/api/v1/users", R"({"name":"carol"})")["token"];
+    tokens[kView] = call(tokens[kAdmin], "POST", "/api/v1/users", R"({"name":"dave"})")["token"];
     alice_link = std::make_unique<FakeAgent>();
+    alice_link->gpus = {{0, "GPU-0000", "Fake GPU", 1u << 30}, {1, "GPU-1111", "Fake GPU", 1u << 30}};
     ASSERT_TRUE(alice_link->connect(hub->port(), enroll_as(tokens[kOwner]), "alice-box"));
     ASSERT_TRUE(alice_link->hello());
     json list = call(tokens[kOwner], "GET", "/api/v1/agents");
@@ -126,6 +158,11 @@ class AccessMatrix : public testing::Test {
       if (ag["name"] == "alice-box") alice_agent = ag["id"];
     ASSERT_FALSE(alice_agent.empty()) << call(tokens[kOwner], "GET", "/api/v1/agents").dump();
     alice_terminal = terminal_of_alice();
+    for (auto [who, role] : {std::pair{"carol", "use"}, std::pair{"dave", "view"}}) {
+      auto g = http(hub->port(), "POST", "/api/v1/agents/" + alice_agent + "/grants", tokens[kOwner],
+                    json{{"user", who}, {"role", role}}.dump());
+      ASSERT_EQ(g.status, 201) << g.body;
+    }
     images_status = http(hub->port(), "GET", "/api/v1/images", tokens[kAdmin]).status;
     ASSERT_TRUE(images_status == 200 || images_status == 503) << images_status;
     std::this_thread::sleep_for(1100ms);  // let the expiring token expire
@@ -148,11 +185,13 @@ class AccessMatrix : public testing::Test {
         {"GET", "/metrics", false, false, {403, 403, 200, 403}, fixed("/metrics")},
         {"POST", "/api/v1/agent-enrollments", false, false, {201, 201, 201, 403}, fixed("/api/v1/agent-enrollments", "{}")},
         {"GET", "/api/v1/agents", false, false, {200, 200, 200, 200}, fixed("/api/v1/agents")},
-        {"GET", "/api/v1/agents/{id}", false, false, {200, 404, 200, 200},
+        {"GET", "/api/v1/agents/{id}", false, false, {200, 404, 200, 200, 200, 200},
          [] { return std::make_pair("/api/v1/agents/" + alice_agent, std::string()); }},
+        // Grantees may not revoke the machine: 403 (they see it); the one revoked is another machine of alice's
+        // they have no grant on, hence 404.
         {"DELETE", "/api/v1/agents/{id}", false, false, {200, 404, 200, 403},
          [] { return std::make_pair("/api/v1/agents/" + offline_agent_of_alice("gone-" + std::to_string(serial++)), std::string()); }},
-        {"POST", "/api/v1/terminals", false, false, {201, 404, 201, 403},
+        {"POST", "/api/v1/terminals", false, false, {201, 404, 201, 403, 201, 403},
          [] { return std::make_pair(std::string("/api/v1/terminals"), json{{"kind", "agent"}, {"agent", alice_agent}}.dump()); }},
         {"GET", "/api/v1/terminals", false, false, {200, 200, 200, 200}, fixed("/api/v1/terminals")},
         {"GET", "/api/v1/terminals/{id}", false, false, {200, 404, 200, 200},
@@ -166,11 +205,41 @@ class AccessMatrix : public testing::Test {
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/start", std::string()); }},
         {"GET", "/api/v1/terminals/{id}/attach", true, false, {101, 404, 101, 101},
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/attach", std::string()); }},
-        {"POST", "/api/v1/exec", false, false, {200, 404, 200, 403},
+        {"POST", "/api/v1/exec", false, false, {200, 404, 200, 403, 200, 403},
          [] {
            return std::make_pair(std::string("/api/v1/exec"),
                                  json{{"targets", {alice_agent}}, {"argv", {"true"}}, {"timeout_s", 1}}.dump());
          }},
+        {"DELETE", "/api/v1/terminals/{id}/gpus", false, false, {200, 404, 200, 403},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/gpus", std::string()); }},
+        {"POST", "/api/v1/agents/{id}/grants", false, false, {201, 404, 201, 403, 403, 403},
+         [] {
+           return std::make_pair("/api/v1/agents/" + alice_agent + "/grants",
+                                 json{{"user", new_user()}, {"role", "view"}}.dump());
+         }},
+        {"GET", "/api/v1/agents/{id}/grants", false, false, {200, 404, 200, 200, 403, 403},
+         [] { return std::make_pair("/api/v1/agents/" + alice_agent + "/grants", std::string()); }},
+        {"DELETE", "/api/v1/agents/{id}/grants/{user}", false, false, {200, 404, 200, 403, 403, 403},
+         [] {
+           std::string name = new_user();
+           EXPECT_EQ(http(hub->port(), "POST", "/api/v1/agents/" + alice_agent + "/grants", tokens[kOwner],
+                          json{{"user", name}, {"role", "use"}}.dump())
+                         .status,
+                     201);
+           return std::make_pair("/api/v1/agents/" + alice_agent + "/grants/" + name, std::string());
+         }},
+        {"POST", "/api/v1/agents/{id}/reservations", false, false, {201, 404, 201, 403, 201, 403},
+         [] { return std::make_pair("/api/v1/agents/" + alice_agent + "/reservations", reservation_body()); }},
+        {"GET", "/api/v1/agents/{id}/reservations", false, false, {200, 404, 200, 200, 200, 200},
+         [] { return std::make_pair("/api/v1/agents/" + alice_agent + "/reservations", std::string()); }},
+        // Only its holder (alice) or an admin may cancel it; carol and dave see it, so 403.
+        {"DELETE", "/api/v1/agents/{id}/reservations/{rid}", false, false, {200, 404, 200, 403, 403, 403},
+         [] {
+           return std::make_pair("/api/v1/agents/" + alice_agent + "/reservations/" +
+                                     reservation_of_alice()["id"].get<std::string>(),
+                                 std::string());
+         }},
+        {"GET", "/api/v1/reservations", false, false, {200, 200, 200, 200, 200, 200}, fixed("/api/v1/reservations")},
         {"POST", "/api/v1/tokens", false, false, {201, 201, 201, 403}, fixed("/api/v1/tokens", R"({"name":"x"})")},
         {"GET", "/api/v1/tokens", false, false, {200, 200, 200, 200}, fixed("/api/v1/tokens")},
         {"DELETE", "/api/v1/tokens/{id}", false, false, {200, 404, 200, 403},
@@ -244,6 +313,8 @@ TEST_F(AccessMatrix, EveryRouteAgainstEveryCaller) {
       else if (who == kOther) want = row.expect.other;
       else if (who == kAdmin) want = row.expect.admin;
       else if (who == kReadOnly) want = row.expect.read_only;
+      else if (who == kUse) want = row.expect.use < 0 ? row.expect.other : row.expect.use;
+      else if (who == kView) want = row.expect.view < 0 ? row.expect.other : row.expect.view;
       if (who == kAnonymous && row.method == "GET" && row.pattern == "/api/v1/sessions/current") want = 200;
       int got = status_of(row, tokens[who]);
       EXPECT_EQ(got, want) << row.method << " " << row.pattern << " as " << kWhoNames[who];
@@ -306,6 +377,32 @@ TEST_F(AccessMatrix, ListsShowOnlyWhatTheCallerOwns) {
   json bob_audit = call(tokens[kOther], "GET", "/api/v1/audit");
   EXPECT_FALSE(bob_audit["entries"].empty());
   for (const auto& e : bob_audit["entries"]) EXPECT_NE(e["actor"], alice_user);
+}
+
+// A grant shows the machine (with the grantee's access) and nothing of its owner's: not her
+// terminals, not her grants list. The owner sees who has which role.
+TEST_F(AccessMatrix, GrantsShowTheMachineAndNotItsOwnersTerminals) {
+  for (auto [who, role] : {std::pair{kUse, "use"}, std::pair{kView, "view"}}) {
+    json list = call(tokens[who], "GET", "/api/v1/agents");
+    bool found = false;
+    for (const auto& a : list["agents"])
+      if (a["id"] == alice_agent) {
+        found = true;
+        EXPECT_EQ(a["access"], role);
+        EXPECT_EQ(a["gpus"].size(), 2u) << a.dump();
+      }
+    EXPECT_TRUE(found) << kWhoNames[who] << ": " << list.dump();
+    json terminals = call(tokens[who], "GET", "/api/v1/terminals");
+    for (const auto& t : terminals["terminals"]) EXPECT_NE(t["owner"], call(tokens[kOwner], "GET", "/api/v1/terminals/" + alice_terminal)["owner"]);
+  }
+  json owner_view = call(tokens[kOwner], "GET", "/api/v1/agents/" + alice_agent);
+  EXPECT_EQ(owner_view["access"], "owner");
+  EXPECT_EQ(call(tokens[kAdmin], "GET", "/api/v1/agents/" + alice_agent)["access"], "admin");
+  std::map<std::string, std::string> roles;
+  json grants = call(tokens[kOwner], "GET", "/api/v1/agents/" + alice_agent + "/grants");
+  for (const auto& g : grants["grants"]) roles[g["user"]] = g["role"];
+  EXPECT_EQ(roles["carol"], "use");
+  EXPECT_EQ(roles["dave"], "view");
 }
 
 // DELETE /api/v1/agent/self with an agent's own credential: the agent is revoked (its link closed

@@ -95,6 +95,7 @@ std::optional<protocol::Welcome> FakeAgent::hello(std::vector<protocol::ChannelS
   h.host.hostname = "fake-host";
   h.host.os = "Fake OS";
   h.host.cpus = 2;
+  h.host.gpus = gpus;
   h.channels = std::move(channels);
   if (!send(h)) return std::nullopt;
   return next_of<protocol::Welcome>();

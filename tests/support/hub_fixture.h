@@ -86,6 +86,7 @@ class FakeAgent {
     return std::nullopt;
   }
   WsClient ws;
+  std::vector<protocol::GpuInfo> gpus;  // reported in HELLO's host info
 };
 
 }  // namespace rx::test
