@@ -559,6 +559,11 @@ TEST_F(GpuSharing, ProcessOfSomeoneElseOnHeldGpuIsViolationTheHoldersOwnIsNot) {
   Shell sh;
   ASSERT_TRUE(sh.attach(hub->port(), bob, terminal));
 
+  WsClient feed;
+  HttpResult refusal;
+  ASSERT_TRUE(feed.connect(hub->port(), "/api/v1/events", "rexec.events.v1", {{"Authorization", "Bearer " + admin}}, &refusal))
+      << refusal.status << " " << refusal.body;
+
   // A process the test starts itself, in no terminal: nobody's lease covers it.
   Process intruder({"/bin/sleep", "300"}, child_env(), gpus.dir() + "/intruder.log");
   gpus.set_apps({{1, intruder.pid(), "python3", 1024}});
@@ -572,6 +577,16 @@ TEST_F(GpuSharing, ProcessOfSomeoneElseOnHeldGpuIsViolationTheHoldersOwnIsNot) {
   EXPECT_EQ(p.value("account", ""), "root") << p.dump();
   EXPECT_TRUE(p.contains("terminal") && p["terminal"].is_null()) << p.dump();
   EXPECT_EQ(g.value("violation", false), true) << g.dump();
+  // The dashboard's feed says so too (the view shows it already: the event is due by now).
+  bool announced = false;
+  for (auto until = Clock::now() + 5s; !announced && Clock::now() < until;) {
+    auto m = feed.receive(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()));
+    if (!m) break;
+    auto e = json::parse(std::string(m->data.begin(), m->data.end()), nullptr, false);
+    announced = e.is_object() && e.value("type", "") == "gpu" && e.value("event", "") == "violation" &&
+                has_gpu(e.value("gpus", json::array()), 1);
+  }
+  EXPECT_TRUE(announced) << "no {\"type\":\"gpu\",\"event\":\"violation\"} for GPU 1 on the events feed";
 
   // A process bob's own shell started, on bob's GPU: fine.
   auto pid_text = sh.value("$!", "sleep 300 >/dev/null 2>&1 &");
@@ -801,10 +816,10 @@ TEST_F(GpuSharing, BadInputIsAClear400) {
       {{{"gpus", {1, 1}}}, "a duplicate"},
       {{{"gpus", json::array()}}, "no GPUs"},
   };
-  for (const auto& [extra, what] : bad_gpus) expect_refusal(open(admin, extra), 400, {"bad_request"}, {"gpus"}, what);
-  expect_refusal(open(admin, {{"gpus", {1}}, {"gpu_count", 1}}), 400, {"bad_request"}, {"gpu_count"}, "gpus and gpu_count");
+  for (const auto& [extra, what] : bad_gpus) expect_refusal(open(admin, extra), 400, {"bad_field", "bad_request"}, {"gpus"}, what);
+  expect_refusal(open(admin, {{"gpus", {1}}, {"gpu_count", 1}}), 400, {"bad_field", "bad_request"}, {"gpu_count"}, "gpus and gpu_count");
   for (json n : {json(0), json(65), json(-1), json(1.5), json("2")})
-    expect_refusal(open(admin, {{"gpu_count", n}}), 400, {"bad_request"}, {"gpu_count"}, "gpu_count " + n.dump());
+    expect_refusal(open(admin, {{"gpu_count", n}}), 400, {"bad_field", "bad_request"}, {"gpu_count"}, "gpu_count " + n.dump());
   expect_refusal(as(admin, "POST", "/api/v1/exec", {{"targets", {id}}, {"argv", {"true"}}, {"gpus", {"x"}}}), 400,
                  {"bad_request", "bad_field"}, {"gpus"}, "exec gpus with a string");
   expect_error(as(admin, "POST", "/api/v1/exec", {{"targets", {id}}, {"argv", {"true"}}, {"gpus", {9}}}), 400, "unknown_gpu");
@@ -857,6 +872,8 @@ TEST_F(GpuSharing, IdleLeaseIsWarnedThenReleasedAndTheShellKeepsRunning) {
   ASSERT_TRUE(feed.connect(hub->port(), "/api/v1/events", "rexec.events.v1", {{"Authorization", "Bearer " + admin}}, &refusal))
       << refusal.status << " " << refusal.body;
 
+  // The hub has utilization to go by (STATS every 5 s) before anything is leased.
+  ASSERT_TRUE(gpu_becomes(2, [](const json& v) { return v.value("utilization", json()) == 90; }, 15s)) << gpu(2).dump();
   std::string idle = open_ok(bob, {{"gpus", {1}}});
   std::string busy = open_ok(bob, {{"gpus", {2}}});
   Shell sh;
