@@ -111,7 +111,7 @@ printf '%s\n' "$enroll" | "$agent_bin" --hub "ws://127.0.0.1:$port" --enroll-tok
 agent_pid=$!
 i=0
 until [ "$(api "$admin" GET /api/v1/agents)" = 200 ] &&
-  [ "$(body | py "any(a['name'] == 'realgpu' and a['online'] for a in d['agents'])")" = True ]; do
+  [ "$(body | py "any(a['name'] == 'realgpu' and a['online'] for a in d['agents'])")" = true ]; do
   i=$((i + 1))
   [ "$i" -lt 100 ] || fail "the agent did not come online: $(cat "$tmp/agent.log")"
   sleep 0.2
@@ -182,7 +182,7 @@ until_gpu 30 "g['holder'] and g['holder']['user'] == 'gputester' and any(p.get('
   fail "gputester's own CUDA process never showed on GPU 0 as gputester's: $(gpu 0)"
 g=$(gpu 0)
 printf '%s' "$g" | py "[p for p in d['processes'] if p.get('user') == 'gputester']" >"$tmp/own"
-[ "$(py "all(not p['violation'] for p in d)" <"$tmp/own")" = True ] || fail "the holder's own process is flagged: $g"
+[ "$(py "all(not p['violation'] for p in d)" <"$tmp/own")" = true ] || fail "the holder's own process is flagged: $g"
 [ "$(printf '%s' "$g" | py "d['violation']")" = false ] || fail "GPU 0 flagged although only its holder uses it: $g"
 note "ok: gputester's CUDA process on GPU 0: $(cat "$tmp/own"), no violation"
 wait "$exec_pid" || true
