@@ -63,7 +63,7 @@ Status GpuLeases::load(const std::set<std::string>& live) {
       stale.insert(l.holder);
       continue;
     }
-    leases_[{l.agent_id, l.gpu}] = Live{l, l.since, std::nullopt};
+    leases_[{l.agent_id, l.gpu}] = Live{l, std::nullopt, 0, std::nullopt};
   }
   for (const auto& h : stale) {
     if (auto s = store_.delete_leases_of_holder(h); !s) return s;
@@ -140,7 +140,7 @@ Status GpuLeases::acquire(const std::string& agent_id, const std::vector<uint32_
   std::vector<LeaseRecord> rows;
   for (auto g : gpus) rows.push_back({agent_id, g, holder, user_id, now});
   if (auto s = store_.create_leases(rows); !s) return s;
-  for (const auto& r : rows) leases_[{agent_id, r.gpu}] = Live{r, now, std::nullopt};
+  for (const auto& r : rows) leases_[{agent_id, r.gpu}] = Live{r, std::nullopt, 0, std::nullopt};
   emit({"lease", agent_id, gpus, user_id, holder, ""});
   return Ok{};
 }
@@ -187,15 +187,21 @@ std::vector<uint32_t> GpuLeases::gpus_of(const std::string& holder) const {
 std::optional<int64_t> GpuLeases::idle_since(const std::string& agent_id, uint32_t gpu) const {
   auto it = leases_.find({agent_id, gpu});
   if (it == leases_.end()) return std::nullopt;
-  return it->second.busy_at;
+  return it->second.idle_from;
 }
 
 void GpuLeases::on_stats(const std::string& agent_id, const protocol::Stats& stats, int64_t now) {
   for (const auto& g : stats.gpus) {
     auto it = leases_.find({agent_id, g.index});
-    if (it == leases_.end() || g.utilization == 0) continue;
-    it->second.busy_at = now;
-    it->second.warned_at.reset();
+    if (it == leases_.end()) continue;
+    Live& l = it->second;
+    l.sampled_at = now;
+    if (g.utilization > 0) {
+      l.idle_from.reset();
+      l.warned_at.reset();
+    } else if (!l.idle_from) {
+      l.idle_from = now;
+    }
   }
 }
 
@@ -205,15 +211,19 @@ void GpuLeases::tick(int64_t now) {
   std::map<std::string, std::vector<Live*>> by_holder;
   for (auto& [key, l] : leases_) by_holder[l.record.holder].push_back(&l);
   for (auto& [holder, lives] : by_holder) {
-    int64_t busy_at = 0;
-    for (auto* l : lives) busy_at = std::max(busy_at, l->busy_at);
-    if (now - busy_at < idle_after_) continue;
+    int64_t idle_from = 0;
+    bool idle = true;
+    for (auto* l : lives) {
+      if (!l->idle_from || now - l->sampled_at > kSampleStale) idle = false;
+      else idle_from = std::max(idle_from, *l->idle_from);
+    }
+    if (!idle || now - idle_from < idle_after_) continue;
     const LeaseRecord& r = lives.front()->record;
     std::vector<uint32_t> gpus;
     for (auto* l : lives) gpus.push_back(l->record.gpu);
     if (!lives.front()->warned_at) {
       for (auto* l : lives) l->warned_at = now;
-      emit({"idle_warning", r.agent_id, gpus, r.user_id, holder, "idle since " + format_rfc3339(busy_at)});
+      emit({"idle_warning", r.agent_id, gpus, r.user_id, holder, "idle since " + format_rfc3339(idle_from)});
     } else if (now - *lives.front()->warned_at >= idle_grace_) {
       release_holder(holder, "idle");
     }

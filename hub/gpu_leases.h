@@ -66,8 +66,8 @@ class GpuLeases {
   // Leases the store has, except those whose holder is not in `live` (ended while the hub was down;
   // exec runs never outlive the hub): those are deleted.
   Status load(const std::set<std::string>& live);
-  // Idle release: a lease whose GPUs stayed at 0 % for `after` seconds is warned, then released
-  // `grace` seconds later unless they got busy. after = 0: never.
+  // Idle release: a lease whose GPUs all stayed at 0 % for `after` seconds is warned, then
+  // released `grace` seconds later unless one got busy. after = 0: never.
   void configure_idle(int64_t after, int64_t grace) {
     idle_after_ = after;
     idle_grace_ = grace;
@@ -89,20 +89,25 @@ class GpuLeases {
 
   std::optional<LeaseRecord> lease(const std::string& agent_id, uint32_t gpu) const;
   std::vector<uint32_t> gpus_of(const std::string& holder) const;
-  // When the GPU's lease last saw it busy, if it is leased and has been idle since.
+  // Since when a leased GPU has been at 0 % in every sample, if it has.
   std::optional<int64_t> idle_since(const std::string& agent_id, uint32_t gpu) const;
 
-  // From the agent's STATS: a GPU above 0 % keeps its lease alive.
+  // From the agent's STATS: a GPU at 0 % starts (or goes on with) its idle time, above 0 % ends it.
   void on_stats(const std::string& agent_id, const protocol::Stats& stats, int64_t now);
   // Once a second: warns and releases idle leases.
   void tick(int64_t now);
 
  private:
+  // Idle is what the samples say, never an absence of them: the clock starts at the first 0 %
+  // sample, a busy sample stops it, and it stands still while no samples come (agent offline,
+  // nvidia-smi failing).
   struct Live {
     LeaseRecord record;
-    int64_t busy_at = 0;                // last time its GPU was seen above 0 %, or the lease's start
-    std::optional<int64_t> warned_at;   // idle warning sent
+    std::optional<int64_t> idle_from;  // first of an unbroken run of 0 % samples
+    int64_t sampled_at = 0;            // the latest sample of its GPU
+    std::optional<int64_t> warned_at;  // idle warning sent
   };
+  static constexpr int64_t kSampleStale = 30;  // seconds without a sample: idle time stops counting
   void emit(GpuEvent e) {
     if (listener_) listener_(e);
   }

@@ -25,6 +25,7 @@ nlohmann::json terminal_view(const TerminalRecord& t, Relay& relay, const std::s
     activity = std::max(activity, live->last_activity());
   }
   j["last_activity_at"] = activity;
+  j["gpus"] = relay.gpus().gpus_of(t.id);
   return j;
 }
 

@@ -150,25 +150,38 @@ TEST_F(GpuLeasesTest, IdleLeasesAreWarnedThenReleasedUnlessTheGpuGetsBusy) {
   ASSERT_TRUE(leases_->acquire(agent_.id, {1}, "t_busy", bob_.id, 1000));
   protocol::Stats s;
   s.gpus = {{0, 0, 0, 0}, {1, 80, 0, 0}};
-  leases_->on_stats(agent_.id, s, 1090);
-  leases_->tick(1099);
-  EXPECT_EQ(events_.size(), 2u);  // the two leases, nothing yet
-  leases_->tick(1100);
-  ASSERT_EQ(events_.size(), 3u);
+  // No sample yet: however long, nothing is idle.
+  leases_->tick(5000);
+  EXPECT_EQ(events_.size(), 2u);
+  // Samples every 10 s: GPU 0 at 0 % from 5010, GPU 1 busy throughout.
+  for (int64_t t = 5010; t <= 5110; t += 10) {
+    leases_->on_stats(agent_.id, s, t);
+    leases_->tick(t);
+  }
+  ASSERT_EQ(events_.size(), 3u);  // the two leases, then the warning at 5110
   EXPECT_EQ(events_[2].event, "idle_warning");
   EXPECT_EQ(events_[2].holder, "t_idle");
-  leases_->tick(1149);
+  EXPECT_EQ(leases_->idle_since(agent_.id, 0), 5010);
+  EXPECT_FALSE(leases_->idle_since(agent_.id, 1));
+  leases_->on_stats(agent_.id, s, 5150);
+  leases_->tick(5159);
   EXPECT_TRUE(leases_->lease(agent_.id, 0));
-  leases_->tick(1150);
+  leases_->tick(5160);
   EXPECT_FALSE(leases_->lease(agent_.id, 0));
   EXPECT_EQ(events_.back().event, "release");
   EXPECT_EQ(events_.back().why, "idle");
-  EXPECT_TRUE(leases_->lease(agent_.id, 1));  // busy at 1090: idle only from 1190
-  // A warned lease whose GPU gets busy is not released.
-  leases_->tick(1190);
+  EXPECT_TRUE(leases_->lease(agent_.id, 1));  // busy in every sample: never idle
+  // A warned lease whose GPU gets busy is not released; samples that stop do not count as idle.
+  s.gpus = {{1, 0, 0, 0}};
+  leases_->on_stats(agent_.id, s, 6000);
+  leases_->tick(6100);
+  EXPECT_EQ(events_.back().event, "release");  // 6000 was its last sample: stale by 6100
+  leases_->on_stats(agent_.id, s, 6100);
+  leases_->tick(6100);
   EXPECT_EQ(events_.back().event, "idle_warning");
-  leases_->on_stats(agent_.id, s, 1200);
-  leases_->tick(1260);
+  s.gpus = {{1, 5, 0, 0}};
+  leases_->on_stats(agent_.id, s, 6110);
+  leases_->tick(6200);
   EXPECT_TRUE(leases_->lease(agent_.id, 1));
 }
 
