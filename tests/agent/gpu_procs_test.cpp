@@ -16,6 +16,8 @@
 #include "agent/host.h"
 #include "agent/process.h"
 
+#include "tests/agent/read_output.h"
+
 namespace rx::agent {
 namespace {
 
@@ -85,19 +87,7 @@ TEST(ProcTree, RealProcOfThisProcess) {
 
 // --- the real sampler against the fake nvidia-smi ------------------------------------------
 
-std::string read_until(int fd, const std::string& until) {
-  std::string out;
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  uint8_t buf[256];
-  while (out.find(until) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    ::poll(&p, 1, 50);
-    auto r = read_some(fd, buf);
-    out.append(reinterpret_cast<char*>(buf), r.bytes);
-    if (r.eof) break;
-  }
-  return out;
-}
+using test::read_until;
 
 class FakeSmi : public testing::Test {
  protected:

@@ -1,5 +1,6 @@
 // agent/process.cpp with real PTYs and real processes.
 #include "agent/process.h"
+#include "tests/agent/read_output.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -19,20 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Reads `fd` until `done(output)` or EOF or timeout.
-std::string read_until(int fd, const std::function<bool(const std::string&)>& done, std::chrono::milliseconds timeout = 5s) {
-  std::string out;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  uint8_t buf[4096];
-  while (!done(out) && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    ::poll(&p, 1, 50);
-    auto r = read_some(fd, buf);
-    out.append(reinterpret_cast<char*>(buf), r.bytes);
-    if (r.eof) break;
-  }
-  return out;
-}
+using test::read_until;
 
 ExitStatus wait_exit(Child& c, std::chrono::milliseconds timeout = 5s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

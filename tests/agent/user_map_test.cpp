@@ -15,6 +15,8 @@
 #include "agent/channel.h"
 #include "protocol/limits.h"
 
+#include "tests/agent/read_output.h"
+
 namespace rx::agent {
 namespace {
 
@@ -151,18 +153,7 @@ class TempAccount {
 };
 
 std::string read_pty(Channel& ch, const std::string& until, std::chrono::milliseconds timeout = 10s) {
-  std::string out;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  uint8_t buf[4096];
-  int fd = ch.output_fd(protocol::Stream::kOutput);
-  while (fd >= 0 && out.find(until) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    ::poll(&p, 1, 50);
-    auto r = read_some(fd, buf);
-    out.append(reinterpret_cast<char*>(buf), r.bytes);
-    if (r.eof) break;
-  }
-  return out;
+  return test::read_until(ch.output_fd(protocol::Stream::kOutput), until, timeout);
 }
 
 class AsAccount : public testing::Test {
