@@ -63,6 +63,16 @@ class FileStream : public std::enable_shared_from_this<FileStream> {
 
  private:
   void pump() {
+    // A write can drain at once and call on_drain, so pump again from inside itself: that inner
+    // call returns at once (this loop goes on), or every chunk would nest a frame deeper and the
+    // inner done() would drop the callbacks, the last owners of this stream, under the outer one.
+    if (pumping_) return;
+    auto keep = shared_from_this();
+    pumping_ = true;
+    pump_chunks();
+    pumping_ = false;
+  }
+  void pump_chunks() {
     std::string buf(kChunk, '\0');
     while (ex_ && !ex_->gone() && ex_->backlog() < kBacklog) {
       ssize_t n = ::read(fd_.get(), buf.data(), buf.size());
@@ -90,6 +100,7 @@ class FileStream : public std::enable_shared_from_this<FileStream> {
   Fd fd_;
   std::shared_ptr<HttpExchange> ex_;
   std::string name_;
+  bool pumping_ = false;
 };
 
 Response missing(const std::string& arch, const std::string& file) {
