@@ -139,6 +139,8 @@ class Api final : public HttpHandler {
   Result<std::map<std::string, GrantRecord>> grants_by_agent(const Principal& p);
   nlohmann::json machine_json(const Machine& m);
   // api_grants.cpp
+  // A user named by name, else by id (grants and filters take either).
+  Result<std::optional<User>> find_user(const std::string& name_or_id);
   void create_grant(const Principal&, Request&, const Exchange&);
   void list_grants(const Principal&, Request&, const Exchange&);
   void delete_grant(const Principal&, Request&, const Exchange&);

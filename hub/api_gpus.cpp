@@ -134,12 +134,7 @@ void Api::create_reservation(const Principal& p, Request& req, const Exchange& e
   if (*until - *from > kMaxReservation) return ex->reply(error_response(bad_field("until", "at most 31 days after \"from\"")));
   auto m = find_machine(p, req.params["id"], MachineAccess::kUse, "reserving its GPUs");
   if (!m) return ex->reply(error_response(m.error()));
-  MachineGpus machine = machine_gpus(m->agent);
-  for (auto g : **gpus)
-    if (!machine.has(g))
-      return ex->reply(error_response(make_error(
-          "unknown_gpu", "machine " + m->agent.name + " has no GPU " + std::to_string(g) + " (it has " +
-                             machine.index_range() + ")")));
+  if (auto s = machine_gpus(m->agent).check(**gpus, m->agent.name); !s) return ex->reply(error_response(s.error()));
   ReservationRecord r{new_id("rsv_"), m->agent.id, p.user.id, **gpus, *from, *until, note->value_or(""), now()};
   auto conflict = store_.create_reservation(r);
   if (!conflict) return ex->reply(error_response(conflict.error()));
@@ -178,8 +173,7 @@ void Api::list_reservations(const Principal& p, Request& req, const Exchange& ex
   if (f.until && *f.until <= *f.from) return ex->reply(error_response(bad_field("until", "must be after \"from\"")));
   if (auto it = req.query.find("agent"); it != req.query.end()) f.agent_id = it->second;
   if (auto it = req.query.find("user"); it != req.query.end() && !it->second.empty()) {
-    auto u = store_.user_by_name(it->second);
-    if (u && !*u) u = store_.user_by_id(it->second);
+    auto u = find_user(it->second);
     if (!u) return ex->reply(error_response(u.error()));
     if (!*u) return ex->reply(json_response(200, {{"reservations", nlohmann::json::array()}}));
     f.user_id = (*u)->id;

@@ -23,6 +23,12 @@ bool account_name_ok(const std::string& name) {
 
 }  // namespace
 
+Result<std::optional<User>> Api::find_user(const std::string& name_or_id) {
+  auto u = store_.user_by_name(name_or_id);
+  if (u && !*u) u = store_.user_by_id(name_or_id);
+  return u;
+}
+
 void Api::create_grant(const Principal& p, Request& req, const Exchange& ex) {
   auto body = parse_json_object(req.body);
   if (!body) return ex->reply(error_response(body.error()));
@@ -43,8 +49,7 @@ void Api::create_grant(const Principal& p, Request& req, const Exchange& ex) {
         bad_field("unix_user", "a mapping to root must be explicit: put it in the agent's --user-map file")));
   auto m = find_machine(p, req.params["id"], MachineAccess::kOwner, "managing its grants");
   if (!m) return ex->reply(error_response(m.error()));
-  auto who = store_.user_by_name(**user);
-  if (who && !*who) who = store_.user_by_id(**user);
+  auto who = find_user(**user);
   if (!who) return ex->reply(error_response(who.error()));
   if (!*who) return ex->reply(error_response(make_error("not_found", "no user \"" + **user + "\"")));
   if ((*who)->id == m->agent.owner_id)
@@ -86,8 +91,7 @@ void Api::delete_grant(const Principal& p, Request& req, const Exchange& ex) {
   auto m = find_machine(p, req.params["id"], MachineAccess::kOwner, "managing its grants");
   if (!m) return ex->reply(error_response(m.error()));
   const std::string& ref = req.params["user"];
-  auto who = store_.user_by_name(ref);
-  if (who && !*who) who = store_.user_by_id(ref);
+  auto who = find_user(ref);
   if (!who) return ex->reply(error_response(who.error()));
   if (!*who) return ex->reply(error_response(make_error("not_found", "no user \"" + ref + "\"")));
   auto deleted = store_.delete_grant(m->agent.id, (*who)->id);

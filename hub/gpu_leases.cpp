@@ -22,6 +22,14 @@ std::string MachineGpus::index_range() const {
   return out;
 }
 
+Status MachineGpus::check(const std::vector<uint32_t>& wanted, const std::string& name) const {
+  for (auto g : wanted)
+    if (!has(g))
+      return make_error("unknown_gpu", "machine " + name + " has no GPU " + std::to_string(g) + " (it has " +
+                                           index_range() + ")");
+  return Ok{};
+}
+
 MachineGpus machine_gpus(const AgentRecord& agent) {
   MachineGpus m;
   auto host = nlohmann::json::parse(agent.host_json, nullptr, false);
@@ -94,10 +102,7 @@ std::variant<std::vector<uint32_t>, GpuRefusal> GpuLeases::choose(const AgentRec
   auto busy = [&](uint32_t gpu) { return leases_.count({agent.id, gpu}) > 0; };
 
   if (wanted) {
-    for (auto g : *wanted)
-      if (!machine.has(g))
-        return GpuRefusal{"unknown_gpu", "machine " + agent.name + " has no GPU " + std::to_string(g) + " (it has " +
-                                             machine.index_range() + ")"};
+    if (auto s = machine.check(*wanted, agent.name); !s) return GpuRefusal{s.error().code, s.error().message};
     for (auto g : *wanted) {
       if (busy(g)) {
         const LeaseRecord& l = leases_.at({agent.id, g}).record;

@@ -32,6 +32,8 @@ struct MachineGpus {
   bool lease_required = false;  // gpu_policy "lease-required": no lease, no GPU
   bool has(uint32_t index) const;
   std::string index_range() const;  // "0-3", "0, 2", or "none"
+  // unknown_gpu naming the first of `wanted` the machine `name` lacks, and what it has; Ok if none.
+  Status check(const std::vector<uint32_t>& wanted, const std::string& name) const;
 };
 MachineGpus machine_gpus(const AgentRecord& agent);
 
