@@ -1,0 +1,171 @@
+#include "cli/hub_client.h"
+
+#include <curl/curl.h>
+
+#include <cstring>
+
+namespace rx::cli {
+
+namespace {
+
+size_t append_body(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+// Splits the streamed body into lines and hands each parsed one on.
+struct LineSink {
+  const std::function<void(const nlohmann::json&)>* on_line;
+  std::string pending;
+  std::string error_body;  // a non-200 answer is JSON, not lines
+  long status = 0;
+};
+
+}  // namespace
+
+struct HubClient::Curl {
+  CURL* easy = curl_easy_init();
+  ~Curl() { curl_easy_cleanup(easy); }
+};
+
+HubClient::HubClient(Profile profile) : profile_(std::move(profile)), curl_(std::make_unique<Curl>()) {
+  if (!curl_->easy) throw Failure("libcurl could not start");
+}
+
+HubClient::~HubClient() = default;
+
+std::string HubClient::ws_url(const std::string& path) const {
+  std::string base = profile_.hub;
+  if (base.rfind("https://", 0) == 0) return "wss://" + base.substr(8) + path;
+  return "ws://" + base.substr(7) + path;
+}
+
+void HubClient::fail_transport(int curl_code, long os_errno, const char* detail) const {
+  std::string why = os_errno != 0 ? std::strerror(int(os_errno)) : (detail[0] ? detail : curl_easy_strerror(CURLcode(curl_code)));
+  throw HubError("cannot reach the hub at " + profile_.hub + ": " + why, 0, "unreachable");
+}
+
+void HubClient::fail_status(long status, const std::string& body) const {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  std::string message = j.is_object() && j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>() : "";
+  std::string code = j.is_object() && j.contains("code") && j["code"].is_string() ? j["code"].get<std::string>() : "";
+  if (status == 401)
+    throw HubError("the hub " + profile_.hub + " refused the token (401" + (message.empty() ? "" : ": " + message) +
+                       "); log in again with: rexec login " + profile_.hub,
+                   status, code);
+  if (message.empty()) message = "the hub answered HTTP " + std::to_string(status);
+  else if (status == 403) message = "not allowed (403): " + message;
+  throw HubError(message, status, code);
+}
+
+nlohmann::json HubClient::request(const char* method, const std::string& path, const std::string* body) {
+  CURL* c = curl_->easy;
+  curl_easy_reset(c);
+  std::string url = profile_.hub + path;
+  std::string response;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  struct curl_slist* headers = nullptr;
+  std::string auth = "Authorization: Bearer " + profile_.token;
+  headers = curl_slist_append(headers, auth.c_str());
+  headers = curl_slist_append(headers, "Accept: application/json");
+  if (body) headers = curl_slist_append(headers, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, long(body->size()));
+  }
+  CURLcode rc = curl_easy_perform(c);
+  long os_errno = 0, status = 0;
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  if (rc != CURLE_OK) fail_transport(rc, os_errno, errbuf);
+  if (status >= 400) fail_status(status, response);
+  if (response.empty()) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(response, nullptr, false);
+  if (j.is_discarded()) throw HubError(profile_.hub + " did not answer with JSON (is it a Rexec hub?)", status, "bad_response");
+  return j;
+}
+
+nlohmann::json HubClient::get(const std::string& path) { return request("GET", path, nullptr); }
+
+nlohmann::json HubClient::post(const std::string& path, const nlohmann::json& body) {
+  std::string text = body.dump();
+  return request("POST", path, &text);
+}
+
+nlohmann::json HubClient::del(const std::string& path) { return request("DELETE", path, nullptr); }
+
+bool HubClient::post_stream(const std::string& path, const nlohmann::json& body,
+                            const std::function<void(const nlohmann::json&)>& on_line, const std::function<bool()>& stop) {
+  CURL* c = curl_->easy;
+  curl_easy_reset(c);
+  std::string url = profile_.hub + path;
+  std::string text = body.dump();
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  struct curl_slist* headers = nullptr;
+  std::string auth = "Authorization: Bearer " + profile_.token;
+  headers = curl_slist_append(headers, auth.c_str());
+  headers = curl_slist_append(headers, "Accept: application/x-ndjson");
+  headers = curl_slist_append(headers, "Content-Type: application/json");
+  LineSink sink{&on_line, {}, {}, 0};
+  struct Ctx {
+    LineSink* sink;
+    CURL* c;
+    const std::function<bool()>* stop;
+  } ctx{&sink, c, &stop};
+  auto write = +[](char* data, size_t size, size_t n, void* user) -> size_t {
+    auto* x = static_cast<Ctx*>(user);
+    if (x->sink->status == 0) curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &x->sink->status);
+    if (x->sink->status != 200) {
+      if (x->sink->error_body.size() < 65536) x->sink->error_body.append(data, size * n);
+      return size * n;
+    }
+    std::string& p = x->sink->pending;
+    p.append(data, size * n);
+    size_t start = 0;
+    for (size_t nl; (nl = p.find('\n', start)) != std::string::npos; start = nl + 1) {
+      auto j = nlohmann::json::parse(p.begin() + long(start), p.begin() + long(nl), nullptr, false);
+      if (!j.is_discarded()) (*x->sink->on_line)(j);
+    }
+    p.erase(0, start);
+    return size * n;
+  };
+  auto progress = +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+    auto* x = static_cast<Ctx*>(user);
+    return (*x->stop)() ? 1 : 0;
+  };
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.data());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, long(text.size()));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  CURLcode rc = curl_easy_perform(c);
+  long os_errno = 0, status = 0;
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return false;
+  if (rc != CURLE_OK) fail_transport(rc, os_errno, errbuf);
+  if (status >= 400) fail_status(status, sink.error_body);
+  return true;
+}
+
+}  // namespace rx::cli

@@ -1,0 +1,61 @@
+// HubClient: the hub's REST API (docs/api.md) over libcurl, one call at a time. The token goes in
+// an Authorization header, never in a URL or a command line. Every failure is a HubError whose
+// message is the one line the user sees: which hub could not be reached and why, how to log in
+// again after a 401, or the hub's own message.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/config.h"
+#include "cli/failure.h"
+
+namespace rx::cli {
+
+class HubError : public Failure {
+ public:
+  HubError(const std::string& message, long http_status, std::string code)
+      : Failure(message), http_status_(http_status), code_(std::move(code)) {}
+  long http_status() const { return http_status_; }  // 0: the hub was not reached
+  const std::string& code() const { return code_; }    // the hub's error code ("not_found", ...)
+
+ private:
+  long http_status_;
+  std::string code_;
+};
+
+class HubClient {
+ public:
+  explicit HubClient(Profile profile);
+  ~HubClient();
+  HubClient(const HubClient&) = delete;
+  HubClient& operator=(const HubClient&) = delete;
+
+  nlohmann::json get(const std::string& path);
+  nlohmann::json post(const std::string& path, const nlohmann::json& body);
+  nlohmann::json del(const std::string& path);
+
+  // POST with `Accept: application/x-ndjson`: on_line gets each JSON line as it arrives.
+  // `stop` is asked a few times a second; true ends the request (the hub then cancels the work).
+  // Returns false when stopped.
+  bool post_stream(const std::string& path, const nlohmann::json& body,
+                   const std::function<void(const nlohmann::json&)>& on_line, const std::function<bool()>& stop);
+
+  const Profile& profile() const { return profile_; }
+  // The hub's URL with ws:// or wss:// for a WebSocket path.
+  std::string ws_url(const std::string& path) const;
+
+ private:
+  nlohmann::json request(const char* method, const std::string& path, const std::string* body);
+  [[noreturn]] void fail_status(long status, const std::string& body) const;
+  [[noreturn]] void fail_transport(int curl_code, long os_errno, const char* detail) const;
+
+  Profile profile_;
+  struct Curl;
+  std::unique_ptr<Curl> curl_;
+};
+
+}  // namespace rx::cli
