@@ -14,7 +14,8 @@ std::string str(const nlohmann::json& j, const char* key) {
 
 std::string labels_cell(const nlohmann::json& a) {
   std::string s;
-  for (const auto& [k, v] : a.value("labels", nlohmann::json::object()).items())
+  nlohmann::json labels = a.value("labels", nlohmann::json::object());
+  for (const auto& [k, v] : labels.items())
     s += (s.empty() ? "" : ",") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
   return s.empty() ? "-" : s;
 }

@@ -10,7 +10,7 @@ mkdir -p "$data"
 chmod 700 "$data"
 
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target rexec-hub rexec-agent
+cmake --build --preset release -j "$(nproc)" --target rexec-hub rexec-agent rexec
 # The static agent is what container terminals run (mounted read-only into each container).
 cmake --preset static-agent >/dev/null
 cmake --build --preset static-agent -j "$(nproc)"
@@ -76,5 +76,6 @@ Rexec is up.
   local agent:  $(hostname), log data/agent.log
   add a server: "Add machine" on the dashboard gives the one line (README: Put an agent on a server)
   containers:   $containers; "New terminal" on the dashboard
+  cli:          build/release/cli/rexec login $url < data/admin.token   (then: rexec ls, rexec exec --all -- uname -a)
   stop:         make down
 EOT
