@@ -96,6 +96,10 @@ constexpr const char* kMigrations[] = {
       note TEXT NOT NULL, created_at INTEGER NOT NULL);
     CREATE INDEX reservations_agent ON reservations (agent_id, until_at);
     )sql",
+    // 7: terminal labels (exec --label reaches container terminals by them)
+    R"sql(
+    ALTER TABLE terminals ADD COLUMN labels_json TEXT NOT NULL DEFAULT '{}';
+    )sql",
 };
 constexpr int kSchemaVersion = int(std::size(kMigrations));
 
@@ -127,10 +131,11 @@ TerminalRecord terminal_from(const Stmt& s) {
   t.image = s.text(11);
   t.container_id = s.text(12);
   t.reason = s.text(13);
+  t.labels_json = s.text(14);
   return t;
 }
 constexpr const char* kTerminalCols =
-    "id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at, image, container_id, reason";
+    "id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at, image, container_id, reason, labels_json";
 
 TokenRecord token_from(const Stmt& s) {
   return TokenRecord{s.text(0), s.text(1),         s.text(2),         s.text(3),       s.int64(4),
@@ -413,12 +418,12 @@ Result<uint32_t> SqliteStore::next_channel(const std::string& agent_id) {
 Status SqliteStore::create_terminal(const TerminalRecord& t) {
   auto s = db_.prepare(
       "INSERT INTO terminals (id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at,"
-      " image, container_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      " image, container_id, reason, labels_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
   return s->bind(1, t.id).bind(2, t.owner_id).bind(3, t.kind).bind(4, t.agent_id).bind(5, int64_t(t.channel))
       .bind(6, t.name).bind(7, int64_t(t.cols)).bind(8, int64_t(t.rows)).bind(9, t.status)
       .bind(10, t.exit_code ? std::optional<int64_t>(*t.exit_code) : std::nullopt).bind(11, t.created_at)
-      .bind(12, t.image).bind(13, t.container_id).bind(14, t.reason).run();
+      .bind(12, t.image).bind(13, t.container_id).bind(14, t.reason).bind(15, t.labels_json).run();
 }
 
 Result<std::optional<TerminalRecord>> SqliteStore::terminal_by_id(const std::string& id) {

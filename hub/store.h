@@ -60,6 +60,7 @@ struct TerminalRecord {
   std::string image;         // container terminals
   std::string container_id;  // container terminals, once created
   std::string reason;        // why it is lost or exited, when known ("OOM-killed", ...)
+  std::string labels_json = "{}";  // {"role": "ci"}: what exec --label selects by
 };
 
 // A browser sign-in: made from an API token, carried in an HttpOnly cookie. It is only as good

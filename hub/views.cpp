@@ -17,6 +17,8 @@ nlohmann::json terminal_view(const TerminalRecord& t, Relay& relay, const std::s
   if (t.kind == "container") j["image"] = t.image;
   if (t.kind == "agent") j["agent_name"] = agent_name;
   if (!t.reason.empty()) j["reason"] = t.reason;
+  auto labels = nlohmann::json::parse(t.labels_json, nullptr, false);
+  j["labels"] = labels.is_object() ? labels : nlohmann::json::object();
   int64_t activity = t.created_at;
   if (auto* live = relay.terminal(t.id)) {
     j["output_offset"] = live->output().end();
