@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "hub/api.h"
+#include "hub/exec_stream.h"
 #include "hub/json_fields.h"
 #include "hub/json_text.h"
 #include "hub/tokens.h"
@@ -133,6 +134,7 @@ void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
   if (!env) return ex->reply(error_response(env.error()));
   r.env = *env;
   r.user_id = p.user.id;
+  r.stream = wants_ndjson(req);  // the stream starts once the request is accepted: errors stay JSON
   if (auto s = gpu_fields_ok(j); !s) return ex->reply(error_response(s.error()));
   if (auto s = Relay::exec_open_ok(r); !s) return ex->reply(error_response(s.error()));
   std::vector<Machine> machines;

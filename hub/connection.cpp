@@ -166,8 +166,10 @@ void Connection::on_eof() {
     case State::kHandling:
     case State::kResponding:
       // The client stopped sending; it may still read the answer (a half-close), unless the answer
-      // is a stream it has evidently given up on.
-      if (exchange_ && exchange_->streaming_) return close_now("client gone");
+      // is a stream it has evidently given up on, or work it would cancel (on_gone): HTTP clients
+      // do not half-close while they wait, so that EOF is a client that quit (a CLI's Ctrl-C).
+      if (exchange_ && (exchange_->streaming_ || (exchange_->on_gone && !exchange_->replied_)))
+        return close_now("client gone");
       keep_alive_ = false;
       update_reading();
       return;

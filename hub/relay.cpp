@@ -1,8 +1,10 @@
 #include "hub/relay.h"
 
+#include <chrono>
 #include <ctime>
 #include <set>
 
+#include "hub/exec_stream.h"
 #include "hub/json_text.h"
 #include "hub/log.h"
 #include "hub/server.h"
@@ -61,19 +63,26 @@ struct Relay::ExecTarget {
   ExecRun* run = nullptr;
   std::string target;
   std::string agent_id;
-  uint32_t channel = 0;
-  std::string out, err;
+  uint32_t channel = 0;  // 0 until its OPEN went out
+  std::string out, err;  // kept for the plain answer (nothing when streamed)
   uint64_t out_total = 0, err_total = 0;
   ReceiveCursor out_cursor{kDefaultWindow}, err_cursor{kDefaultWindow};
+  Utf8Carry out_carry, err_carry;  // streamed: a character split across DATA frames
   std::optional<int32_t> exit_code;
   std::string signal;
   std::optional<Error> error;
   bool done = false;
+  // Hub-measured: from the OPEN (or the refusal) to the end.
+  std::chrono::steady_clock::time_point opened = std::chrono::steady_clock::now(), ended = opened;
 };
 
 struct Relay::ExecRun {
   std::shared_ptr<HttpExchange> exchange;
   std::string user_id;
+  bool streaming = false;
+  bool held = false;       // streamed: ACKs held back while the client is behind
+  bool cancelled = false;  // the client went away
+  bool opening = true;     // exec() is still adding targets: the run cannot be complete yet
   size_t kept = 0;  // output bytes kept over all targets
   std::vector<std::unique_ptr<ExecTarget>> targets;
   std::unique_ptr<Timer> timeout;
@@ -401,58 +410,78 @@ std::string Relay::status_of(const TerminalRecord& record) const {
 void Relay::exec(std::vector<AgentRecord> targets, const ExecRequest& request,
                  std::shared_ptr<HttpExchange> exchange) {
   std::erase_if(exec_runs_, [](const auto& r) { return r->replied; });
-  auto run = std::make_unique<ExecRun>();
+  auto run = std::make_shared<ExecRun>();
   run->exchange = std::move(exchange);
   run->user_id = request.user_id;
+  run->streaming = request.stream;
   run->on_target_done = request.on_target_done;
   ExecRun* r = run.get();
+  // Made first: anything below may end the run at once (a write that finds the client gone, an
+  // agent link closed by a send), and its end stops the timer.
+  run->timeout = std::make_unique<Timer>(loop_, [this, r] {
+    for (auto& t : r->targets) {
+      if (t->done) continue;
+      t->error = make_error("timeout", "the command did not finish within the timeout");
+      kill_exec_target(*t, "exec timed out");
+      finish_exec_target(*t);
+    }
+  });
+  exec_runs_.push_back(run);
+  // The exchange may outlive the run (a stream still draining): it holds only a weak reference.
+  std::weak_ptr<ExecRun> weak = run;
+  run->exchange->on_gone = [this, weak] {
+    if (auto live = weak.lock()) cancel_exec(*live);
+  };
+  if (r->streaming) {
+    run->exchange->on_drain = [this, weak] {
+      if (auto live = weak.lock()) resume_exec(*live);
+    };
+    Response head;
+    head.content_type = std::string(kNdjson);
+    r->exchange->start_stream(std::move(head));
+  }
   bool fits = exec_open_ok(request).ok();
   for (size_t i = 0; i < targets.size(); ++i) {
     auto target = std::make_unique<ExecTarget>();
     target->run = r;
     target->target = request.targets[i];
     target->agent_id = targets[i].id;
-    auto link = online_.find(targets[i].id);
-    if (!fits) {
-      target->error = exec_open_ok(request).error();
-      target->done = true;
-    } else if (link == online_.end()) {
-      target->error = make_error("agent_offline", "agent " + targets[i].name + " is not connected");
-      target->done = true;
-    } else if (auto ch = store_.next_channel(targets[i].id); !ch) {
-      target->error = ch.error();
-      target->done = true;
-    } else {
-      target->channel = *ch;
-      exec_targets_[{targets[i].id, *ch}] = target.get();
-      Open open{*ch, ChannelKind::kExec, request.argv, request.env, 80, 24, kDefaultWindow};
-      if (auto e = request.target_env.find(targets[i].id); e != request.target_env.end())
-        for (const auto& [k, v] : e->second) open.env[k] = v;
-      if (auto a = request.target_as.find(targets[i].id); a != request.target_as.end()) {
-        open.user = a->second.user;
-        open.account = a->second.account;
-      }
-      link->second->send(open);
-      link->second->send(Data{*ch, Stream::kInput, 0, {}});  // no stdin: close it at once
-    }
-    run->targets.push_back(std::move(target));
+    ExecTarget& t = *target;
+    r->targets.push_back(std::move(target));  // before its OPEN: a cancel meanwhile must see it
+    if (open_exec_target(t, targets[i], request, fits)) continue;
+    // Refused at once: what was taken for it ends now, and a stream says so now.
+    if (r->on_target_done) r->on_target_done(t.agent_id);
+    emit(*r, json_text(exec_result(t)) + "\n");
   }
-  for (auto& t : run->targets)  // refused at once: what was taken for them ends now
-    if (t->done && run->on_target_done) run->on_target_done(t->agent_id);
-  run->timeout = std::make_unique<Timer>(loop_, [this, r] {
-    for (auto& t : r->targets) {
-      if (t->done) continue;
-      t->error = make_error("timeout", "the command did not finish within the timeout");
-      if (auto link = online_.find(t->agent_id); link != online_.end()) {
-        link->second->send(Signal{t->channel, "KILL"});
-        link->second->send(Close{t->channel, "exec timed out"});
-      }
-      finish_exec_target(*t);
-    }
-  });
-  run->timeout->start(uint64_t(request.timeout_s) * 1000);
-  exec_runs_.push_back(std::move(run));
+  r->opening = false;
+  r->timeout->start(uint64_t(request.timeout_s) * 1000);
   maybe_reply(*r);
+}
+
+bool Relay::open_exec_target(ExecTarget& t, const AgentRecord& agent, const ExecRequest& request, bool fits) {
+  auto link = online_.find(agent.id);
+  if (t.run->cancelled) t.error = make_error("cancelled", "the client went away");
+  else if (!fits) t.error = exec_open_ok(request).error();
+  else if (link == online_.end()) t.error = make_error("agent_offline", "agent " + agent.name + " is not connected");
+  else if (auto ch = store_.next_channel(agent.id); !ch) t.error = ch.error();
+  else t.channel = *ch;
+  if (t.error) {
+    t.done = true;
+    return false;
+  }
+  exec_targets_[{agent.id, t.channel}] = &t;
+  Open open{t.channel, ChannelKind::kExec, request.argv, request.env, 80, 24, kDefaultWindow};
+  if (auto e = request.target_env.find(agent.id); e != request.target_env.end())
+    for (const auto& [k, v] : e->second) open.env[k] = v;
+  if (auto a = request.target_as.find(agent.id); a != request.target_as.end()) {
+    open.user = a->second.user;
+    open.account = a->second.account;
+  }
+  AgentLink* l = link->second;  // a send that closes the link erases its entry in online_
+  t.opened = std::chrono::steady_clock::now();
+  l->send(open);
+  if (!t.done) l->send(Data{t.channel, Stream::kInput, 0, {}});  // no stdin: close it at once
+  return true;
 }
 
 void Relay::on_exec_data(AgentLink& link, ExecTarget& t, const DataView& d) {
@@ -462,21 +491,32 @@ void Relay::on_exec_data(AgentLink& link, ExecTarget& t, const DataView& d) {
   auto& buf = is_err ? t.err : t.out;
   auto& total = is_err ? t.err_total : t.out_total;
   auto accept = cursor.on_data(d.offset, d.bytes.size());
+  cursor.on_consumed(cursor.received());
   if (accept.skip < d.bytes.size()) {
     size_t n = d.bytes.size() - accept.skip;
+    const char* bytes = reinterpret_cast<const char*>(d.bytes.data() + accept.skip);
     total += n;
-    // Kept: what fits under every cap (stream, request, user); the rest is only counted.
-    size_t& user_kept = exec_kept_by_user_[t.run->user_id];
-    size_t room = std::min({kExecStreamCap - std::min(kExecStreamCap, buf.size()),
-                            kExecRequestCap - std::min(kExecRequestCap, t.run->kept),
-                            kExecUserCap - std::min(kExecUserCap, user_kept)});
-    size_t keep = std::min(n, room);
-    buf.append(reinterpret_cast<const char*>(d.bytes.data() + accept.skip), keep);
-    t.run->kept += keep;
-    user_kept += keep;
+    if (t.run->streaming) {
+      // Out now; nothing kept. The write may find the client gone and cancel this very target.
+      std::string text = (is_err ? t.err_carry : t.out_carry).take(std::string_view(bytes, n));
+      if (!text.empty()) emit(*t.run, chunk_line(t.target, t.agent_id, is_err, text));
+      if (t.done) return;
+    } else {
+      // Kept: what fits under every cap (stream, request, user); the rest is only counted.
+      size_t& user_kept = exec_kept_by_user_[t.run->user_id];
+      size_t room = std::min({kExecStreamCap - std::min(kExecStreamCap, buf.size()),
+                              kExecRequestCap - std::min(kExecRequestCap, t.run->kept),
+                              kExecUserCap - std::min(kExecUserCap, user_kept)});
+      size_t keep = std::min(n, room);
+      buf.append(bytes, keep);
+      t.run->kept += keep;
+      user_kept += keep;
+    }
   }
-  cursor.on_consumed(cursor.received());
-  if (auto ack = cursor.take_ack(true)) link.send(Ack{t.channel, d.stream, *ack});  // nobody waits on exec output
+  // Plain: nobody waits on exec output, ACKed as it arrives. Streamed: not while the client is
+  // behind (resume_exec ACKs it all once it caught up), so the agent stops reading the command.
+  if (t.run->held) return;
+  if (auto ack = cursor.take_ack(true)) link.send(Ack{t.channel, d.stream, *ack});
 }
 
 void Relay::on_exec_frame(AgentLink&, ExecTarget& t, const Frame& frame) {
@@ -493,24 +533,86 @@ void Relay::on_exec_frame(AgentLink&, ExecTarget& t, const Frame& frame) {
 void Relay::finish_exec_target(ExecTarget& t) {
   if (t.done) return;
   t.done = true;
+  t.ended = std::chrono::steady_clock::now();
   exec_targets_.erase({t.agent_id, t.channel});
+  if (t.run->streaming) {
+    // An output that ended inside a character: those bytes go as they are (base64).
+    for (bool is_err : {false, true})
+      if (auto rest = (is_err ? t.err_carry : t.out_carry).rest(); !rest.empty())
+        emit(*t.run, chunk_line(t.target, t.agent_id, is_err, rest));
+    emit(*t.run, json_text(exec_result(t)) + "\n");
+  }
   if (t.run->on_target_done) t.run->on_target_done(t.agent_id);
   maybe_reply(*t.run);
 }
 
+void Relay::kill_exec_target(ExecTarget& t, const std::string& why) {
+  auto link = online_.find(t.agent_id);
+  if (t.done || t.channel == 0 || link == online_.end()) return;
+  AgentLink* l = link->second;
+  l->send(Signal{t.channel, "KILL"});
+  l->send(Close{t.channel, why});
+}
+
+void Relay::cancel_exec(ExecRun& run) {
+  if (run.replied || run.cancelled) return;
+  run.cancelled = true;
+  size_t running = 0;
+  for (auto& t : run.targets) {
+    if (t->done) continue;
+    ++running;
+    t->error = make_error("cancelled", "the client went away");
+    kill_exec_target(*t, "exec cancelled");
+    finish_exec_target(*t);
+  }
+  log("info", "exec.cancelled", {{"user", run.user_id}, {"running", std::to_string(running)}});
+}
+
+void Relay::emit(ExecRun& run, const std::string& line) {
+  if (!run.streaming || run.exchange->gone()) return;
+  run.exchange->write(line);  // may drain at once (on_drain) or find the client gone (on_gone)
+  if (run.exchange->backlog() > kExecStreamBacklog) run.held = true;
+}
+
+void Relay::ack_exec(ExecTarget& t) {
+  auto link = online_.find(t.agent_id);
+  if (t.done || link == online_.end()) return;
+  for (Stream s : {Stream::kOutput, Stream::kStderr})
+    if (auto ack = (s == Stream::kStderr ? t.err_cursor : t.out_cursor).take_ack(true))
+      link->second->send(Ack{t.channel, s, *ack});
+}
+
+void Relay::resume_exec(ExecRun& run) {
+  if (!run.held) return;
+  run.held = false;
+  for (auto& t : run.targets) ack_exec(*t);
+}
+
+nlohmann::json Relay::exec_result(const ExecTarget& t) {
+  nlohmann::json r{{"target", t.target}, {"agent", t.agent_id}};
+  r["exit_code"] = t.exit_code ? nlohmann::json(*t.exit_code) : nlohmann::json(nullptr);
+  if (!t.signal.empty()) r["signal"] = t.signal;
+  if (t.error) r["error"] = {{"code", t.error->code}, {"error", t.error->message}};
+  r["duration_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(t.ended - t.opened).count();
+  if (t.run->streaming) {
+    r["stdout_bytes"] = t.out_total;
+    r["stderr_bytes"] = t.err_total;
+  }
+  return r;
+}
+
 void Relay::maybe_reply(ExecRun& run) {
-  if (run.replied) return;
+  if (run.replied || run.opening) return;
   for (const auto& t : run.targets)
     if (!t->done) return;
   run.replied = true;
+  run.timeout->stop();  // the run itself is freed by the next exec() (never from its own callbacks)
+  if (run.streaming) return run.exchange->finish();  // every result line is out already
   nlohmann::json results = nlohmann::json::array();
   for (const auto& t : run.targets) {
-    nlohmann::json r{{"target", t->target}, {"agent", t->agent_id}};
-    r["exit_code"] = t->exit_code ? nlohmann::json(*t->exit_code) : nlohmann::json(nullptr);
-    if (!t->signal.empty()) r["signal"] = t->signal;
+    nlohmann::json r = exec_result(*t);
     put_output(r, "stdout", t->out, t->out_total);
     put_output(r, "stderr", t->err, t->err_total);
-    if (t->error) r["error"] = {{"code", t->error->code}, {"error", t->error->message}};
     results.push_back(std::move(r));
   }
   // The output is in the response now: the user's share of the cap is free again.
@@ -519,7 +621,6 @@ void Relay::maybe_reply(ExecRun& run) {
     if (it->second == 0) exec_kept_by_user_.erase(it);
   }
   run.exchange->reply(json_response(200, {{"results", results}}));
-  run.timeout->stop();  // the run itself is freed by the next exec() (never from its own callbacks)
   // Its kept output is not needed any more (the response holds it); only the shell of the run waits.
   for (auto& t : run.targets) {
     std::string().swap(t->out);

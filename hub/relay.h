@@ -47,6 +47,9 @@ struct ExecRequest {
   std::map<std::string, std::string> env;
   int timeout_s = 30;
   std::string user_id;  // whose: output kept is capped per user too
+  // Streamed (Accept: application/x-ndjson): each chunk goes to the client as it arrives and
+  // nothing is kept; else one JSON answer when every target finished.
+  bool stream = false;
   // Per target agent id: more environment (leased GPUs) and whom it runs as.
   std::map<std::string, std::map<std::string, std::string>> target_env;
   std::map<std::string, RunAs> target_as;
@@ -60,6 +63,11 @@ struct ExecRequest {
 inline constexpr size_t kExecStreamCap = 1024 * 1024;
 inline constexpr size_t kExecRequestCap = 8 * 1024 * 1024;
 inline constexpr size_t kExecUserCap = 16 * 1024 * 1024;
+// A streamed exec stops ACKing its agents' output while more than this is queued for its client,
+// and ACKs again when the client has taken it all: a slow reader holds back the commands (their
+// pipes fill), never the hub's memory. Per request, plus at most one credit window per stream
+// of each target in flight.
+inline constexpr size_t kExecStreamBacklog = 256 * 1024;
 
 // Plain counters on the hot path, copied into /metrics when it is read.
 struct RelayCounters {
@@ -165,8 +173,10 @@ class Relay {
   size_t online_count() const { return online_.size(); }
 
   // --- exec fan-out ---
-  // Replies on `exchange` when every target finished or the timeout passed. The request must
-  // be within the frame limits (exec_open_ok).
+  // Replies on `exchange` when every target finished or the timeout passed; or, streamed, starts
+  // the stream at once and finishes it after the last target. A client that goes away cancels
+  // the run: every target still running is killed. The request must be within the frame limits
+  // (exec_open_ok).
   void exec(std::vector<AgentRecord> targets, const ExecRequest& request,
             std::shared_ptr<HttpExchange> exchange);
   // The OPEN of a pty terminal or an exec with these fields fits the agent link's limits; else
@@ -180,7 +190,20 @@ class Relay {
   void on_terminal_frame(AgentLink& link, Terminal& t, const protocol::Frame& frame);
   void on_exec_frame(AgentLink& link, ExecTarget& target, const protocol::Frame& frame);
   void on_exec_data(AgentLink& link, ExecTarget& target, const protocol::DataView& data);
+  // Sends the OPEN of one target; false when it cannot run (the target is done, with its error).
+  bool open_exec_target(ExecTarget& target, const AgentRecord& agent, const ExecRequest& request, bool fits);
   void finish_exec_target(ExecTarget& target);
+  // Kills a running target's process group on its agent and closes its channel (timeout, cancel).
+  void kill_exec_target(ExecTarget& target, const std::string& why);
+  void cancel_exec(ExecRun& run);
+  // Streamed runs: one line to the client (holding ACKs back when it is behind), and the ACKs
+  // held back, once it has caught up.
+  void emit(ExecRun& run, const std::string& line);
+  void ack_exec(ExecTarget& target);
+  void resume_exec(ExecRun& run);
+  // A target's result without its output (the stream's last line of it; the plain answer adds
+  // stdout and stderr).
+  static nlohmann::json exec_result(const ExecTarget& target);
   // A new pty terminal: a fresh channel on its agent, recorded, live; its OPEN goes now when the
   // agent is online, else when it next says HELLO.
   Result<TerminalRecord> add_terminal(TerminalRecord t, const std::map<std::string, std::string>& env,
@@ -199,7 +222,9 @@ class Relay {
   std::map<std::string, std::unique_ptr<Terminal>> terminals_;
   std::map<std::pair<std::string, uint32_t>, std::string> by_channel_;  // (agent, channel) -> terminal id
   std::map<std::pair<std::string, uint32_t>, ExecTarget*> exec_targets_;
-  std::vector<std::unique_ptr<ExecRun>> exec_runs_;
+  // Shared: a client's exchange calls back into its run through a weak_ptr (on_gone, on_drain),
+  // and may outlive it.
+  std::vector<std::shared_ptr<ExecRun>> exec_runs_;
   std::map<std::string, size_t> exec_kept_by_user_;  // output bytes kept by each user's runs in flight
   std::map<std::pair<std::string, std::string>, int> viewer_sockets_;
   std::map<std::string, protocol::Open> pending_open_;

@@ -58,7 +58,9 @@ class HttpExchange {
   // is over its budget and resumes on on_drain.
   size_t backlog() const;
   std::function<void()> on_drain;
-  // The client went away before the answer was complete (cancel the work behind it).
+  // The client went away before the answer was complete (cancel the work behind it). With it set,
+  // a client that ends its side of the connection (EOF) before the answer counts as gone: a
+  // handler that sets it gives up answering half-closing clients.
   std::function<void()> on_gone;
 
   // The last response given (tests and fuzzing read it from detached exchanges).

@@ -35,6 +35,7 @@ TEST(BoundsDoc, SpecStatesTheBoundsOfTheCode) {
   has(grouped(EventsSession::kMaxQueued) + " messages or " + grouped(EventsSession::kMaxQueuedBytes) + " bytes");
   has(grouped(kExecStreamCap) + " bytes per stream of a target; " + grouped(kExecRequestCap) + " bytes per request; " +
       grouped(kExecUserCap) + " bytes per user");
+  has("queued for its client | " + grouped(kExecStreamBacklog) + " bytes per request");
   EXPECT_NE(spec.find("clamped to 1.." + std::to_string(Terminal::kMaxSize) + " columns and rows"), std::string::npos);
 }
 
