@@ -30,6 +30,8 @@ class ViewerLink {
     std::function<void(int code, const std::string& reason, long http_status)> on_closed;
   };
   ViewerLink(uv_loop_t* loop, Profile hub, std::string terminal_id, Handlers handlers);
+  // Destroy it outside the loop's callbacks (after uv_run returns): it runs the loop a few turns
+  // (UV_RUN_NOWAIT) while lws closes its handles, then frees lws. No handler is called meanwhile.
   ~ViewerLink();
   ViewerLink(const ViewerLink&) = delete;
   ViewerLink& operator=(const ViewerLink&) = delete;
