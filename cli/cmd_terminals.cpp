@@ -80,11 +80,7 @@ void add_terminal_commands(CLI::App& app, Context& ctx) {
       else std::printf("%s\n", str(t, "id").c_str());
       std::fflush(stdout);
       if (o->connect) {
-#ifdef REXEC_CLI_CONNECT
         ctx.status = connect_terminal(ctx, t);
-#else
-        throw Failure("this rexec was built without connect");
-#endif
       }
     });
   }

@@ -45,12 +45,8 @@ int main(int argc, char** argv) {
   add_agent_commands(app, ctx);
   add_exec_command(app, ctx);
   add_misc_commands(app, ctx);
-#ifdef REXEC_CLI_CONNECT
   add_connect_command(app, ctx);
-#endif
-#ifdef REXEC_CLI_MCP
   add_mcp_command(app, ctx);
-#endif
 
   int status = 0;
   try {

@@ -178,6 +178,8 @@ class Api final : public HttpHandler {
                                                                           std::optional<uint64_t> since);
   // api_containers.cpp
   void create_container_terminal(const Principal&, const nlohmann::json& body, const Exchange&);
+  // A new terminal's labels (opt_labels' text), in the store and in `t`.
+  void apply_labels(TerminalRecord& t, const std::string& labels_json);
   void delete_container_terminal(const Principal&, const TerminalRecord& t, const Exchange&);
   // The container started: remember it, audit, answer 201 (`note`: " warm" for the pool's).
   void created_container_terminal(const Principal& p, TerminalRecord t, const std::string& container_id,

@@ -23,6 +23,8 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
   auto cols = opt_int(body, "cols", 1, 1000);
   auto rows = opt_int(body, "rows", 1, 1000);
   auto env = opt_env(body);
+  auto parsed_labels = opt_labels(body);  // checked by create_terminal already
+  std::string labels = parsed_labels ? *parsed_labels : std::string("{}");
   for (const Error* e : {name ? nullptr : &name.error(), network ? nullptr : &network.error(), memory ? nullptr : &memory.error(),
                          cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(), env ? nullptr : &env.error()})
     if (e) return ex->reply(error_response(*e));
@@ -63,19 +65,21 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
                                                   uint16_t(cols->value_or(80)), uint16_t(rows->value_or(24)), *env,
                                                   w->terminal_id);
         if (!t) return ex->reply(error_response(t.error()));
+        apply_labels(*t, labels);
         return created_container_terminal(p, *t, w->container_id, " warm", ex);
       }
     }
   }
 
   containers_.check_image(spec.image, replying(ex, [this, p, spec, name = name->value_or(""), cols = uint16_t(cols->value_or(80)),
-                                       rows = uint16_t(rows->value_or(24)), env = *env, ex](Status s) mutable {
+                                       rows = uint16_t(rows->value_or(24)), env = *env, labels, ex](Status s) mutable {
     if (!s) return ex->reply(error_response(s.error()));
     // The container's own agent, with a credential only it can read.
     auto made = create_container_agent(store_, config_.data_dir, p.user.id, "container-");
     if (!made) return ex->reply(error_response(made.error()));
     auto t = relay_.create_container_terminal(p.user, made->agent, spec.image, name, cols, rows, env);
     if (!t) return ex->reply(error_response(t.error()));
+    apply_labels(*t, labels);
     spec.terminal_id = t->id;
     containers_.launch(spec, made->credential_file, replying(ex, [this, p, t = *t, ex](Result<std::string> id) {
       if (!id) {

@@ -31,12 +31,20 @@ nlohmann::json Api::terminal_json(const TerminalRecord& t, const std::map<std::s
   return terminal_view(t, relay_, agent_name);
 }
 
+void Api::apply_labels(TerminalRecord& t, const std::string& labels_json) {
+  if (labels_json == "{}") return;
+  (void)store_.update_terminal_labels(t.id, labels_json);  // a failed write loses only the labels
+  t.labels_json = labels_json;
+}
+
 void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) {
   auto body = parse_json_object(req.body);
   if (!body) return ex->reply(error_response(body.error()));
   auto kind = opt_string(*body, "kind");
   if (!kind) return ex->reply(error_response(kind.error()));
   if (!*kind) return ex->reply(error_response(bad_field("kind", "is required (\"agent\" or \"container\")")));
+  auto labels = opt_labels(*body);
+  if (!labels) return ex->reply(error_response(labels.error()));
   if (**kind == "container") {
     if (body->contains("gpus") || body->contains("gpu_count"))
       return ex->reply(error_response(bad_field("gpus", "GPUs are leased on machines: use kind \"agent\"")));
@@ -75,6 +83,7 @@ void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) 
     relay_.gpus().release_holder(id, "failed");
     return ex->reply(error_response(t.error()));
   }
+  apply_labels(*t, *labels);
   audit(p, "terminal.create", t->id,
         "agent=" + machine->agent.id + (leased.empty() ? "" : " gpus=" + json_text(nlohmann::json(leased))));
   log("info", "terminal.create", {{"terminal", t->id}, {"agent", machine->agent.id}, {"user", p.user.id}});

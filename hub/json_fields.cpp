@@ -1,5 +1,7 @@
 #include "hub/json_fields.h"
 
+#include "protocol/labels.h"
+
 #include <algorithm>
 
 #include "hub/http.h"
@@ -41,6 +43,19 @@ Result<std::string> argv_item(const nlohmann::json& v, size_t i) {
   if (s.size() > protocol::kMaxString)
     return too_large(field, std::to_string(s.size()) + " bytes are over the limit of " + std::to_string(protocol::kMaxString) + " bytes");
   return s;
+}
+
+Result<std::string> opt_labels(const nlohmann::json& j) {
+  auto it = j.find("labels");
+  if (it == j.end() || it->is_null()) return std::string("{}");
+  if (!it->is_object()) return bad_field("labels", "must be an object of KEY: VALUE strings");
+  protocol::Labels labels;
+  for (const auto& [k, v] : it->items()) {
+    if (!v.is_string()) return bad_field("labels", "the value of " + k + " must be a string");
+    labels[k] = v.get<std::string>();
+  }
+  if (auto e = protocol::check_labels(labels)) return bad_field("labels", e->message);
+  return nlohmann::json(labels).dump();
 }
 
 Result<std::map<std::string, std::string>> opt_env(const nlohmann::json& j) {

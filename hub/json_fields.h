@@ -25,6 +25,8 @@ Error too_large(const std::string& field, const std::string& why);
 // kMaxString bytes without NUL (protocol/limits.h: what one OPEN frame can carry). Errors:
 // bad_field, too_large.
 Result<std::map<std::string, std::string>> opt_env(const nlohmann::json& j);
+// "labels": {"role": "ci"} (protocol/labels.h's rules) as JSON text; "{}" when absent.
+Result<std::string> opt_labels(const nlohmann::json& j);
 // Item `i` of an argv array: a string of at most kMaxString bytes without NUL.
 Result<std::string> argv_item(const nlohmann::json& v, size_t i);
 // An array of distinct GPU indexes (non-negative integers), non-empty, at most 64.

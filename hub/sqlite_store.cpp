@@ -452,6 +452,12 @@ Status SqliteStore::update_terminal_size(const std::string& id, int cols, int ro
   return s->bind(1, int64_t(cols)).bind(2, int64_t(rows)).bind(3, id).run();
 }
 
+Status SqliteStore::update_terminal_labels(const std::string& id, const std::string& labels_json) {
+  auto s = db_.prepare("UPDATE terminals SET labels_json = ? WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, labels_json).bind(2, id).run();
+}
+
 Status SqliteStore::update_terminal_container(const std::string& id, const std::string& container_id) {
   auto s = db_.prepare("UPDATE terminals SET container_id = ? WHERE id = ?");
   if (!s) return s.error();

@@ -59,6 +59,7 @@ class SqliteStore final : public Store {
   Result<std::vector<TerminalRecord>> list_terminals() override;
   Status update_terminal_status(const std::string& id, const std::string& status, std::optional<int> exit_code) override;
   Status update_terminal_size(const std::string& id, int cols, int rows) override;
+  Status update_terminal_labels(const std::string& id, const std::string& labels_json) override;
   Status update_terminal_container(const std::string& id, const std::string& container_id) override;
   Status update_terminal_reason(const std::string& id, const std::string& reason) override;
   Status update_terminal_channel(const std::string& id, uint32_t channel) override;

@@ -217,6 +217,7 @@ class Store {
   virtual Status update_terminal_status(const std::string& id, const std::string& status,
                                         std::optional<int> exit_code) = 0;
   virtual Status update_terminal_size(const std::string& id, int cols, int rows) = 0;
+  virtual Status update_terminal_labels(const std::string& id, const std::string& labels_json) = 0;
   virtual Status update_terminal_container(const std::string& id, const std::string& container_id) = 0;
   virtual Status update_terminal_reason(const std::string& id, const std::string& reason) = 0;
   virtual Status update_terminal_channel(const std::string& id, uint32_t channel) = 0;

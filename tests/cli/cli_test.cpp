@@ -142,6 +142,18 @@ TEST_F(CliTest, CreateShareAndRmByName) {
   EXPECT_NE(stop.status, 0);
   EXPECT_EQ(lines(stop.err), 1u) << stop.err;
 
+  // Labels: shown in the terminal; a bad one is the hub's 400 naming the field, and nothing is made.
+  auto labelled = cli.run({"create", "--agent", "life-box", "--label", "role=ci", "--json"});
+  ASSERT_EQ(labelled.status, 0) << labelled.err;
+  EXPECT_EQ(json::parse(labelled.out)["labels"], (json{{"role", "ci"}}));
+  size_t before = api_json(hub, "/api/v1/terminals")["terminals"].size();
+  auto bad_label = cli.run({"create", "--agent", "life-box", "--label", "bad key=x"});
+  EXPECT_NE(bad_label.status, 0);
+  EXPECT_NE(bad_label.err.find("labels"), std::string::npos) << bad_label.err;
+  EXPECT_EQ(api_json(hub, "/api/v1/terminals")["terminals"].size(), before);
+  EXPECT_EQ(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"life-box","labels":["role"]})").status, 400);
+  EXPECT_EQ(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"life-box","labels":{"k":1}})").status, 400);
+
   auto rm = cli.run({"rm", "scratch"});
   ASSERT_EQ(rm.status, 0) << rm.err;
   EXPECT_EQ(rm.out, "deleted " + id + "\n");
