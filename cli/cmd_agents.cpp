@@ -1,4 +1,5 @@
 // agents, enroll: the machines (docs/api.md, "Agents") and the one line that adds another.
+#include "cli/output.h"
 #include "cli/commands.h"
 #include "cli/failure.h"
 #include "cli/parse.h"
@@ -6,11 +7,6 @@
 namespace rx::cli {
 
 namespace {
-
-std::string str(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
 
 std::string labels_cell(const nlohmann::json& a) {
   std::string s;
@@ -25,7 +21,7 @@ std::string gpus_cell(const nlohmann::json& a) {
   std::string s;
   for (const auto& g : a.value("gpus", nlohmann::json::array())) {
     std::string holder = "free";
-    if (auto h = g.find("holder"); h != g.end() && h->is_object()) holder = str(*h, "user");
+    if (auto h = g.find("holder"); h != g.end() && h->is_object()) holder = field(*h, "user");
     s += (s.empty() ? "" : " ") + cell(g.value("index", nlohmann::json())) + ":" + holder;
   }
   return s.empty() ? "-" : s;
@@ -41,16 +37,14 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
     agents->callback([&ctx, json] {
       auto list = ctx.hub().get("/api/v1/agents");
       if (*json) return print_json(list);
-      Style s = ctx.out();
       std::vector<std::vector<std::string>> rows{{"NAME", "ID", "STATUS", "OS", "LABELS", "GPUS"}};
       for (const auto& a : list.value("agents", nlohmann::json::array())) {
         bool online = a.value("online", false);
-        std::string host = a.contains("host") ? str(a["host"], "os") : "";
-        rows.push_back({str(a, "name"), str(a, "id"), online ? "online" : "offline", host.empty() ? "-" : host,
+        std::string host = a.contains("host") ? field(a["host"], "os") : "";
+        rows.push_back({field(a, "name"), field(a, "id"), online ? "online" : "offline", host.empty() ? "-" : host,
                         labels_cell(a), gpus_cell(a)});
       }
       print_table(rows);
-      (void)s;
     });
   }
   {
@@ -68,7 +62,7 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
       int64_t seconds = parse_duration(o->expires);
       auto r = ctx.hub().post("/api/v1/agent-enrollments", {{"uses", o->uses}, {"expires_in", seconds}});
       if (o->json) return print_json(r);
-      std::printf("%s\n", str(r, "install_command").c_str());
+      std::printf("%s\n", field(r, "install_command").c_str());
     });
   }
 }

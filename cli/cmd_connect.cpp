@@ -1,6 +1,7 @@
 // connect: attach to a terminal like ssh (connect.h has the session itself).
 #include <algorithm>
 
+#include "cli/output.h"
 #include "cli/commands.h"
 #include "cli/connect.h"
 #include "cli/failure.h"
@@ -10,18 +11,13 @@ namespace rx::cli {
 
 namespace {
 
-std::string str(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 // The attach was refused before the upgrade, where lws sees the status but not the hub's words:
 // the REST API says the same thing in full (a 401 with how to log in again, a 404 naming the
 // terminal), or tells what became of a terminal that has no live session to attach to.
 [[noreturn]] void explain_refusal(Context& ctx, const std::string& id, const std::string& label, const SessionEnd& end) {
   if (end.http_status == 401 || end.http_status == 403 || end.http_status == 404) {
     auto t = ctx.hub().get("/api/v1/terminals/" + id);  // throws the hub's own message
-    std::string status = str(t, "status");
+    std::string status = field(t, "status");
     if (status == "exited" && t.contains("exit_code") && t["exit_code"].is_number_integer())
       throw Failure("terminal " + label + " has exited (exit code " + std::to_string(t["exit_code"].get<int>()) +
                     "): there is no shell to attach to");
@@ -34,9 +30,9 @@ std::string str(const nlohmann::json& j, const char* key) {
 }  // namespace
 
 int connect_terminal(Context& ctx, const nlohmann::json& terminal) {
-  std::string id = str(terminal, "id");
+  std::string id = field(terminal, "id");
   if (id.empty()) throw Failure("the hub described a terminal without an id");
-  std::string label = str(terminal, "name").empty() ? id : str(terminal, "name");
+  std::string label = field(terminal, "name").empty() ? id : field(terminal, "name");
   SessionEnd end = run_session(ctx.hub().profile(), id, label);
   switch (end.kind) {
     case SessionEnd::Kind::kDetached:

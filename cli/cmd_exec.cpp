@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 
+#include "cli/output.h"
 #include "cli/commands.h"
 #include "cli/failure.h"
 #include "cli/parse.h"
@@ -27,11 +28,6 @@ constexpr size_t kKeepPerStream = 1024 * 1024;
 constexpr size_t kMaxLine = 64 * 1024;
 
 std::atomic<bool> g_interrupted{false};  // set by SIGINT/SIGTERM: async-signal-safe, nothing else
-
-std::string str(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
 
 // SIGINT and SIGTERM stop the request (and so the runs on the hub) instead of killing us mid-line.
 class InterruptGuard {
@@ -70,7 +66,7 @@ enum class Mode { kText, kJson, kJsonStream };
 
 class Fanout {
  public:
-  Fanout(Context& ctx, std::vector<ExecTarget> targets, Mode mode) : ctx_(ctx), mode_(mode), out_(ctx.out()), err_(ctx.err()) {
+  Fanout(Context& ctx, std::vector<ExecTarget> targets, Mode mode) : mode_(mode), out_(ctx.out()), err_(ctx.err()) {
     static constexpr Colour kPalette[] = {Colour::kCyan, Colour::kGreen, Colour::kYellow, Colour::kBlue, Colour::kMagenta};
     for (size_t i = 0; i < targets.size(); ++i) {
       width_ = std::max(width_, targets[i].name.size());
@@ -79,7 +75,7 @@ class Fanout {
   }
 
   void on_line(const nlohmann::json& j) {
-    Run* run = find(str(j, "target"));
+    Run* run = find(field(j, "target"));
     if (!run) return;
     if (mode_ == Mode::kJsonStream) {
       nlohmann::json copy = j;
@@ -103,11 +99,11 @@ class Fanout {
     std::vector<std::string> failed;
     for (const auto& r : runs_) {
       const auto& res = r.result;
-      std::string code = res.contains("error") && res["error"].is_object() ? str(res["error"], "code") : "";
+      std::string code = res.contains("error") && res["error"].is_object() ? field(res["error"], "code") : "";
       if (code == "agent_offline") ++offline;
       else if (code.empty() && res.value("exit_code", nlohmann::json()).is_number() && res["exit_code"] == 0) ++ok;
       else if (!code.empty()) failed.push_back(code);
-      else if (!str(res, "signal").empty()) failed.push_back("signal " + str(res, "signal"));
+      else if (!field(res, "signal").empty()) failed.push_back("signal " + field(res, "signal"));
       else failed.push_back("exit " + cell(res.value("exit_code", nlohmann::json())));
     }
     std::string line = std::to_string(ok) + " ok";
@@ -131,14 +127,14 @@ class Fanout {
   }
 
   static std::string chunk_bytes(const nlohmann::json& j) {
-    std::string data = str(j, "data");
-    if (str(j, "encoding") != "base64") return data;
+    std::string data = field(j, "data");
+    if (field(j, "encoding") != "base64") return data;
     auto bytes = protocol::base64_decode(data);
     return bytes ? std::string(bytes->begin(), bytes->end()) : std::string();
   }
 
   void on_chunk(Run& run, const nlohmann::json& j) {
-    bool is_err = str(j, "stream") == "stderr";
+    bool is_err = field(j, "stream") == "stderr";
     Stream& s = is_err ? run.err : run.out;
     std::string bytes = chunk_bytes(j);
     s.total += bytes.size();
@@ -189,7 +185,7 @@ class Fanout {
         s.line.clear();
       }
       if (j.contains("error") && j["error"].is_object())
-        print_line(run, true, err_.paint(Colour::kRed, "rexec: " + str(j["error"], "error")));
+        print_line(run, true, err_.paint(Colour::kRed, "rexec: " + field(j["error"], "error")));
       else if (j.value("exit_code", nlohmann::json()).is_number() && j["exit_code"] != 0)
         print_line(run, true, err_.paint(Colour::kRed, "exit " + j["exit_code"].dump()));
     }
@@ -205,7 +201,6 @@ class Fanout {
     }
   }
 
-  Context& ctx_;
   Mode mode_;
   Style out_, err_;
   size_t width_ = 0;

@@ -77,15 +77,14 @@ std::string zsh_script(CLI::App& app) {
 
 }  // namespace
 
-void add_misc_commands(CLI::App& app, Context& ctx) {
+void add_misc_commands(CLI::App& app, Context& /*ctx*/) {
   auto* version = app.add_subcommand("version", "Print rexec's version");
   auto json = std::make_shared<bool>(false);
   version->add_flag("--json", *json, "As JSON");
-  version->callback([&ctx, json] {
+  version->callback([json] {
     nlohmann::json v{{"rexec", kRexecVersion}};
     if (*json) return print_json(v);
     std::printf("rexec %s\n", kRexecVersion);
-    (void)ctx;
   });
 
   auto* completion = app.add_subcommand("completion", "Print a shell completion script: source <(rexec completion bash)");

@@ -1,6 +1,5 @@
 // ls, create, rm, stop, start, share: the caller's terminals (docs/api.md, "Terminals", "Shares").
-#include <cctype>
-
+#include "cli/output.h"
 #include "cli/commands.h"
 #include "cli/failure.h"
 #include "cli/parse.h"
@@ -9,11 +8,6 @@
 namespace rx::cli {
 
 namespace {
-
-std::string str(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
 
 std::string gpus_cell(const nlohmann::json& t) {
   auto g = t.find("gpus");
@@ -34,16 +28,14 @@ void add_terminal_commands(CLI::App& app, Context& ctx) {
       auto list = ctx.hub().get("/api/v1/terminals");
       if (*json) return print_json(list);
       std::vector<std::vector<std::string>> rows{{"ID", "NAME", "KIND", "ON", "STATUS", "VIEWERS", "GPUS", "AGE"}};
-      Style s = ctx.out();
       for (const auto& t : list.value("terminals", nlohmann::json::array())) {
-        std::string where = str(t, "kind") == "container" ? str(t, "image") : str(t, "agent_name");
-        std::string status = str(t, "status");
-        rows.push_back({str(t, "id"), str(t, "name").empty() ? "-" : str(t, "name"), str(t, "kind"),
+        std::string where = field(t, "kind") == "container" ? field(t, "image") : field(t, "agent_name");
+        std::string status = field(t, "status");
+        rows.push_back({field(t, "id"), field(t, "name").empty() ? "-" : field(t, "name"), field(t, "kind"),
                         where.empty() ? "-" : where, status, cell(t.value("viewers", nlohmann::json(0))), gpus_cell(t),
                         age(t.value("created_at", int64_t(0)))});
       }
       print_table(rows);
-      (void)s;
     });
   }
   {
@@ -77,7 +69,7 @@ void add_terminal_commands(CLI::App& app, Context& ctx) {
       }
       auto t = ctx.hub().post("/api/v1/terminals", body);
       if (o->json) print_json(t);
-      else std::printf("%s\n", str(t, "id").c_str());
+      else std::printf("%s\n", field(t, "id").c_str());
       std::fflush(stdout);
       if (o->connect) {
         ctx.status = connect_terminal(ctx, t);
@@ -91,8 +83,8 @@ void add_terminal_commands(CLI::App& app, Context& ctx) {
     rm->callback([&ctx, names] {
       for (const auto& n : *names) {
         auto t = find_terminal(ctx.hub(), n);
-        ctx.hub().del("/api/v1/terminals/" + str(t, "id"));
-        std::printf("deleted %s\n", str(t, "id").c_str());
+        ctx.hub().del("/api/v1/terminals/" + field(t, "id"));
+        std::printf("deleted %s\n", field(t, "id").c_str());
       }
     });
   }
@@ -104,8 +96,8 @@ void add_terminal_commands(CLI::App& app, Context& ctx) {
     std::string v = verb;
     sub->callback([&ctx, name, v] {
       auto t = find_terminal(ctx.hub(), *name);
-      auto r = ctx.hub().post("/api/v1/terminals/" + str(t, "id") + "/" + v, nlohmann::json::object());
-      std::printf("%s %s\n", str(t, "id").c_str(), str(r, "status").c_str());
+      auto r = ctx.hub().post("/api/v1/terminals/" + field(t, "id") + "/" + v, nlohmann::json::object());
+      std::printf("%s %s\n", field(t, "id").c_str(), field(r, "status").c_str());
     });
   }
   {
@@ -124,9 +116,9 @@ void add_terminal_commands(CLI::App& app, Context& ctx) {
     share->callback([&ctx, o] {
       auto t = find_terminal(ctx.hub(), o->terminal);
       nlohmann::json body{{"mode", o->control ? "control" : "view"}, {"expires_in", parse_duration(o->expires)}};
-      auto r = ctx.hub().post("/api/v1/terminals/" + str(t, "id") + "/shares", body);
+      auto r = ctx.hub().post("/api/v1/terminals/" + field(t, "id") + "/shares", body);
       if (o->json) return print_json(r);
-      std::printf("%s\n", str(r, "url").c_str());
+      std::printf("%s\n", field(r, "url").c_str());
     });
   }
 }

@@ -58,22 +58,20 @@ void HubClient::fail_status(long status, const std::string& body) const {
   throw HubError(message, status, code);
 }
 
-nlohmann::json HubClient::request(const char* method, const std::string& path, const std::string* body) {
+HubClient::Outcome HubClient::perform(const char* method, const std::string& path, const std::string* body,
+                                      const char* accept, const std::function<void(CURL*)>& configure) {
   CURL* c = curl_->easy;
-  curl_easy_reset(c);
+  curl_easy_reset(c);  // keeps the connection for the next call
   std::string url = profile_.hub + path;
-  std::string response;
   char errbuf[CURL_ERROR_SIZE] = {0};
-  struct curl_slist* headers = nullptr;
   std::string auth = "Authorization: Bearer " + profile_.token;
-  headers = curl_slist_append(headers, auth.c_str());
-  headers = curl_slist_append(headers, "Accept: application/json");
-  if (body) headers = curl_slist_append(headers, "Content-Type: application/json");
+  std::string accept_header = std::string("Accept: ") + accept;
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers(nullptr, curl_slist_free_all);
+  for (const std::string* h : {&auth, &accept_header}) headers.reset(curl_slist_append(headers.release(), h->c_str()));
+  if (body) headers.reset(curl_slist_append(headers.release(), "Content-Type: application/json"));
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -82,16 +80,26 @@ nlohmann::json HubClient::request(const char* method, const std::string& path, c
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, long(body->size()));
   }
-  CURLcode rc = curl_easy_perform(c);
-  long os_errno = 0, status = 0;
-  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  if (rc != CURLE_OK) fail_transport(rc, os_errno, errbuf);
-  if (status >= 400) fail_status(status, response);
+  configure(c);
+  Outcome o;
+  o.rc = curl_easy_perform(c);
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &o.os_errno);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &o.status);
+  o.error = errbuf;
+  return o;
+}
+
+nlohmann::json HubClient::request(const char* method, const std::string& path, const std::string* body) {
+  std::string response;
+  auto o = perform(method, path, body, "application/json", [&response](CURL* c) {
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
+  });
+  if (o.rc != CURLE_OK) fail_transport(o.rc, o.os_errno, o.error.c_str());
+  if (o.status >= 400) fail_status(o.status, response);
   if (response.empty()) return nlohmann::json::object();
   auto j = nlohmann::json::parse(response, nullptr, false);
-  if (j.is_discarded()) throw HubError(profile_.hub + " did not answer with JSON (is it a Rexec hub?)", status, "bad_response");
+  if (j.is_discarded()) throw HubError(profile_.hub + " did not answer with JSON (is it a Rexec hub?)", o.status, "bad_response");
   return j;
 }
 
@@ -106,17 +114,9 @@ nlohmann::json HubClient::del(const std::string& path) { return request("DELETE"
 
 bool HubClient::post_stream(const std::string& path, const nlohmann::json& body,
                             const std::function<void(const nlohmann::json&)>& on_line, const std::function<bool()>& stop) {
-  CURL* c = curl_->easy;
-  curl_easy_reset(c);
-  std::string url = profile_.hub + path;
   std::string text = body.dump();
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  struct curl_slist* headers = nullptr;
-  std::string auth = "Authorization: Bearer " + profile_.token;
-  headers = curl_slist_append(headers, auth.c_str());
-  headers = curl_slist_append(headers, "Accept: application/x-ndjson");
-  headers = curl_slist_append(headers, "Content-Type: application/json");
   LineSink sink{&on_line, {}, {}, 0};
+  CURL* c = curl_->easy;
   struct Ctx {
     LineSink* sink;
     CURL* c;
@@ -143,28 +143,16 @@ bool HubClient::post_stream(const std::string& path, const nlohmann::json& body,
     auto* x = static_cast<Ctx*>(user);
     return (*x->stop)() ? 1 : 0;
   };
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_POST, 1L);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.data());
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, long(text.size()));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  CURLcode rc = curl_easy_perform(c);
-  long os_errno = 0, status = 0;
-  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  if (rc == CURLE_ABORTED_BY_CALLBACK) return false;
-  if (rc != CURLE_OK) fail_transport(rc, os_errno, errbuf);
-  if (status >= 400) fail_status(status, sink.error_body);
+  auto o = perform("POST", path, &text, "application/x-ndjson", [&](CURL* easy) {
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &ctx);
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, progress);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &ctx);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  });
+  if (o.rc == CURLE_ABORTED_BY_CALLBACK) return false;
+  if (o.rc != CURLE_OK) fail_transport(o.rc, o.os_errno, o.error.c_str());
+  if (o.status >= 400) fail_status(o.status, sink.error_body);
   return true;
 }
 

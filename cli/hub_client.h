@@ -49,6 +49,15 @@ class HubClient {
   std::string ws_url(const std::string& path) const;
 
  private:
+  // One transfer: the common options and headers, then `configure` adds the body's sink.
+  struct Outcome {
+    int rc = 0;          // CURLcode
+    long os_errno = 0;
+    long status = 0;     // HTTP status
+    std::string error;   // curl's error text
+  };
+  Outcome perform(const char* method, const std::string& path, const std::string* body, const char* accept,
+                  const std::function<void(void*)>& configure);
   nlohmann::json request(const char* method, const std::string& path, const std::string* body);
   [[noreturn]] void fail_status(long status, const std::string& body) const;
   [[noreturn]] void fail_transport(int curl_code, long os_errno, const char* detail) const;

@@ -1,3 +1,4 @@
+#include "cli/output.h"
 #include "cli/mcp.h"
 
 #include <uv.h>
@@ -46,11 +47,6 @@ class BadParams : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-std::string str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
 
 std::optional<uint64_t> u64(const json& j, const char* key) {
   auto it = j.find(key);
@@ -101,7 +97,7 @@ json terminal_summary(const json& t) {
 }
 
 std::string terminal_label(const json& t) {
-  std::string id = str(t, "id"), name = str(t, "name");
+  std::string id = field(t, "id"), name = field(t, "name");
   return name.empty() || name == id ? id : name + " (" + id + ")";
 }
 
@@ -427,7 +423,7 @@ struct McpServer::Impl {
   }
 
   json initialize(const json& params) {
-    std::string asked = str(params, "protocolVersion");
+    std::string asked = field(params, "protocolVersion");
     revision = kMcpProtocolVersion;
     for (const char* r : kRevisions)
       if (asked == r) revision = r;
@@ -508,9 +504,9 @@ struct McpServer::Impl {
     HubClient& h = hub();
     json t = h.post("/api/v1/terminals", body);
     // A container starts in a moment; answer once it runs so the next call finds a shell.
-    std::string id = str(t, "id");
+    std::string id = field(t, "id");
     for (auto until = std::chrono::steady_clock::now() + kStartingWait;
-         !id.empty() && str(t, "status") == "starting" && std::chrono::steady_clock::now() < until;) {
+         !id.empty() && field(t, "status") == "starting" && std::chrono::steady_clock::now() < until;) {
       std::this_thread::sleep_for(200ms);
       t = h.get("/api/v1/terminals/" + id);
     }
@@ -526,7 +522,7 @@ struct McpServer::Impl {
     if (bool(terminal) == bool(target) || (terminal && terminal->empty()) || (target && target->empty()))
       throw BadParams("give `terminal` (a terminal's id or name) or `target` (a machine), one of them");
     HubClient& h = hub();
-    std::string where = target ? *target : str(find_terminal(h, *terminal), "id");
+    std::string where = target ? *target : field(find_terminal(h, *terminal), "id");
     json res = h.post("/api/v1/exec", {{"targets", {where}}, {"argv", {"sh", "-c", command}}, {"timeout_s", timeout}});
     auto results = res.find("results");
     if (results == res.end() || !results->is_array() || results->empty() || !results->front().is_object())
@@ -535,8 +531,8 @@ struct McpServer::Impl {
 
     bool truncated = false;
     auto stream = [&](const char* key) {
-      std::string bytes = str(r, key);
-      if (str(r, (std::string(key) + "_encoding").c_str()) == "base64") {
+      std::string bytes = field(r, key);
+      if (field(r, (std::string(key) + "_encoding").c_str()) == "base64") {
         auto decoded = protocol::base64_decode(bytes);
         if (decoded) bytes.assign(decoded->begin(), decoded->end());
       }
@@ -547,7 +543,7 @@ struct McpServer::Impl {
     };
     std::string out = stream("stdout"), err = stream("stderr");
     json exit_code = r.contains("exit_code") && r["exit_code"].is_number_integer() ? r["exit_code"] : json(nullptr);
-    std::string signal = str(r, "signal");
+    std::string signal = field(r, "signal");
 
     std::string text;
     if (exit_code.is_number_integer()) text = "exit code: " + std::to_string(exit_code.get<int64_t>()) + "\n";
@@ -555,8 +551,8 @@ struct McpServer::Impl {
     bool failed_run = r.contains("error") && r["error"].is_object();
     if (failed_run) {
       const json& e = r["error"];
-      std::string code = str(e, "code");
-      text = "exec on " + (target ? *target : *terminal) + " failed: " + str(e, "error") + (code.empty() ? "" : " (" + code + ")") +
+      std::string code = field(e, "code");
+      text = "exec on " + (target ? *target : *terminal) + " failed: " + field(e, "error") + (code.empty() ? "" : " (" + code + ")") +
              "\n" + text;
     }
     if (truncated) text += "(output truncated: some bytes are not shown)\n";
@@ -577,12 +573,12 @@ struct McpServer::Impl {
                       " a call (send the rest in another)");
     HubClient& h = hub();
     json t = find_terminal(h, name);
-    std::string label = terminal_label(t), status = str(t, "status");
+    std::string label = terminal_label(t), status = field(t, "status");
     if (takes_no_input(status)) throw Failure("terminal " + label + " is " + status + ": it takes no input");
 
     // Attached at the end of the output: nothing old is replayed, and the echo of what we type
     // (or a refusal) tells us the hub has taken the input.
-    Attachment a(h.profile(), str(t, "id"));
+    Attachment a(h.profile(), field(t, "id"));
     bool sent = false;
     std::vector<std::string> refusals;
     a.on_open = [&] {
@@ -600,8 +596,8 @@ struct McpServer::Impl {
       if (sent) a.finish_after(100ms);  // a refusal would have come before the echo
     };
     a.on_event = [&](const json& e) {
-      if (str(e, "type") != "error") return;
-      refusals.push_back(str(e, "message").empty() ? str(e, "code") : str(e, "message") + " (" + str(e, "code") + ")");
+      if (field(e, "type") != "error") return;
+      refusals.push_back(field(e, "message").empty() ? field(e, "code") : field(e, "message") + " (" + field(e, "code") + ")");
       a.finish();
     };
     auto since = u64(t, "output_offset");
@@ -625,7 +621,7 @@ struct McpServer::Impl {
     int64_t timeout_s = opt_int(args, "timeout_s", 1, 300).value_or(kReadTimeoutDefault);
     HubClient& h = hub();
     json t = find_terminal(h, name);
-    std::string label = terminal_label(t), status = str(t, "status");
+    std::string label = terminal_label(t), status = field(t, "status");
 
     // Ask only for the window wanted: the last max_bytes of what there is now (the listing's
     // output_offset), or from `since` when that is nearer the end.
@@ -639,7 +635,7 @@ struct McpServer::Impl {
     bool have_start = false, found = false;
     std::optional<uint64_t> replay_end, found_at;
     const size_t keep = size_t(max) + (wait_for ? wait_for->size() : 0);
-    Attachment a(h.profile(), str(t, "id"));
+    Attachment a(h.profile(), field(t, "id"));
     auto check = [&] {
       if (wait_for) {
         size_t at = buf.find(*wait_for);
@@ -658,12 +654,12 @@ struct McpServer::Impl {
       }
     };
     a.on_event = [&](const json& e) {
-      std::string type = str(e, "type");
+      std::string type = field(e, "type");
       if (type == "replay") {
         replay_end = u64(e, "end");
         check();
       } else if (type == "status") {
-        status = str(e, "status");
+        status = field(e, "status");
       }
     };
     a.on_output = [&](uint64_t offset, std::string_view bytes) {
@@ -727,7 +723,7 @@ struct McpServer::Impl {
     std::string name = need_string(args, "terminal", "the id or name of the terminal to delete");
     HubClient& h = hub();
     json t = find_terminal(h, name);
-    std::string id = str(t, "id");
+    std::string id = field(t, "id");
     h.del("/api/v1/terminals/" + id);
     return {{"deleted terminal " + terminal_label(t)}, json{{"id", id}, {"deleted", true}}, false};
   }

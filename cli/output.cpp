@@ -49,6 +49,11 @@ std::string age(int64_t t) {
   return std::to_string(d / 86400) + "d";
 }
 
+std::string field(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 std::string cell(const nlohmann::json& j) {
   if (j.is_null()) return "-";
   if (j.is_string()) return j.get<std::string>();

@@ -32,6 +32,8 @@ void print_json(const nlohmann::json& j, FILE* out = stdout);
 
 // "3m", "2h", "5d" ago, from unix seconds.
 std::string age(int64_t unix_seconds);
+// A string field of an API answer; "" when absent or not a string.
+std::string field(const nlohmann::json& j, const char* key);
 // A JSON value as a table cell: strings bare, null as "-".
 std::string cell(const nlohmann::json& j);
 

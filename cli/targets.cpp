@@ -1,3 +1,4 @@
+#include "cli/output.h"
 #include "cli/targets.h"
 
 #include <algorithm>
@@ -19,11 +20,6 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     }
   }
   return row[b.size()];
-}
-
-std::string str(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 std::string suggestion(const std::string& name, const std::vector<std::string>& candidates) {
@@ -66,9 +62,9 @@ nlohmann::json find_terminal(HubClient& hub, const std::string& id_or_name) {
   std::vector<std::string> names;
   std::vector<nlohmann::json> by_name;
   for (const auto& t : list.value("terminals", nlohmann::json::array())) {
-    if (str(t, "id") == id_or_name) return t;
-    if (str(t, "name") == id_or_name) by_name.push_back(t);
-    names.push_back(str(t, "name").empty() ? str(t, "id") : str(t, "name"));
+    if (field(t, "id") == id_or_name) return t;
+    if (field(t, "name") == id_or_name) by_name.push_back(t);
+    names.push_back(field(t, "name").empty() ? field(t, "id") : field(t, "name"));
   }
   if (by_name.size() == 1) return by_name.front();
   if (by_name.size() > 1) throw Failure("more than one terminal is named '" + id_or_name + "': use its id (rexec ls)");
@@ -88,43 +84,43 @@ std::vector<ExecTarget> select_targets(HubClient& hub, const TargetQuery& q) {
     out.push_back(std::move(t));
   };
   auto container_target = [](const nlohmann::json& t) {
-    return ExecTarget{str(t, "id"), str(t, "name").empty() ? str(t, "id") : str(t, "name"), "container"};
+    return ExecTarget{field(t, "id"), field(t, "name").empty() ? field(t, "id") : field(t, "name"), "container"};
   };
   // A container terminal with a shell to run in (a stopped or ended one has no agent).
   auto live = [](const nlohmann::json& t) {
-    auto s = str(t, "status");
+    auto s = field(t, "status");
     return s == "running" || s == "starting" || s == "offline";
   };
 
   for (const auto& name : q.names) {
     bool found = false;
     for (const auto& a : agents)
-      if (str(a, "id") == name || str(a, "name") == name) {
-        add({str(a, "id"), str(a, "name"), "agent"});
+      if (field(a, "id") == name || field(a, "name") == name) {
+        add({field(a, "id"), field(a, "name"), "agent"});
         found = true;
         break;
       }
     for (const auto& t : terminals) {
       if (found) break;
-      if (str(t, "id") != name && str(t, "name") != name) continue;
-      if (str(t, "kind") == "container") add(container_target(t));
-      else add({str(t, "id"), str(t, "agent_name").empty() ? str(t, "id") : str(t, "agent_name"), "agent"});
+      if (field(t, "id") != name && field(t, "name") != name) continue;
+      if (field(t, "kind") == "container") add(container_target(t));
+      else add({field(t, "id"), field(t, "agent_name").empty() ? field(t, "id") : field(t, "agent_name"), "agent"});
       found = true;
     }
     if (!found) {
       std::vector<std::string> names;
-      for (const auto& a : agents) names.push_back(str(a, "name"));
-      for (const auto& t : terminals) names.push_back(str(t, "name"));
+      for (const auto& a : agents) names.push_back(field(a, "name"));
+      for (const auto& t : terminals) names.push_back(field(t, "name"));
       throw Failure("no machine or terminal '" + name + "'" + suggestion(name, names));
     }
   }
   if (q.all || !q.kind.empty() || !q.labels.empty()) {
     if (q.kind.empty() || q.kind == "agent")
       for (const auto& a : agents)
-        if (str(a, "kind") != "container" && labels_match(a, q.labels)) add({str(a, "id"), str(a, "name"), "agent"});
+        if (field(a, "kind") != "container" && labels_match(a, q.labels)) add({field(a, "id"), field(a, "name"), "agent"});
     if (q.kind.empty() || q.kind == "container")
       for (const auto& t : terminals)
-        if (str(t, "kind") == "container" && live(t) && labels_match(t, q.labels)) add(container_target(t));
+        if (field(t, "kind") == "container" && live(t) && labels_match(t, q.labels)) add(container_target(t));
   }
   if (out.empty()) throw Failure("no targets match (see rexec agents and rexec ls)");
   return out;
