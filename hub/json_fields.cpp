@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "hub/http.h"
+#include "hub/json_text.h"
 #include "protocol/limits.h"
 
 namespace rx::hub {
@@ -55,7 +56,7 @@ Result<std::string> opt_labels(const nlohmann::json& j) {
     labels[k] = v.get<std::string>();
   }
   if (auto e = protocol::check_labels(labels)) return bad_field("labels", e->message);
-  return nlohmann::json(labels).dump();
+  return json_text(nlohmann::json(labels));
 }
 
 Result<std::map<std::string, std::string>> opt_env(const nlohmann::json& j) {
