@@ -219,6 +219,7 @@ void add_exec_command(CLI::App& app, Context& ctx) {
     TargetQuery query;
     std::vector<std::string> labels;
     std::string timeout = "30";
+    int parallel = 16;
     bool json = false, json_stream = false;
   };
   auto o = std::make_shared<Opts>();
@@ -227,7 +228,9 @@ void add_exec_command(CLI::App& app, Context& ctx) {
   exec->add_option("--kind", o->query.kind, "Only machines (agent) or container terminals (container)")
       ->check(CLI::IsMember({"agent", "container"}));
   exec->add_option("--label", o->labels, "KEY=VALUE: only targets with this label (repeatable: all must match)");
-  exec->add_option("--timeout", o->timeout, "Per target: 90s, 5m, 1h (default 30s; at most 1h)");
+  exec->add_option("--timeout", o->timeout, "Per target, from its start: 90s, 5m, 1h (default 30s; at most 1h)");
+  exec->add_option("-j,--parallel", o->parallel, "At most N targets run at once, the rest wait their turn (default 16; 1..256)")
+      ->check(CLI::Range(1, 256));
   auto* json = exec->add_flag("--json", o->json, "One JSON object per target as it finishes: target, exit_code, stdout, stderr, duration_ms");
   auto* stream = exec->add_flag("--json-stream", o->json_stream, "The hub's stream as it comes: one JSON object per output chunk and per result");
   json->excludes(stream);
@@ -238,7 +241,8 @@ void add_exec_command(CLI::App& app, Context& ctx) {
     if (timeout < 1 || timeout > 3600) throw Failure("bad --timeout '" + o->timeout + "': 1s to 1h");
     auto targets = select_targets(ctx.hub(), o->query);
     if (targets.size() > 256) throw Failure(std::to_string(targets.size()) + " targets: at most 256 per exec (narrow with --kind or --label)");
-    nlohmann::json body{{"targets", nlohmann::json::array()}, {"argv", ctx.command_argv}, {"timeout_s", timeout}};
+    nlohmann::json body{{"targets", nlohmann::json::array()}, {"argv", ctx.command_argv}, {"timeout_s", timeout},
+                        {"parallel", o->parallel}};
     for (const auto& t : targets) body["targets"].push_back(t.id);
 
     Fanout fanout(ctx, targets, o->json_stream ? Mode::kJsonStream : o->json ? Mode::kJson : Mode::kText);

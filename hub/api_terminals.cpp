@@ -139,6 +139,9 @@ void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
   auto timeout = opt_int(j, "timeout_s", 1, 3600);
   if (!timeout) return ex->reply(error_response(timeout.error()));
   r.timeout_s = int(timeout->value_or(30));
+  auto parallel = opt_int(j, "parallel", 1, 256);
+  if (!parallel) return ex->reply(error_response(parallel.error()));
+  r.parallel = int(parallel->value_or(0));
   auto env = opt_env(j);
   if (!env) return ex->reply(error_response(env.error()));
   r.env = *env;

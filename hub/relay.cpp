@@ -62,6 +62,7 @@ void put_output(nlohmann::json& out, const std::string& name, const std::string&
 struct Relay::ExecTarget {
   ExecRun* run = nullptr;
   std::string target;
+  AgentRecord agent;
   std::string agent_id;
   uint32_t channel = 0;  // 0 until its OPEN went out
   std::string out, err;  // kept for the plain answer (nothing when streamed)
@@ -71,7 +72,9 @@ struct Relay::ExecTarget {
   std::optional<int32_t> exit_code;
   std::string signal;
   std::optional<Error> error;
+  bool started = false;  // its OPEN went out (or it was refused): no longer waiting its turn
   bool done = false;
+  std::unique_ptr<Timer> timeout;  // from its OPEN: the per-target timeout_s
   // Hub-measured: from the OPEN (or the refusal) to the end.
   std::chrono::steady_clock::time_point opened = std::chrono::steady_clock::now(), ended = opened;
 };
@@ -83,11 +86,13 @@ struct Relay::ExecRun {
   bool held = false;       // streamed: ACKs held back while the client is behind
   bool cancelled = false;  // the client went away
   bool opening = true;     // exec() is still adding targets: the run cannot be complete yet
+  bool starting = false;   // inside start_exec_targets (a send may finish a target re-entrantly)
   size_t kept = 0;  // output bytes kept over all targets
+  ExecRequest request;  // what every target runs (the waiting ones open from it later)
+  bool fits = true;     // the request fits an OPEN frame
+  size_t running = 0;   // started and not done
   std::vector<std::unique_ptr<ExecTarget>> targets;
-  std::unique_ptr<Timer> timeout;
   bool replied = false;
-  std::function<void(const std::string& agent_id)> on_target_done;
 };
 
 Relay::Relay(Store& store, uv_loop_t* loop) : store_(store), loop_(loop), gpus_(store) {}
@@ -414,18 +419,9 @@ void Relay::exec(std::vector<AgentRecord> targets, const ExecRequest& request,
   run->exchange = std::move(exchange);
   run->user_id = request.user_id;
   run->streaming = request.stream;
-  run->on_target_done = request.on_target_done;
+  run->request = request;
+  run->fits = exec_open_ok(request).ok();
   ExecRun* r = run.get();
-  // Made first: anything below may end the run at once (a write that finds the client gone, an
-  // agent link closed by a send), and its end stops the timer.
-  run->timeout = std::make_unique<Timer>(loop_, [this, r] {
-    for (auto& t : r->targets) {
-      if (t->done) continue;
-      t->error = make_error("timeout", "the command did not finish within the timeout");
-      kill_exec_target(*t, "exec timed out");
-      finish_exec_target(*t);
-    }
-  });
   exec_runs_.push_back(run);
   // The exchange may outlive the run (a stream still draining): it holds only a weak reference.
   std::weak_ptr<ExecRun> weak = run;
@@ -440,45 +436,70 @@ void Relay::exec(std::vector<AgentRecord> targets, const ExecRequest& request,
     head.content_type = std::string(kNdjson);
     r->exchange->start_stream(std::move(head));
   }
-  bool fits = exec_open_ok(request).ok();
+  // Every target is listed before any opens: a cancel meanwhile must see them all, and the
+  // answer keeps the request's order.
   for (size_t i = 0; i < targets.size(); ++i) {
     auto target = std::make_unique<ExecTarget>();
     target->run = r;
     target->target = request.targets[i];
+    target->agent = targets[i];
     target->agent_id = targets[i].id;
-    ExecTarget& t = *target;
-    r->targets.push_back(std::move(target));  // before its OPEN: a cancel meanwhile must see it
-    if (open_exec_target(t, targets[i], request, fits)) continue;
-    // Refused at once: what was taken for it ends now, and a stream says so now.
-    if (r->on_target_done) r->on_target_done(t.agent_id);
-    emit(*r, json_text(exec_result(t)) + "\n");
+    r->targets.push_back(std::move(target));
   }
+  start_exec_targets(*r);
   r->opening = false;
-  r->timeout->start(uint64_t(request.timeout_s) * 1000);
   maybe_reply(*r);
 }
 
-bool Relay::open_exec_target(ExecTarget& t, const AgentRecord& agent, const ExecRequest& request, bool fits) {
-  auto link = online_.find(agent.id);
-  if (t.run->cancelled) t.error = make_error("cancelled", "the client went away");
-  else if (!fits) t.error = exec_open_ok(request).error();
-  else if (link == online_.end()) t.error = make_error("agent_offline", "agent " + agent.name + " is not connected");
-  else if (auto ch = store_.next_channel(agent.id); !ch) t.error = ch.error();
+void Relay::start_exec_targets(ExecRun& run) {
+  if (run.starting) return;  // the loop below is already at it, and re-checks the count
+  run.starting = true;
+  size_t limit = run.request.parallel > 0 ? size_t(run.request.parallel) : run.targets.size();
+  for (auto& target : run.targets) {
+    if (run.running >= limit) break;
+    ExecTarget& t = *target;
+    if (t.started) continue;
+    t.started = true;
+    if (open_exec_target(t)) continue;
+    // Refused at once: what was taken for it ends now, and a stream says so now.
+    if (run.request.on_target_done) run.request.on_target_done(t.agent_id);
+    emit(run, json_text(exec_result(t)) + "\n");
+  }
+  run.starting = false;
+}
+
+bool Relay::open_exec_target(ExecTarget& t) {
+  ExecRun& run = *t.run;
+  const ExecRequest& request = run.request;
+  auto link = online_.find(t.agent_id);
+  if (run.cancelled) t.error = make_error("cancelled", "the client went away");
+  else if (!run.fits) t.error = exec_open_ok(request).error();
+  else if (link == online_.end()) t.error = make_error("agent_offline", "agent " + t.agent.name + " is not connected");
+  else if (auto ch = store_.next_channel(t.agent_id); !ch) t.error = ch.error();
   else t.channel = *ch;
+  t.opened = t.ended = std::chrono::steady_clock::now();
   if (t.error) {
     t.done = true;
     return false;
   }
-  exec_targets_[{agent.id, t.channel}] = &t;
+  ++run.running;
+  exec_targets_[{t.agent_id, t.channel}] = &t;
   Open open{t.channel, ChannelKind::kExec, request.argv, request.env, 80, 24, kDefaultWindow};
-  if (auto e = request.target_env.find(agent.id); e != request.target_env.end())
+  if (auto e = request.target_env.find(t.agent_id); e != request.target_env.end())
     for (const auto& [k, v] : e->second) open.env[k] = v;
-  if (auto a = request.target_as.find(agent.id); a != request.target_as.end()) {
+  if (auto a = request.target_as.find(t.agent_id); a != request.target_as.end()) {
     open.user = a->second.user;
     open.account = a->second.account;
   }
+  // Made before the send: a send that closes the link finishes the target, which stops it.
+  t.timeout = std::make_unique<Timer>(loop_, [this, &t] {
+    if (t.done) return;
+    t.error = make_error("timeout", "the command did not finish within the timeout");
+    kill_exec_target(t, "exec timed out");
+    finish_exec_target(t);
+  });
+  t.timeout->start(uint64_t(request.timeout_s) * 1000);
   AgentLink* l = link->second;  // a send that closes the link erases its entry in online_
-  t.opened = std::chrono::steady_clock::now();
   l->send(open);
   if (!t.done) l->send(Data{t.channel, Stream::kInput, 0, {}});  // no stdin: close it at once
   return true;
@@ -532,9 +553,17 @@ void Relay::on_exec_frame(AgentLink&, ExecTarget& t, const Frame& frame) {
 
 void Relay::finish_exec_target(ExecTarget& t) {
   if (t.done) return;
+  bool was_running = t.started;  // else it was still waiting its turn (a cancel ends it too)
   t.done = true;
+  t.started = true;
   t.ended = std::chrono::steady_clock::now();
-  exec_targets_.erase({t.agent_id, t.channel});
+  if (t.timeout) t.timeout->stop();
+  if (was_running) {
+    --t.run->running;
+    exec_targets_.erase({t.agent_id, t.channel});
+  } else {
+    t.opened = t.ended;  // it never ran
+  }
   if (t.run->streaming) {
     // An output that ended inside a character: those bytes go as they are (base64).
     for (bool is_err : {false, true})
@@ -542,7 +571,8 @@ void Relay::finish_exec_target(ExecTarget& t) {
         emit(*t.run, chunk_line(t.target, t.agent_id, is_err, rest));
     emit(*t.run, json_text(exec_result(t)) + "\n");
   }
-  if (t.run->on_target_done) t.run->on_target_done(t.agent_id);
+  if (t.run->request.on_target_done) t.run->request.on_target_done(t.agent_id);
+  if (!t.run->cancelled) start_exec_targets(*t.run);  // the next waiting target takes its place
   maybe_reply(*t.run);
 }
 
@@ -605,8 +635,7 @@ void Relay::maybe_reply(ExecRun& run) {
   if (run.replied || run.opening) return;
   for (const auto& t : run.targets)
     if (!t->done) return;
-  run.replied = true;
-  run.timeout->stop();  // the run itself is freed by the next exec() (never from its own callbacks)
+  run.replied = true;  // the run itself is freed by the next exec() (never from its own callbacks)
   if (run.streaming) return run.exchange->finish();  // every result line is out already
   nlohmann::json results = nlohmann::json::array();
   for (const auto& t : run.targets) {

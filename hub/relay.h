@@ -45,7 +45,9 @@ struct ExecRequest {
   std::vector<std::string> targets;
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
-  int timeout_s = 30;
+  int timeout_s = 30;  // per target, from its start
+  // At most this many targets run at once (0: all); the rest wait their turn, in order.
+  int parallel = 0;
   std::string user_id;  // whose: output kept is capped per user too
   // Streamed (Accept: application/x-ndjson): each chunk goes to the client as it arrives and
   // nothing is kept; else one JSON answer when every target finished.
@@ -173,7 +175,7 @@ class Relay {
   size_t online_count() const { return online_.size(); }
 
   // --- exec fan-out ---
-  // Replies on `exchange` when every target finished or the timeout passed; or, streamed, starts
+  // Replies on `exchange` when every target finished or timed out; or, streamed, starts
   // the stream at once and finishes it after the last target. A client that goes away cancels
   // the run: every target still running is killed. The request must be within the frame limits
   // (exec_open_ok).
@@ -191,7 +193,9 @@ class Relay {
   void on_exec_frame(AgentLink& link, ExecTarget& target, const protocol::Frame& frame);
   void on_exec_data(AgentLink& link, ExecTarget& target, const protocol::DataView& data);
   // Sends the OPEN of one target; false when it cannot run (the target is done, with its error).
-  bool open_exec_target(ExecTarget& target, const AgentRecord& agent, const ExecRequest& request, bool fits);
+  bool open_exec_target(ExecTarget& target);
+  // Opens waiting targets while fewer than the run's `parallel` run (refused ones end at once).
+  void start_exec_targets(ExecRun& run);
   void finish_exec_target(ExecTarget& target);
   // Kills a running target's process group on its agent and closes its channel (timeout, cancel).
   void kill_exec_target(ExecTarget& target, const std::string& why);

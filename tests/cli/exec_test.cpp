@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -191,6 +192,47 @@ TEST(CliExec, CtrlCCancelsTheRunsOnTheHubAndTheTokenIsInNoArgv) {
   EXPECT_EQ(child.err().find(hub.admin_token()), std::string::npos);
   // The hub saw the client go and killed the run on the agent.
   EXPECT_TRUE(eventually([&] { return processes_with(marker).empty(); }, 20s)) << "the remote sleep survived Ctrl-C";
+}
+
+// -j N: at most N targets run at once. Each command appends "s" to a log when it starts and "e"
+// before it ends; the most starts without their ends is how many ran at once (the hub starts the
+// next only after one's CLOSE, which follows its "e"). With the default (16) each also waits until
+// all four started: they all ran at once, so -j is what held them apart.
+TEST(CliExec, ParallelFlagBoundsHowManyRunAtOnce) {
+  HubFixture hub;
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+  std::vector<std::string> names{"p-1", "p-2", "p-3", "p-4"};
+  for (const auto& n : names) agents.push_back(std::make_unique<AgentProcess>(hub, n));
+  for (const auto& n : names) ASSERT_TRUE(wait_online(hub, n, 10s));
+  Cli cli(hub, hub.admin_token());
+  TempDir dir("rexec-cli-parallel");
+  std::string log = dir / "log";
+  auto run = [&](std::vector<std::string> flags, const std::string& wait) {
+    std::vector<std::string> args{"exec"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), names.begin(), names.end());
+    args.insert(args.end(), {"--", "sh", "-c", "echo s >> " + log + "; " + wait + "; echo e >> " + log});
+    auto r = cli.run(args);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    std::ifstream in(log);
+    int now = 0, most = 0, ends = 0;
+    for (std::string ev; in >> ev;) {
+      now += ev == "s" ? 1 : -1;
+      ends += ev == "e";
+      most = std::max(most, now);
+    }
+    std::filesystem::remove(log);
+    EXPECT_EQ(ends, 4);
+    return most;
+  };
+  EXPECT_EQ(run({"-j", "2"}, "sleep 1"), 2);
+  EXPECT_EQ(run({}, "i=0; while [ $(grep -c s " + log + ") -lt 4 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done"), 4)
+      << "by default (16) all four run at once";
+  for (std::string bad : {"0", "257", "x"}) {
+    auto r = cli.run({"exec", "-j", bad, "p-1", "--", "true"});
+    EXPECT_NE(r.status, 0) << bad;
+    EXPECT_NE(r.err.find("parallel"), std::string::npos) << r.err;
+  }
 }
 
 class CliExecContainers : public ContainerTest {};

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -370,6 +371,115 @@ TEST_F(ExecStream, PlainAnswerHasDurationAndErrorsStayJson) {
   EXPECT_EQ(bad.status, 404) << bad.body;
   EXPECT_EQ(bad.headers["content-type"], "application/json");
   EXPECT_EQ(json::parse(bad.body)["code"], "not_found");
+}
+
+}  // namespace
+}  // namespace rx::test
+
+namespace rx::test {
+namespace {
+
+// `parallel`: at most N targets run at once, the rest wait their turn. Each command appends "s"
+// to a log when it starts and "e" before it ends; the most starts without their ends at any point
+// is how many ran at once. The hub opens the next target only after one's CLOSE, which follows its
+// "e", so with parallel 2 no point can show a third. Without the limit each command also waits (at
+// most 10 s) until all six started: all six ran at once, so the limit is what held them apart.
+TEST_F(ExecStream, ParallelBoundsHowManyRunAtOnce) {
+  TempDir dir("rexec-parallel");
+  auto script = [&](int barrier) {
+    std::string log = dir / "log";
+    std::string wait = barrier == 0 ? "sleep 1"
+                                    : "i=0; while [ $(grep -c s " + log + ") -lt " + std::to_string(barrier) +
+                                          " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done";
+    return "echo s >> " + log + "; " + wait + "; echo e >> " + log;
+  };
+  auto most_at_once = [&] {
+    std::ifstream in(dir / "log");
+    int now = 0, most = 0, ends = 0;
+    for (std::string ev; in >> ev;) {
+      now += ev == "s" ? 1 : -1;
+      ends += ev == "e";
+      most = std::max(most, now);
+    }
+    std::filesystem::remove(dir / "log");
+    return std::pair(most, ends);
+  };
+  std::vector<std::string> six(6, "runner");
+  for (bool streamed : {false, true}) {
+    json body = exec_body(six, {"sh", "-c", script(0)});
+    body["parallel"] = 2;
+    std::vector<json> results;
+    if (streamed) {
+      ExecClient c;
+      ASSERT_TRUE(c.start(hub.port(), hub.admin_token(), body));
+      while (auto line = c.next_line(60s))
+        if (auto j = json::parse(*line); is_result(j)) results.push_back(j);
+      ASSERT_TRUE(c.ended());
+    } else {
+      auto r = hub.api("POST", "/api/v1/exec", body.dump());
+      ASSERT_EQ(r.status, 200) << r.body;
+      json answer = json::parse(r.body);
+      for (const auto& j : answer["results"]) results.push_back(j);
+    }
+    ASSERT_EQ(results.size(), 6u);
+    for (const auto& j : results) EXPECT_EQ(j["exit_code"], 0) << j;
+    auto [most, ends] = most_at_once();
+    EXPECT_EQ(ends, 6);
+    EXPECT_EQ(most, 2) << "streamed=" << streamed;
+  }
+  auto all = hub.api("POST", "/api/v1/exec", exec_body(six, {"sh", "-c", script(6)}).dump());
+  ASSERT_EQ(all.status, 200) << all.body;
+  auto [most, ends] = most_at_once();
+  EXPECT_EQ(ends, 6);
+  EXPECT_EQ(most, 6) << "without parallel every target runs at once";
+
+  // timeout_s is per target, from its own start: three one-second commands one after another
+  // take three seconds, over a two-second timeout, and none times out.
+  json serial = exec_body({"runner", "runner", "runner"}, {"sleep", "1"}, 2);
+  serial["parallel"] = 1;
+  auto r = hub.api("POST", "/api/v1/exec", serial.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  int64_t total_ms = 0;
+  json answer = json::parse(r.body);
+  ASSERT_EQ(answer["results"].size(), 3u);
+  for (const auto& j : answer["results"]) {
+    EXPECT_EQ(j["exit_code"], 0) << j;
+    EXPECT_FALSE(j.contains("error")) << j;
+    total_ms += j["duration_ms"].get<int64_t>();
+  }
+  EXPECT_GE(total_ms, 3000);
+
+  for (json bad : {json(0), json(257), json("2"), json(1.5)}) {
+    json b = exec_body({"runner"}, {"true"});
+    b["parallel"] = bad;
+    auto refused = hub.api("POST", "/api/v1/exec", b.dump());
+    EXPECT_EQ(refused.status, 400) << bad;
+    auto e = json::parse(refused.body);
+    EXPECT_EQ(e["code"], "bad_field") << refused.body;
+    EXPECT_TRUE(e["error"].get<std::string>().starts_with("parallel:")) << refused.body;
+  }
+}
+
+// A client that goes away while targets still wait their turn: the running one is killed and the
+// waiting ones never start.
+TEST_F(ExecStream, ClientGoneWhileTargetsWaitStartsNoMore) {
+  TempDir dir("rexec-parallel-cancel");
+  std::string marker = unique_marker();
+  json body = exec_body({"runner", "runner", "runner"},
+                        {"sh", "-c", ": > " + dir.path() + "/started.$$; sleep 30; : " + marker});
+  body["parallel"] = 1;
+  ExecClient c;
+  ASSERT_TRUE(c.start(hub.port(), hub.admin_token(), body));
+  ASSERT_TRUE(eventually([&] { return process_with(marker); }, 10s));
+  c.hang_up();
+  ASSERT_TRUE(eventually([&] { return !process_with(marker); }, 10s)) << "the running target was not killed";
+  // The hub has finished the run once a later request is answered: the loop is serial.
+  auto r = hub.api("POST", "/api/v1/exec", exec_body({"runner"}, {"true"}).dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  size_t started = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    if (e.path().filename().string().starts_with("started.")) ++started;
+  EXPECT_EQ(started, 1u) << "a waiting target started after its client went away";
 }
 
 }  // namespace
