@@ -111,6 +111,7 @@ void Api::describe_metrics() {
                     {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
   metrics_.describe("rexec_rate_limited_total", T::kCounter, "Requests refused with 429, by limit.");
   metrics_.describe("rexec_auth_failures_total", T::kCounter, "Requests and upgrades refused with 401.");
+  metrics_.describe("rexec_container_sweeps_total", T::kCounter, "Container supervisor sweeps that judged Docker's list.");
   metrics_.describe("rexec_agents_online", T::kGauge, "Agents with a live link.");
   metrics_.describe("rexec_terminals", T::kGauge, "Terminals by kind and state.");
   metrics_.describe("rexec_viewers", T::kGauge, "Open viewer sockets.");

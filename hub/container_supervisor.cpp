@@ -36,7 +36,9 @@ void ContainerSupervisor::sweep() {
         if (docker_was_away_) log("info", "containers.docker_back");
         docker_was_away_ = false;
         auto list = nlohmann::json::parse(r.body, nullptr, false);
-        if (list.is_array()) judge(list, restarts_before);
+        if (!list.is_array()) return;
+        judge(list, restarts_before);
+        if (on_swept_) on_swept_();
       },
       10000);
 }

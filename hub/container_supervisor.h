@@ -20,6 +20,9 @@ class ContainerSupervisor {
   ContainerSupervisor(uv_loop_t* loop, Store& store, Relay& relay, Containers& containers, uint64_t every_ms = 3000);
   // Terminal ids whose containers exist without a row on purpose (the warm pool's).
   void set_expected(std::function<bool(const std::string&)> expected) { expected_ = std::move(expected); }
+  // Told after each sweep that judged Docker's list (rexec_container_sweeps_total): what a test
+  // waits for to know a sweep saw a state, instead of sleeping.
+  void set_on_swept(std::function<void()> on_swept) { on_swept_ = std::move(on_swept); }
   void start();
   void stop();  // the hub is stopping: no more sweeps
 
@@ -35,6 +38,7 @@ class ContainerSupervisor {
   bool docker_was_away_ = false;
   Timer timer_;
   std::function<bool(const std::string&)> expected_;
+  std::function<void()> on_swept_;
 };
 
 }  // namespace rx::hub

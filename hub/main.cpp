@@ -215,6 +215,7 @@ int serve(HubConfig config) {
     WarmPool pool(**store, relay, containers, data_dir, admin && *admin ? (**admin).id : "", *pool_sizes);
     api.set_warm_pool(&pool);
     supervisor.set_expected([&pool](const std::string& terminal) { return pool.holds(terminal); });
+    supervisor.set_on_swept([&api] { api.metrics().add("rexec_container_sweeps_total", {}); });
     supervisor.start();  // first: this hub's leftovers (an earlier pool's among them) go
     pool.fill();
     auto server = Server::start(&loop, options, api);

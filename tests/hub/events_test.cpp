@@ -105,7 +105,37 @@ TEST_F(Events, EachUserSeesOnlyTheirOwn) {
   EXPECT_TRUE(snap["agents"].empty()) << snap;
   agent.send(protocol::Stats{0, 500, 1, 2, {}});
   ASSERT_EQ(hub.api("POST", "/api/v1/terminals", R"({"kind":"agent","agent":"admins-box"})").status, 201);
-  for (const char* type : {"stats", "terminal", "agent"}) EXPECT_TRUE(next(ws, type, 1500ms).is_null()) << type;
+  // Then the same kinds of event on bob's own machine. The feed is in order and stats go out per
+  // refresh, so once bob's own stats and terminal arrived, the admin's (sent before) would have
+  // too: every message up to then must be bob's (no waiting for something not to come).
+  auto enrollment = http(hub.port(), "POST", "/api/v1/agent-enrollments", bob, "{}");
+  ASSERT_EQ(enrollment.status, 201) << enrollment.body;
+  FakeAgent mine;
+  ASSERT_TRUE(mine.connect(hub.port(), body(enrollment)["token"], "bobs-box"));
+  ASSERT_TRUE(mine.hello());
+  mine.send(protocol::Stats{0, 700, 1, 2, {}});
+  auto own = http(hub.port(), "POST", "/api/v1/terminals", bob, R"({"kind":"agent","agent":"bobs-box"})");
+  ASSERT_EQ(own.status, 201) << own.body;
+  std::string bobs_agent = body(own)["agent"];
+  bool saw_stats = false, saw_terminal = false;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!(saw_stats && saw_terminal) && std::chrono::steady_clock::now() < deadline) {
+    auto m = ws.receive(1s);
+    if (!m) continue;
+    std::string text(m->data.begin(), m->data.end());
+    EXPECT_EQ(text.find("admins-box"), std::string::npos) << "bob saw the admin's machine: " << text;
+    auto j = json::parse(text, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << text;
+    if (j["type"] == "stats") {
+      EXPECT_EQ(j["agent"], bobs_agent) << "bob saw stats that are not his: " << text;
+      saw_stats = true;
+    }
+    if (j["type"] == "terminal") {
+      EXPECT_EQ(j["terminal"]["agent"], bobs_agent) << "bob saw a terminal that is not his: " << text;
+      saw_terminal = true;
+    }
+  }
+  EXPECT_TRUE(saw_stats && saw_terminal) << "bob's own events never reached his feed";
   // Bad input: the feed takes no messages; the wrong subprotocol is refused.
   ws.send_text("hello");
   while (ws.receive(2s)) {

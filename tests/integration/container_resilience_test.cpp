@@ -72,7 +72,7 @@ TEST_F(ContainerResilience, RemovedContainersAreReportedAndOrphansRemoved) {
   auto foreign = docker({"run", "-d", "--network", "none", "--label", "rexec.terminal=t_other", "--label",
                          "rexec.hub=hub_someoneelse", "rexec/busybox:latest", "sleep", "600"});
   ASSERT_TRUE(foreign);
-  std::this_thread::sleep_for(4s);  // more than a sweep
+  ASSERT_TRUE(wait_two_sweeps(hub)) << "the supervisor never swept";  // a sweep saw it
   EXPECT_TRUE(docker({"inspect", foreign->substr(0, 12)})) << "a hub removed another hub's container";
   (void)docker({"rm", "-f", foreign->substr(0, 12)});
 }

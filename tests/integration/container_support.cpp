@@ -58,6 +58,24 @@ bool ContainerTest::wait_status(HubFixture& hub, const std::string& id, const st
   return false;
 }
 
+namespace {
+long container_sweeps(HubFixture& hub) {
+  std::string text = hub.api("GET", "/metrics").body;
+  auto at = text.find("\nrexec_container_sweeps_total ");
+  return at == std::string::npos ? 0 : std::atol(text.c_str() + at + 30);
+}
+}  // namespace
+
+bool ContainerTest::wait_two_sweeps(HubFixture& hub, std::chrono::milliseconds timeout) {
+  long target = container_sweeps(hub) + 2;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (container_sweeps(hub) >= target) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
 json ContainerTest::exec(HubFixture& hub, const std::string& id, const std::vector<std::string>& argv) {
   auto r = hub.api("POST", "/api/v1/exec", json{{"targets", {id}}, {"argv", argv}, {"timeout_s", 20}}.dump());
   EXPECT_EQ(r.status, 200) << r.body;

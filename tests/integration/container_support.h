@@ -40,6 +40,10 @@ class ContainerTest : public testing::Test {
   bool wait_status(HubFixture& hub, const std::string& id, const std::string& status,
                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
   nlohmann::json exec(HubFixture& hub, const std::string& id, const std::vector<std::string>& argv);
+  // Waits until the hub's container supervisor has completed two more sweeps (its metric): the
+  // second began after this call, so it judged the state as it is now. For checks that something
+  // did not happen, instead of sleeping past a sweep.
+  bool wait_two_sweeps(HubFixture& hub, std::chrono::milliseconds timeout = std::chrono::seconds(30));
   std::vector<std::string> created_;
 };
 

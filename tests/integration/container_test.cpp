@@ -203,7 +203,7 @@ TEST_F(Containers, StopAndStartGiveANewShellInTheSameContainer) {
   ASSERT_TRUE(state);
   EXPECT_EQ(*state, "false\n");
   EXPECT_EQ(hub.api("POST", "/api/v1/terminals/" + id + "/stop").status, 409) << "stopping twice";
-  std::this_thread::sleep_for(4s);  // more than a supervisor sweep: a stopped container is not "lost"
+  ASSERT_TRUE(wait_two_sweeps(hub)) << "the supervisor never swept";  // a sweep saw it stopped: not "lost"
   EXPECT_EQ(body(hub.api("GET", "/api/v1/terminals/" + id)).value("status", ""), "stopped");
   auto started = hub.api("POST", "/api/v1/terminals/" + id + "/start");
   ASSERT_EQ(started.status, 200) << started.body;

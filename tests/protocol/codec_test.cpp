@@ -415,6 +415,7 @@ TEST(CodecMalformed, RandomBytesNeverCrash) {
 
 TEST(CodecMalformed, MutatedValidFramesDecodeOrFailCleanly) {
   std::mt19937_64 rng(7);
+  size_t accepted = 0, refused = 0;
   for (const auto& frame : one_of_each()) {
     auto good = encoded(frame);
     for (int i = 0; i < 300; ++i) {
@@ -422,10 +423,21 @@ TEST(CodecMalformed, MutatedValidFramesDecodeOrFailCleanly) {
       bytes[rng() % bytes.size()] = uint8_t(rng());
       auto r = decode(bytes);
       if (r.ok()) {
-        EXPECT_TRUE(decode(encoded(*r)).ok());  // anything accepted re-encodes validly
+        // Anything accepted re-encodes validly, and to a fixed point.
+        ++accepted;
+        auto again = decode(encoded(*r));
+        ASSERT_TRUE(again.ok()) << again.error().message;
+        EXPECT_EQ(encoded(*again), encoded(*r));
+      } else {
+        ++refused;
+        EXPECT_FALSE(r.error().code.empty());
+        EXPECT_FALSE(r.error().message.empty());
       }
     }
   }
+  // Both branches ran: a decoder that accepted or refused everything would fail here.
+  EXPECT_GT(accepted, 100u);
+  EXPECT_GT(refused, 100u);
 }
 
 TEST(CodecEncode, RefusesWhatTheDecoderWouldRefuse) {
