@@ -11,7 +11,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "agent/log.h"
+#include "protocol/log_line.h"
 #include "agent/secrets.h"
 #include "protocol/codec.h"
 #include "protocol/limits.h"

@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "agent/agent.h"
-#include "agent/log.h"
+#include "protocol/log_line.h"
 #include "agent/secrets.h"
 #include "agent/settings.h"
 #include "protocol/version.h"
@@ -22,6 +22,7 @@
 namespace {
 
 using namespace rx::agent;
+using rx::log;  // not ::log of <cmath>
 
 int usage(const char* why) {
   if (why) std::fprintf(stderr, "rexec-agent: %s\n", why);

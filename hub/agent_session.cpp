@@ -1,7 +1,7 @@
 #include "hub/agent_session.h"
 
 #include "hub/guard.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "protocol/codec.h"
 #include "protocol/labels.h"
 #include "protocol/limits.h"

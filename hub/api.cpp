@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "protocol/viewer.h"
 #include "hub/tokens.h"
 

@@ -6,7 +6,7 @@
 #include "hub/json_text.h"
 #include "hub/json_fields.h"
 #include "hub/views.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "hub/tokens.h"
 
 namespace rx::hub {

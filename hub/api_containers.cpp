@@ -8,7 +8,7 @@
 #include "hub/container_agent.h"
 #include "hub/image_ref.h"
 #include "hub/json_fields.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "hub/warm_pool.h"
 
 namespace rx::hub {

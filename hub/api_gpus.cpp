@@ -5,7 +5,7 @@
 #include "hub/api.h"
 #include "hub/events.h"
 #include "hub/json_fields.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "hub/rfc3339.h"
 #include "hub/tokens.h"
 

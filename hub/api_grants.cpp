@@ -5,7 +5,7 @@
 
 #include "hub/api.h"
 #include "hub/json_fields.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 
 namespace rx::hub {
 namespace {

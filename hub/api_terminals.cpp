@@ -9,7 +9,7 @@
 #include "hub/json_text.h"
 #include "hub/tokens.h"
 #include "hub/views.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "hub/viewer_session.h"
 
 namespace rx::hub {

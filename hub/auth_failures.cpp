@@ -1,6 +1,6 @@
 #include "hub/auth_failures.h"
 
-#include "hub/log.h"
+#include "protocol/log_line.h"
 
 namespace rx::hub {
 

@@ -44,7 +44,11 @@ Status apply_setting(HubConfig& c, std::string_view key, std::string_view value)
     return Ok{};
   };
   if (key == "listen") {
-    if (value.rfind(':') == std::string_view::npos) return make_error("bad_config", "listen: expected HOST:PORT");
+    // HOST:PORT or [V6]:PORT; the port a number (0: any free one), never silently 0 from "abc".
+    auto colon = value.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return make_error("bad_config", "listen: expected HOST:PORT");
+    auto port = integer("listen port", value.substr(colon + 1), 0, 65535);
+    if (!port) return port.error();
     c.listen = value;
   } else if (key == "data-dir") {
     c.data_dir = value;

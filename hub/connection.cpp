@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "hub/log.h"
+#include "protocol/log_line.h"
 
 namespace rx::hub {
 namespace {

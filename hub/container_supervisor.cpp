@@ -3,7 +3,7 @@
 #include <map>
 
 #include "hub/json_text.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 
 namespace rx::hub {
 

@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "hub/fd.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 
 namespace rx::hub {
 namespace {

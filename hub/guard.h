@@ -7,7 +7,7 @@
 #include <exception>
 #include <string_view>
 
-#include "hub/log.h"
+#include "protocol/log_line.h"
 
 namespace rx::hub {
 

@@ -25,7 +25,7 @@
 #include "hub/events.h"
 #include "hub/container_supervisor.h"
 #include "hub/containers.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "hub/relay.h"
 #include "hub/secret_file.h"
 #include "hub/server.h"

@@ -6,7 +6,7 @@
 
 #include "hub/exec_stream.h"
 #include "hub/json_text.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "hub/server.h"
 #include "hub/timer.h"
 #include "hub/tokens.h"

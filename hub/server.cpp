@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "hub/connection.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "hub/tls.h"
 
 namespace rx::hub {

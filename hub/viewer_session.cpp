@@ -2,7 +2,7 @@
 
 #include "hub/guard.h"
 #include "hub/json_text.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "protocol/limits.h"
 #include "protocol/viewer.h"
 

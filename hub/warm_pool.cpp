@@ -2,7 +2,7 @@
 
 #include "hub/container_agent.h"
 #include "hub/image_ref.h"
-#include "hub/log.h"
+#include "protocol/log_line.h"
 #include "hub/tokens.h"
 
 namespace rx::hub {

@@ -1,5 +1,7 @@
 #include "protocol/log_line.h"
 
+#include <unistd.h>
+
 #include "protocol/utf8.h"
 
 namespace rx {
@@ -71,6 +73,11 @@ std::string redact(std::string_view token) {
   auto underscore = token.find('_');
   if (underscore == std::string_view::npos || underscore > 4) return "…";
   return std::string(token.substr(0, underscore + 1)) + "…";
+}
+
+void log(std::string_view level, std::string_view event, std::initializer_list<LogField> fields) {
+  std::string line = format_log_line(level, event, fields);
+  (void)!::write(STDERR_FILENO, line.data(), line.size());
 }
 
 }  // namespace rx

@@ -90,6 +90,7 @@ void LiveTerminal::expect_alive() {
   ASSERT_FALSE(id_.empty());
   Viewer v;
   ASSERT_TRUE(v.attach(hub_, id_)) << "cannot attach to the live terminal";
+  ASSERT_TRUE(v.wait_prompt()) << "the live terminal's shell printed nothing";
   // The marker is computed by the shell, so only its output (not the typed line's echo) holds it.
   int n = ++round_ * 1000;
   std::string want = "ALIVE" + std::to_string(n + 1);

@@ -53,6 +53,14 @@ TEST(Config, EveryKeyIsAcceptedAndBadValuesAreRefused) {
   EXPECT_FALSE(apply_setting(c, "rate-requests", "-1").ok());
   EXPECT_FALSE(apply_setting(c, "viewers-per-terminal", "0").ok());
   EXPECT_FALSE(apply_setting(c, "listen", "no-port").ok());
+  // A port that is not a number was read as 0 (a random port) before.
+  for (const char* bad : {"h:abc", "h:", ":8080", "h:65536", "h:-1", "h:80x"}) {
+    auto e = apply_setting(c, "listen", bad);
+    ASSERT_FALSE(e.ok()) << bad;
+    EXPECT_NE(e.error().message.find("listen"), std::string::npos) << e.error().message;
+  }
+  EXPECT_TRUE(apply_setting(c, "listen", "[::1]:9000").ok());
+  EXPECT_TRUE(apply_setting(c, "listen", "0.0.0.0:0").ok());
 }
 
 TEST(Config, FlagsOverrideTheFile) {

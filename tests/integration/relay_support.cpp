@@ -1,5 +1,7 @@
 #include "tests/integration/relay_support.h"
 
+#include <algorithm>
+
 #include <cctype>
 
 #include <sstream>
@@ -22,6 +24,10 @@ AgentProcess::AgentProcess(HubFixture& hub, const std::string& name, std::vector
       extra_(std::move(extra)),
       hub_url_(hub_url.empty() ? "ws://127.0.0.1:" + std::to_string(hub.port()) : hub_url),
       credential_file_(hub.data_dir() + "/" + name + ".credential") {
+  // /bin/sh unless the test says otherwise: root's login bash here runs the machine's ~/.bashrc
+  // (pyenv init: ~3 s, and a shell killed inside its rehash leaves a lock that stalls every later
+  // bash for 60 s). A test of Rexec must not depend on the account's rc files.
+  if (std::find(extra_.begin(), extra_.end(), "--shell") == extra_.end()) extra_.insert(extra_.end(), {"--shell", "/bin/sh"});
   std::vector<std::string> argv{binary("agent/rexec-agent"), "--hub", hub_url_,
                                 "--enroll-token-file", "-", "--credential-file", credential_file_, "--name", name_};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
@@ -130,6 +136,7 @@ void expect_every_line_once(const std::string& output, int lines) {
 }
 
 std::string ask_pid(Viewer& v) {
+  EXPECT_TRUE(v.wait_prompt()) << "the shell never printed a prompt";
   size_t mark = v.output.size();
   v.type("echo PID=$$\n");
   EXPECT_TRUE(v.until([&](const Viewer& v) { return !pid_after(v.output, mark).empty(); }, std::chrono::seconds(10)))

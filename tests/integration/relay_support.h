@@ -51,6 +51,11 @@ struct Viewer {
   std::vector<nlohmann::json> events;
   bool attach(HubFixture& hub, const std::string& terminal, std::optional<uint64_t> since = std::nullopt);
   void type(const std::string& text);
+  // Until the terminal printed anything (a fresh shell's prompt). Type only after it: bash
+  // discards what was typed before it set up its terminal (a user waits for the prompt too).
+  bool wait_prompt(std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+    return until([](const Viewer& v) { return !v.output.empty(); }, timeout);
+  }
   void resize(uint16_t cols, uint16_t rows);
   // Pumps messages until `done` holds; false on timeout or close.
   bool until(const std::function<bool(const Viewer&)>& done, std::chrono::milliseconds timeout);

@@ -15,12 +15,13 @@ using namespace std::chrono_literals;
 
 TEST(Relay, EnrollAttachEchoResizeExit) {
   HubFixture hub;
-  AgentProcess agent(hub, "box", {"--shell", "/bin/bash"});
+  AgentProcess agent(hub, "box");
   ASSERT_TRUE(wait_online(hub, "box", 2s)) << agent.process().log();
   auto id = create_terminal(hub, "box");
   ASSERT_FALSE(id.empty());
   Viewer v;
   ASSERT_TRUE(v.attach(hub, id));
+  ASSERT_TRUE(v.wait_prompt()) << agent.process().log();
   v.type("echo $((6*7))\r");
   ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("42\r\n"); }, 10s)) << v.output << agent.process().log();
   v.resize(100, 40);

@@ -87,7 +87,8 @@ class Tls : public testing::Test {
 
   Process agent(const std::string& binary_path, const std::string& name, const std::string& ca, const std::string& token) {
     return Process({binary_path, "--hub", "wss://127.0.0.1:" + std::to_string(hub->port()), "--ca-file", ca,
-                    "--enroll-token-file", "-", "--credential-file", certs / (name + ".credential"), "--name", name},
+                    "--enroll-token-file", "-", "--credential-file", certs / (name + ".credential"), "--name", name,
+                    "--shell", "/bin/sh"},
                    child_env(), certs / (name + ".log"), token + "\n");
   }
 };

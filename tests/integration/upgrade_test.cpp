@@ -434,7 +434,7 @@ TEST(Upgrade, BadHandoverStateIsRefusedWithAReasonAndTheAgentStartsClean) {
   auto env = child_env();
   env["REXEC_HANDOVER_FDS"] = "rexec.state=" + std::to_string(state) + ",rexec.c1.pty=" + std::to_string(pipe_fds[1]);
   Process agent({binary("agent/rexec-agent"), "--hub", "ws://127.0.0.1:" + std::to_string(hub.port()),
-                 "--enroll-token-file", "-", "--credential-file", dir / "credential", "--name", "clean"},
+                 "--enroll-token-file", "-", "--credential-file", dir / "credential", "--name", "clean", "--shell", "/bin/sh"},
                 env, dir / "agent.log", hub.enroll() + "\n");
   ::close(state);
   ::close(pipe_fds[1]);

@@ -257,7 +257,10 @@ export class Fixture {
     // The enrollment token on stdin, never on the command line.
     this.agent = start(
       [agentBinary, "--hub", `ws://127.0.0.1:${this.port}`, "--credential-file", path.join(this.dir, "agent.credential"),
-        "--name", "e2e-box", "--enroll-token-file", "-", ...extra],
+        "--name", "e2e-box", "--enroll-token-file", "-",
+        // /bin/sh unless told: root's login bash runs the machine's ~/.bashrc (slow, and it can
+        // stall on a stale pyenv lock); the tests are of Rexec, not of that.
+        ...(extra.includes("--shell") ? [] : ["--shell", "/bin/sh"]), ...extra],
       this.agentLog,
       body.token + "\n",
     );
