@@ -51,8 +51,8 @@ struct Viewer {
   std::vector<nlohmann::json> events;
   bool attach(HubFixture& hub, const std::string& terminal, std::optional<uint64_t> since = std::nullopt);
   void type(const std::string& text);
-  // Until the terminal printed anything (a fresh shell's prompt). Type only after it: bash
-  // discards what was typed before it set up its terminal (a user waits for the prompt too).
+  // Until the terminal printed anything (a fresh shell's prompt): a shell that never starts then
+  // fails here, saying so, rather than as a missing answer to what was typed.
   bool wait_prompt(std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     return until([](const Viewer& v) { return !v.output.empty(); }, timeout);
   }
