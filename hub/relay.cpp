@@ -62,8 +62,8 @@ void put_output(nlohmann::json& out, const std::string& name, const std::string&
 struct Relay::ExecTarget {
   ExecRun* run = nullptr;
   std::string target;
-  AgentRecord agent;
   std::string agent_id;
+  std::string agent_name;  // for the agent_offline message of a target that waited its turn
   uint32_t channel = 0;  // 0 until its OPEN went out
   std::string out, err;  // kept for the plain answer (nothing when streamed)
   uint64_t out_total = 0, err_total = 0;
@@ -442,8 +442,8 @@ void Relay::exec(std::vector<AgentRecord> targets, const ExecRequest& request,
     auto target = std::make_unique<ExecTarget>();
     target->run = r;
     target->target = request.targets[i];
-    target->agent = targets[i];
     target->agent_id = targets[i].id;
+    target->agent_name = targets[i].name;
     r->targets.push_back(std::move(target));
   }
   start_exec_targets(*r);
@@ -474,7 +474,7 @@ bool Relay::open_exec_target(ExecTarget& t) {
   auto link = online_.find(t.agent_id);
   if (run.cancelled) t.error = make_error("cancelled", "the client went away");
   else if (!run.fits) t.error = exec_open_ok(request).error();
-  else if (link == online_.end()) t.error = make_error("agent_offline", "agent " + t.agent.name + " is not connected");
+  else if (link == online_.end()) t.error = make_error("agent_offline", "agent " + t.agent_name + " is not connected");
   else if (auto ch = store_.next_channel(t.agent_id); !ch) t.error = ch.error();
   else t.channel = *ch;
   t.opened = t.ended = std::chrono::steady_clock::now();

@@ -227,23 +227,15 @@ TEST(CliExec, ParallelFlagBoundsHowManyRunAtOnce) {
     std::vector<std::string> args{"exec"};
     args.insert(args.end(), flags.begin(), flags.end());
     args.insert(args.end(), names.begin(), names.end());
-    args.insert(args.end(), {"--", "sh", "-c", "echo s >> " + log + "; " + wait + "; echo e >> " + log});
+    args.insert(args.end(), {"--", "sh", "-c", overlap_command(log, wait)});
     auto r = cli.run(args);
     EXPECT_EQ(r.status, 0) << r.out << r.err;
-    std::ifstream in(log);
-    int now = 0, most = 0, ends = 0;
-    for (std::string ev; in >> ev;) {
-      now += ev == "s" ? 1 : -1;
-      ends += ev == "e";
-      most = std::max(most, now);
-    }
-    std::filesystem::remove(log);
-    EXPECT_EQ(ends, 4);
-    return most;
+    auto overlap = read_overlap(log);
+    EXPECT_EQ(overlap.ends, 4);
+    return overlap.most;
   };
   EXPECT_EQ(run({"-j", "2"}, "sleep 1"), 2);
-  EXPECT_EQ(run({}, "i=0; while [ $(grep -c s " + log + ") -lt 4 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done"), 4)
-      << "by default (16) all four run at once";
+  EXPECT_EQ(run({}, until_started(log, 4)), 4) << "by default (16) all four run at once";
   for (std::string bad : {"0", "257", "x"}) {
     auto r = cli.run({"exec", "-j", bad, "p-1", "--", "true"});
     EXPECT_NE(r.status, 0) << bad;

@@ -60,9 +60,10 @@ bool ContainerTest::wait_status(HubFixture& hub, const std::string& id, const st
 
 namespace {
 long container_sweeps(HubFixture& hub) {
+  const std::string line = "\nrexec_container_sweeps_total ";
   std::string text = hub.api("GET", "/metrics").body;
-  auto at = text.find("\nrexec_container_sweeps_total ");
-  return at == std::string::npos ? 0 : std::atol(text.c_str() + at + 30);
+  auto at = text.find(line);
+  return at == std::string::npos ? 0 : std::atol(text.c_str() + at + line.size());
 }
 }  // namespace
 

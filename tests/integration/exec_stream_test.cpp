@@ -386,27 +386,10 @@ namespace {
 // most 10 s) until all six started: all six ran at once, so the limit is what held them apart.
 TEST_F(ExecStream, ParallelBoundsHowManyRunAtOnce) {
   TempDir dir("rexec-parallel");
-  auto script = [&](int barrier) {
-    std::string log = dir / "log";
-    std::string wait = barrier == 0 ? "sleep 1"
-                                    : "i=0; while [ $(grep -c s " + log + ") -lt " + std::to_string(barrier) +
-                                          " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done";
-    return "echo s >> " + log + "; " + wait + "; echo e >> " + log;
-  };
-  auto most_at_once = [&] {
-    std::ifstream in(dir / "log");
-    int now = 0, most = 0, ends = 0;
-    for (std::string ev; in >> ev;) {
-      now += ev == "s" ? 1 : -1;
-      ends += ev == "e";
-      most = std::max(most, now);
-    }
-    std::filesystem::remove(dir / "log");
-    return std::pair(most, ends);
-  };
+  std::string log = dir / "log";
   std::vector<std::string> six(6, "runner");
   for (bool streamed : {false, true}) {
-    json body = exec_body(six, {"sh", "-c", script(0)});
+    json body = exec_body(six, {"sh", "-c", overlap_command(log, "sleep 1")});
     body["parallel"] = 2;
     std::vector<json> results;
     if (streamed) {
@@ -423,15 +406,15 @@ TEST_F(ExecStream, ParallelBoundsHowManyRunAtOnce) {
     }
     ASSERT_EQ(results.size(), 6u);
     for (const auto& j : results) EXPECT_EQ(j["exit_code"], 0) << j;
-    auto [most, ends] = most_at_once();
-    EXPECT_EQ(ends, 6);
-    EXPECT_EQ(most, 2) << "streamed=" << streamed;
+    auto overlap = read_overlap(log);
+    EXPECT_EQ(overlap.ends, 6);
+    EXPECT_EQ(overlap.most, 2) << "streamed=" << streamed;
   }
-  auto all = hub.api("POST", "/api/v1/exec", exec_body(six, {"sh", "-c", script(6)}).dump());
+  auto all = hub.api("POST", "/api/v1/exec", exec_body(six, {"sh", "-c", overlap_command(log, until_started(log, 6))}).dump());
   ASSERT_EQ(all.status, 200) << all.body;
-  auto [most, ends] = most_at_once();
-  EXPECT_EQ(ends, 6);
-  EXPECT_EQ(most, 6) << "without parallel every target runs at once";
+  auto overlap = read_overlap(log);
+  EXPECT_EQ(overlap.ends, 6);
+  EXPECT_EQ(overlap.most, 6) << "without parallel every target runs at once";
 
   // timeout_s is per target, from its own start: three one-second commands one after another
   // take three seconds, over a two-second timeout, and none times out.

@@ -1,6 +1,8 @@
 #include "tests/integration/relay_support.h"
 
 #include <algorithm>
+#include <fstream>
+#include <filesystem>
 
 #include <cctype>
 
@@ -148,6 +150,28 @@ std::string start_printing(Viewer& v, int lines) {
   std::string pid = ask_pid(v);
   v.type("echo B''EGIN; i=1; while [ $i -le " + std::to_string(lines) + " ]; do echo $i; i=$((i+1)); done; echo E''ND\n");
   return pid;
+}
+
+std::string overlap_command(const std::string& log, const std::string& wait) {
+  return "echo s >> " + log + "; " + wait + "; echo e >> " + log;
+}
+
+std::string until_started(const std::string& log, int n) {
+  return "i=0; while [ $(grep -c s " + log + ") -lt " + std::to_string(n) +
+         " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done";
+}
+
+Overlap read_overlap(const std::string& log) {
+  Overlap o;
+  std::ifstream in(log);
+  int now = 0;
+  for (std::string ev; in >> ev;) {
+    now += ev == "s" ? 1 : -1;
+    o.ends += ev == "e";
+    o.most = std::max(o.most, now);
+  }
+  std::filesystem::remove(log);
+  return o;
 }
 
 }  // namespace rx::test

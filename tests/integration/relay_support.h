@@ -72,4 +72,16 @@ std::string ask_pid(Viewer& v);
 // mid-stream.
 std::string start_printing(Viewer& v, int lines);
 
+// How many exec commands ran at once. Each command, made by overlap_command, appends "s" to `log`
+// when it starts and "e" before it ends (`wait` between); read_overlap gives the most started and
+// not yet ended at any point, and how many ended, and removes the log for the next round.
+struct Overlap {
+  int most = 0;
+  int ends = 0;
+};
+std::string overlap_command(const std::string& log, const std::string& wait);
+// A `wait` for overlap_command: until `n` commands have started (at most 10 s).
+std::string until_started(const std::string& log, int n);
+Overlap read_overlap(const std::string& log);
+
 }  // namespace rx::test
