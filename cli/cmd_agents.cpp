@@ -1,7 +1,7 @@
 // agents, enroll: the machines (docs/api.md, "Agents") and the one line that adds another.
-#include "cli/output.h"
 #include "cli/commands.h"
 #include "cli/failure.h"
+#include "cli/output.h"
 #include "cli/parse.h"
 
 namespace rx::cli {

@@ -1,10 +1,10 @@
 // connect: attach to a terminal like ssh (connect.h has the session itself).
 #include <algorithm>
 
-#include "cli/output.h"
 #include "cli/commands.h"
 #include "cli/connect.h"
 #include "cli/failure.h"
+#include "cli/output.h"
 #include "cli/targets.h"
 
 namespace rx::cli {

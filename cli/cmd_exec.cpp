@@ -8,9 +8,9 @@
 #include <atomic>
 #include <chrono>
 
-#include "cli/output.h"
 #include "cli/commands.h"
 #include "cli/failure.h"
+#include "cli/output.h"
 #include "cli/parse.h"
 #include "cli/targets.h"
 #include "protocol/base64.h"

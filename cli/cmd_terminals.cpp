@@ -1,7 +1,7 @@
 // ls, create, rm, stop, start, share: the caller's terminals (docs/api.md, "Terminals", "Shares").
-#include "cli/output.h"
 #include "cli/commands.h"
 #include "cli/failure.h"
+#include "cli/output.h"
 #include "cli/parse.h"
 #include "cli/targets.h"
 

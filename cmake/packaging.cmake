@@ -1,6 +1,6 @@
 # Install rules and the Debian packages (make deb: scripts/deb.sh). Two packages:
 #   rexec-hub    /usr/bin/rexec-hub, its unit, the static agent its container terminals run
-#                (/usr/lib/rexec/rexec-agent, found by default: hub/agent_binary.h) and the
+#                (/usr/lib/rexec/rexec-agent, found by default: hub/docker/agent_binary.h) and the
 #                static agents it serves to servers (/usr/lib/rexec/agents/, with .sha256)
 #   rexec-agent  /usr/bin/rexec-agent (the static one) and its unit
 # The static agents come from their own presets (static-agent, static-agent-arm64); their paths

@@ -18,22 +18,22 @@
 #include <string>
 #include <vector>
 
-#include "hub/accounts.h"
-#include "hub/agent_binary.h"
-#include "hub/api.h"
-#include "hub/config.h"
-#include "hub/events.h"
-#include "hub/container_supervisor.h"
-#include "hub/containers.h"
+#include "hub/api/api.h"
+#include "hub/base/config.h"
+#include "hub/base/secret_file.h"
+#include "hub/base/timer.h"
+#include "hub/base/tokens.h"
+#include "hub/channel/relay.h"
+#include "hub/docker/agent_binary.h"
+#include "hub/docker/container_supervisor.h"
+#include "hub/docker/containers.h"
+#include "hub/docker/warm_pool.h"
+#include "hub/fanout/events.h"
+#include "hub/net/server.h"
+#include "hub/store/accounts.h"
+#include "hub/store/sqlite_store.h"
 #include "protocol/log_line.h"
-#include "hub/relay.h"
-#include "hub/secret_file.h"
-#include "hub/server.h"
-#include "hub/sqlite_store.h"
-#include "hub/timer.h"
 #include "protocol/version.h"
-#include "hub/tokens.h"
-#include "hub/warm_pool.h"
 
 namespace {
 

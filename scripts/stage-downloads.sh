@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # stage-downloads.sh DIR [BUILD_ROOT]: fills DIR with what the hub's GET /downloads/ serves
-# (hub/downloads.h) from the static agent builds: rexec-agent-linux-amd64 from build/static-agent,
+# (hub/api/downloads.h) from the static agent builds: rexec-agent-linux-amd64 from build/static-agent,
 # rexec-agent-linux-arm64 from build/static-agent-arm64, each beside its checksum in the exact
 # `sha256sum` format. The checksum is written here, when the binary is placed, and never
 # recomputed by the hub: a binary changed afterwards no longer matches it. An arch that was not

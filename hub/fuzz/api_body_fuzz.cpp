@@ -19,12 +19,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "hub/accounts.h"
-#include "hub/api.h"
-#include "hub/relay.h"
-#include "hub/server.h"
-#include "hub/sqlite_store.h"
-#include "hub/tokens.h"
+#include "hub/api/api.h"
+#include "hub/base/tokens.h"
+#include "hub/channel/relay.h"
+#include "hub/net/server.h"
+#include "hub/store/accounts.h"
+#include "hub/store/sqlite_store.h"
 #include "protocol/codec.h"
 #include "protocol/limits.h"
 

@@ -14,13 +14,13 @@
 #include <memory>
 #include <string>
 
-#include "hub/accounts.h"
-#include "hub/api.h"
-#include "hub/containers.h"
-#include "hub/relay.h"
-#include "hub/server.h"
-#include "hub/sqlite_store.h"
-#include "hub/tokens.h"
+#include "hub/api/api.h"
+#include "hub/base/tokens.h"
+#include "hub/channel/relay.h"
+#include "hub/docker/containers.h"
+#include "hub/net/server.h"
+#include "hub/store/accounts.h"
+#include "hub/store/sqlite_store.h"
 
 namespace {
 

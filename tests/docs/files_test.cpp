@@ -1,4 +1,4 @@
-// The docs name source files (`channel.h`, `hub/relay.cpp`) so a reader can go from a paragraph to
+// The docs name source files (`channel.h`, `hub/channel/relay.cpp`) so a reader can go from a paragraph to
 // the code: every such name must be a file in the tree, or the doc has drifted from the code.
 #include <gtest/gtest.h>
 

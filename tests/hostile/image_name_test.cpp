@@ -14,7 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "hub/containers.h"
+#include "hub/docker/containers.h"
 #include "tests/hostile/hostile_support.h"
 #include "tests/integration/container_support.h"
 #include "tests/support/api_expect.h"

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "hub/sqlite.h"
+#include "hub/store/sqlite.h"
 #include "tests/support/hub_fixture.h"
 
 namespace rx::test {

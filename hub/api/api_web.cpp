@@ -1,0 +1,29 @@
+// The dashboard: its files (hub/net/web.h), the image list its create dialog offers, and its
+// events feed (hub/fanout/events.h).
+#include "hub/api/api.h"
+#include "hub/fanout/events.h"
+
+namespace rx::hub {
+
+void Api::serve_web(const Principal&, Request& req, const Exchange& ex) {
+  bool gzip = req.header("accept-encoding").value_or("").find("gzip") != std::string::npos;
+  ex->reply(web_.get(req.path, gzip));
+}
+
+void Api::list_images(const Principal&, Request&, const Exchange& ex) {
+  containers_.list_images(replying(ex, [ex](Result<nlohmann::json> images) {
+    if (!images) return ex->reply(error_response(images.error()));
+    ex->reply(json_response(200, {{"images", *images}}));
+  }));
+}
+
+std::variant<std::unique_ptr<WsSession>, Response> Api::events_upgrade(Request& req) {
+  if (!events_) return error_response(make_error("unavailable", "this hub has no events feed"));
+  auto admitted = admit(req);
+  if (auto* refusal = std::get_if<Response>(&admitted)) return std::move(*refusal);
+  auto& p = std::get<Principal>(admitted);
+  if (!p.can("read")) return error_response(make_error("forbidden", "this token lacks the read scope"));
+  return std::unique_ptr<WsSession>(new EventsSession(*events_, p.user.id, p.is_admin()));
+}
+
+}  // namespace rx::hub

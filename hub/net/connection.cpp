@@ -1,0 +1,727 @@
+#include "hub/net/connection.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "protocol/log_line.h"
+
+namespace rx::hub {
+namespace {
+
+constexpr size_t kMaxPipelined = 64 * 1024;        // bytes of later requests held while one is answered
+constexpr size_t kMaxLinger = 64 * 1024 * 1024;     // input dropped while lingering before we hang up anyway
+constexpr uint64_t kLingerMs = 2000;                // after our FIN: how long the peer has to hang up
+constexpr uint64_t kCloseAckMs = 3000;              // after our close frame: how long for the peer's
+constexpr size_t kMaxPongBacklog = 64 * 1024;       // a peer flooding pings while not reading gets no pongs
+constexpr const char* kWsProtocols[] = {"rexec.agent.v1", "rexec.term.v1", "rexec.events.v1"};
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+bool safe_header(const std::string& name, const std::string& value) {
+  if (name.empty()) return false;
+  for (unsigned char c : name)
+    if (c <= ' ' || c == ':' || c >= 0x7f) return false;
+  for (unsigned char c : value)
+    if ((c < ' ' && c != '\t') || c == 0x7f) return false;
+  return true;
+}
+
+bool has_header(const Response& r, std::string_view lower_name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k.size() != lower_name.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < k.size() && same; ++i) same = std::tolower(static_cast<unsigned char>(k[i])) == lower_name[i];
+    if (same) return true;
+  }
+  return false;
+}
+
+// A close reason is at most 123 bytes; cut at a character boundary so it stays UTF-8.
+std::string clip_reason(std::string reason) {
+  if (reason.size() <= 123) return reason;
+  size_t n = 123;
+  while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+  reason.resize(n);
+  return reason;
+}
+
+}  // namespace
+
+Connection::Connection(Server& server, bool via_socket) : server_(server), via_socket_(via_socket) {
+  if (via_socket) uv_pipe_init(server.loop_, &handle_.pipe, 0);
+  else uv_tcp_init(server.loop_, &handle_.tcp);
+  handle_.tcp.data = this;  // (data is at the same place in every handle type)
+}
+
+Connection::~Connection() = default;
+
+void Connection::start(std::string peer, const TlsContext* tls, const Response* refuse_with) {
+  peer_ = std::move(peer);
+  if (!via_socket_) uv_tcp_nodelay(&handle_.tcp, 1);  // keystrokes are small: no Nagle delay
+  if (tls) tls_ = std::make_unique<TlsSession>(*tls);
+  last_rx_ = last_tx_ = uv_now(server_.loop_);
+  deadline_ = last_rx_ + server_.options_.head_timeout_ms;
+  update_reading();
+  if (refuse_with) {
+    close_after_ = true;
+    keep_alive_ = false;
+    exchange_ = std::make_shared<HttpExchange>();
+    exchange_->conn_ = this;
+    state_ = State::kHandling;
+    exchange_->reply(*refuse_with);
+  }
+}
+
+// ---- reading ----------------------------------------------------------------------------------
+
+void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(h->data);
+  auto& b = c->server_.read_buffer_;
+  *buf = uv_buf_init(reinterpret_cast<char*>(b.data()), unsigned(b.size()));
+}
+
+void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(s->data);
+  if (c->closed_) return;
+  if (n == 0) return;  // EAGAIN
+  if (n == UV_EOF) return c->on_eof();
+  if (n < 0) return c->close_now("read error");
+  c->last_rx_ = uv_now(c->server_.loop_);
+  c->ping_sent_ = false;
+  auto* data = reinterpret_cast<uint8_t*>(buf->base);
+  if (c->shutting_) {  // lingering: the peer's last words are read and dropped
+    if ((c->lingered_ += size_t(n)) > kMaxLinger) c->close_now("linger limit");
+    return;
+  }
+  try {
+    if (!c->tls_) return c->received(data, size_t(n));
+    std::string plain, wire;
+    auto r = c->tls_->receive(std::span<const uint8_t>(data, size_t(n)), plain, wire);
+    if (!wire.empty()) c->queue_wire(std::move(wire));
+    if (r == TlsSession::Read::kError) return c->close_now("tls error");
+    if (!plain.empty()) c->received(reinterpret_cast<uint8_t*>(plain.data()), plain.size());
+    if (r == TlsSession::Read::kClosed && !c->closed_) c->on_eof();
+  } catch (const std::exception& e) {
+    // Last resort: whatever went wrong is this connection's problem, never the hub's.
+    log("error", "connection.exception", {{"peer", c->peer_}, {"what", e.what()}});
+    c->close_now("exception");
+  }
+}
+
+void Connection::received(uint8_t* data, size_t len) {
+  if (state_ == State::kWs) {
+    if (auto error = reader_.feed(data, len, *this)) {
+      // A protocol violation: say why at once (the session's queued frames are not sent), then go.
+      if (!close_sent_) {
+        std::string payload{char(error->code >> 8), char(error->code & 0xff)};
+        payload += clip_reason(error->reason);
+        send_control(ws::kClose, payload);
+        close_sent_ = true;
+      }
+      ws_closing_ = peer_closed_ = true;
+      close_gracefully();
+    }
+    return;
+  }
+  in_.append(reinterpret_cast<const char*>(data), len);
+  process_http();
+}
+
+void Connection::on_eof() {
+  peer_eof_ = true;
+  switch (state_) {
+    case State::kHandling:
+    case State::kResponding:
+      // The client stopped sending; it may still read the answer (a half-close), unless the answer
+      // is a stream it has evidently given up on, or work it would cancel (on_gone): HTTP clients
+      // do not half-close while they wait, so that EOF is a client that quit (a CLI's Ctrl-C).
+      if (exchange_ && (exchange_->streaming_ || (exchange_->on_gone && !exchange_->replied_)))
+        return close_now("client gone");
+      keep_alive_ = false;
+      update_reading();
+      return;
+    case State::kLinger:
+    default:
+      return close_now("eof");
+  }
+}
+
+void Connection::update_reading() {
+  bool want = !closed_ && !session_paused_ && !peer_eof_;
+  // While an answer is being made, later requests wait in in_, up to a bound.
+  if (state_ != State::kWs && !shutting_ && in_.size() > kMaxPipelined) want = false;
+  if (want == reading_) return;
+  reading_ = want;
+  if (want) uv_read_start(stream(), &Connection::on_alloc, &Connection::on_read);
+  else uv_read_stop(stream());
+}
+
+// ---- HTTP -------------------------------------------------------------------------------------
+
+void Connection::process_http() {
+  while (!closed_ && !shutting_) {
+    if (state_ == State::kHead) {
+      if (in_.empty()) return;
+      auto parsed = parse_request_head(in_, server_.options_.head_limits);
+      if (parsed.state == HeadParse::kIncomplete) return;
+      if (parsed.state == HeadParse::kError) return refuse(parsed.error);
+      in_.erase(0, parsed.length);
+      head_ = std::move(parsed.head);
+      keep_alive_ = head_.keep_alive;
+      head_only_ = head_.method == "HEAD";
+      exchange_ = std::make_shared<HttpExchange>();
+      exchange_->conn_ = this;
+      if (head_.upgrade) return upgrade();
+      body_ = BodyReader(head_.body, head_.content_length, server_.options_.max_body);
+      if (body_.error()) return refuse(*body_.error());  // declared over the limit: 413 before reading it
+      if (head_.expect_continue) send_plain(std::string("HTTP/1.1 100 Continue\r\n\r\n"));
+      state_ = State::kBody;
+      deadline_ = 0;
+    }
+    if (state_ == State::kBody) {
+      if (!body_.done()) {
+        size_t used = body_.feed(in_, exchange_->request.body);
+        in_.erase(0, used);
+        if (body_.error()) return refuse(*body_.error());
+        if (!body_.done()) return;  // more to come
+      }
+      dispatch();
+      continue;
+    }
+    return;  // handling or responding: later requests wait
+  }
+}
+
+Request make_request(const RequestHead& head, std::string body, std::string peer, bool via_socket) {
+  Request r;
+  r.method = head.method == "HEAD" ? "GET" : head.method;  // HEAD is GET without the body
+  r.path = head.path;
+  r.query = head.query;
+  r.headers = head.fields;
+  r.body = std::move(body);
+  r.peer = std::move(peer);
+  r.via_socket = via_socket;
+  return r;
+}
+
+void Connection::dispatch() {
+  state_ = State::kHandling;
+  exchange_->request = make_request(head_, std::move(exchange_->request.body), peer_, via_socket_);
+  update_reading();
+  if (server_.draining_) {
+    keep_alive_ = false;
+    return exchange_->reply(error_response(make_error("unavailable", "the hub is shutting down")));
+  }
+  auto ex = exchange_;  // the handler may outlive this connection with it
+  try {
+    server_.handler_.handle(ex);
+  } catch (const std::exception& e) {
+    log("error", "http.handler_exception", {{"path", ex->request.path}, {"what", e.what()}});
+    keep_alive_ = false;
+    ex->reply(error_response(make_error("internal", "internal error")));
+  }
+}
+
+void Connection::upgrade() {
+  auto version = head_.fields.find("sec-websocket-version");
+  auto key = head_.fields.find("sec-websocket-key");
+  if (head_.method != "GET") return refuse({400, "bad_request", "a WebSocket upgrade must be a GET"});
+  if (version == head_.fields.end() || version->second != "13")
+    return refuse({426, "upgrade_required", "only WebSocket version 13 is spoken here"}, {{"Sec-WebSocket-Version", "13"}});
+  if (key == head_.fields.end() || !ws_valid_key(key->second))
+    return refuse({400, "bad_request", "Sec-WebSocket-Key must be the base64 of 16 bytes"});
+  if (server_.draining_) return refuse({503, "unavailable", "the hub is shutting down"});
+  Request req = make_request(head_, "", peer_, via_socket_);
+  std::string offered = req.header("sec-websocket-protocol").value_or("");
+  std::variant<std::unique_ptr<WsSession>, Response> result;
+  try {
+    result = server_.handler_.upgrade(req, offered);
+  } catch (const std::exception& e) {
+    log("error", "ws.upgrade_exception", {{"path", req.path}, {"what", e.what()}});
+    return refuse({500, "internal", "internal error"});
+  }
+  if (auto* response = std::get_if<Response>(&result)) {
+    keep_alive_ = false;
+    state_ = State::kHandling;
+    return exchange_->reply(std::move(*response));
+  }
+  // The first protocol the client offers that the hub speaks (the handler checked it fits the path).
+  std::string chosen;
+  for (size_t pos = 0; chosen.empty() && pos <= offered.size();) {
+    auto comma = offered.find(',', pos);
+    std::string token = offered.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.erase(0, 1);
+    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.pop_back();
+    for (const char* p : kWsProtocols)
+      if (token == p) chosen = token;
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  std::string head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: " + ws_accept_key(key->second) + "\r\n";
+  if (!chosen.empty()) head += "Sec-WebSocket-Protocol: " + chosen + "\r\n";
+  head += "\r\n";
+  send_plain(std::move(head));
+  exchange_.reset();
+  session_ = std::move(std::get<std::unique_ptr<WsSession>>(result));
+  reader_.set_max_message(session_->max_message());
+  state_ = State::kWs;
+  deadline_ = 0;
+  if (counted_http_) {
+    counted_http_ = false;
+    if (auto it = server_.http_per_ip_.find(peer_); it != server_.http_per_ip_.end() && --it->second == 0)
+      server_.http_per_ip_.erase(it);
+  }
+  ++server_.ws_count_;
+  update_reading();
+  try {
+    session_->on_open(conn_);
+  } catch (const std::exception& e) {
+    log("error", "ws.exception", {{"peer", peer_}, {"what", e.what()}});
+    return close_now("exception");
+  }
+  if (!in_.empty() && !closed_) {  // frames that came with the head
+    std::string early;
+    early.swap(in_);
+    received(reinterpret_cast<uint8_t*>(early.data()), early.size());
+  }
+}
+
+void Connection::refuse(const HttpError& error, std::vector<std::pair<std::string, std::string>> headers) {
+  log("info", "http.refused", {{"peer", peer_}, {"status", std::to_string(error.status)}, {"code", error.code}});
+  Response r = json_response(error.status, {{"error", error.message}, {"code", error.code}});
+  r.headers = std::move(headers);
+  // Whatever follows a request we could not parse cannot be trusted to start a new one.
+  keep_alive_ = false;
+  close_after_ = true;
+  in_.clear();
+  if (!exchange_) {
+    exchange_ = std::make_shared<HttpExchange>();
+    exchange_->conn_ = this;
+  }
+  state_ = State::kHandling;
+  exchange_->reply(std::move(r));
+}
+
+void Connection::respond(HttpExchange& ex, Response r, bool stream) {
+  if (closed_ || &ex != exchange_.get()) return;
+  state_ = State::kResponding;
+  if (!keep_alive_ || server_.draining_) close_after_ = true;
+  bool no_body = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
+  chunked_out_ = stream && head_.minor == 1 && !no_body;
+  if (stream && !chunked_out_) close_after_ = true;  // HTTP/1.0: the end of the body is the close
+  std::string out;
+  out.reserve(256 + (head_only_ ? 0 : r.body.size()));
+  out += "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\n";
+  if (!no_body && !r.content_type.empty()) out += "Content-Type: " + r.content_type + "\r\n";
+  if (chunked_out_) out += "Transfer-Encoding: chunked\r\n";
+  else if (!no_body && !stream) out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  out += "X-Content-Type-Options: nosniff\r\n";
+  if (!has_header(r, "cache-control")) out += "Cache-Control: no-store\r\n";
+  if (close_after_) out += "Connection: close\r\n";
+  for (const auto& [k, v] : r.headers) {
+    if (!safe_header(k, v)) {  // a value from a peer with CR/LF in it must not split the response
+      log("warn", "http.header_dropped", {{"name", k}});
+      continue;
+    }
+    out += k + ": " + v + "\r\n";
+  }
+  out += "\r\n";
+  if (!head_only_ && !no_body && !stream) out += r.body;
+  send_plain(std::move(out));
+  response_complete_ = !stream || head_only_ || no_body;
+  flush_out();
+}
+
+void Connection::stream_write(std::string_view bytes) {
+  if (closed_ || response_complete_ || bytes.empty()) return;
+  if (!chunked_out_) return send_plain(std::string(bytes));
+  char size[24];
+  int n = std::snprintf(size, sizeof(size), "%zx\r\n", bytes.size());
+  std::string chunk;
+  chunk.reserve(size_t(n) + bytes.size() + 2);
+  chunk.append(size, size_t(n)).append(bytes).append("\r\n");
+  send_plain(std::move(chunk));
+}
+
+void Connection::stream_finish() {
+  if (closed_ || response_complete_) return;
+  response_complete_ = true;
+  if (chunked_out_) send_plain(std::string("0\r\n\r\n"));
+  flush_out();
+}
+
+void Connection::response_done() {
+  if (exchange_) exchange_->conn_ = nullptr;
+  exchange_.reset();
+  response_complete_ = false;
+  if (close_after_ || !keep_alive_ || server_.draining_) return close_gracefully();
+  state_ = State::kHead;
+  deadline_ = uv_now(server_.loop_) + server_.options_.head_timeout_ms;
+  update_reading();
+  if (!in_.empty()) server_.defer(this);  // a pipelined request: parsed in run_due, not in this stack
+}
+
+// ---- WebSocket --------------------------------------------------------------------------------
+
+bool Connection::on_message(std::span<const uint8_t> message, bool binary) {
+  if (closed_ || !session_) return false;
+  if (ws_closing_) return true;  // after our close only the peer's close matters
+  try {
+    session_->on_message(conn_, message, binary);
+  } catch (const std::exception& e) {
+    log("error", "ws.exception", {{"peer", peer_}, {"what", e.what()}});
+    close_now("exception");
+  }
+  return !closed_;
+}
+
+void Connection::on_ping(std::span<const uint8_t> payload) {
+  if (out_bytes_ > kMaxPongBacklog || close_sent_) return;
+  send_control(ws::kPong, std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+}
+
+void Connection::on_close(const WsClose& close) {
+  peer_closed_ = true;
+  if (!close_sent_) {
+    // Answer with the same code (RFC 6455 5.5.1); the session's queued frames are moot now.
+    std::string payload;
+    if (close.code != 1005) payload = {char(close.code >> 8), char(close.code & 0xff)};
+    send_control(ws::kClose, payload);
+    close_sent_ = true;
+  }
+  ws_closing_ = true;
+  close_gracefully();
+}
+
+void Connection::send_control(uint8_t opcode, std::string_view payload) {
+  std::vector<uint8_t> frame(kFrameHeadroom + payload.size());
+  std::memcpy(frame.data() + kFrameHeadroom, payload.data(), payload.size());
+  size_t h = ws_frame_header(frame.data() + kFrameHeadroom - 2, opcode, payload.size());
+  send_plain(std::move(frame), kFrameHeadroom - h);
+}
+
+void Connection::ws_want_write() {
+  if (closed_ || state_ != State::kWs) return;
+  write_wanted_ = true;
+  server_.defer(this);
+}
+
+bool Connection::ws_send(std::vector<uint8_t>& frame, bool text) {
+  if (closed_ || close_sent_ || frame.size() < kFrameHeadroom) return false;
+  size_t len = frame.size() - kFrameHeadroom;
+  uint8_t header[ws::kMaxHeader];
+  size_t h = ws_frame_header(header, text ? ws::kText : ws::kBinary, len);
+  std::memcpy(frame.data() + kFrameHeadroom - h, header, h);
+  send_plain(std::move(frame), kFrameHeadroom - h);
+  frame.clear();
+  return !closed_;
+}
+
+void Connection::ws_close(uint16_t code, std::string reason) {
+  if (closed_ || ws_closing_) return;
+  ws_closing_ = true;
+  close_code_ = code;
+  close_reason_ = clip_reason(std::move(reason));
+  write_wanted_ = true;
+  server_.defer(this);
+}
+
+void Connection::ws_pause(bool paused) {
+  session_paused_ = paused;
+  if (!paused) last_rx_ = uv_now(server_.loop_);  // quiet while paused by us is not the peer's fault
+  update_reading();
+}
+
+void Connection::ws_step() {
+  if (!write_wanted_ || ws_choked() || !session_ || shutting_) return;
+  write_wanted_ = false;
+  try {
+    if (!ws_closing_) return session_->on_writable(conn_);
+    if (close_sent_) return;
+    if (session_->pending()) {  // the session's last frames go before the close frame
+      session_->on_writable(conn_);
+      write_wanted_ = true;
+      server_.defer(this);
+      return;
+    }
+  } catch (const std::exception& e) {
+    log("error", "ws.exception", {{"peer", peer_}, {"what", e.what()}});
+    return close_now("exception");
+  }
+  std::string payload{char(close_code_ >> 8), char(close_code_ & 0xff)};
+  payload += close_reason_;
+  send_control(ws::kClose, payload);
+  close_sent_ = true;
+  // Wait for the peer's answer (read and dropped), so our close frame is not lost to a RST.
+  deadline_ = uv_now(server_.loop_) + kCloseAckMs;
+}
+
+void Connection::shutdown_session() {
+  if (closed_) return;
+  if (state_ == State::kWs && session_) {
+    try {
+      session_->on_shutdown(conn_);
+    } catch (const std::exception&) {
+      close_now("exception");
+    }
+  } else if (state_ == State::kHead && in_.empty()) {
+    close_gracefully();  // idle keep-alive
+  }
+}
+
+// ---- writing ----------------------------------------------------------------------------------
+
+void Connection::queue_wire(std::vector<uint8_t> bytes, size_t from) {
+  if (closed_ || from >= bytes.size()) return;
+  out_bytes_ += bytes.size() - from;
+  out_.push_back(OutBuf{std::move(bytes), {}, from});
+  flush_out();
+}
+
+void Connection::queue_wire(std::string bytes) {
+  if (closed_ || bytes.empty()) return;
+  out_bytes_ += bytes.size();
+  out_.push_back(OutBuf{{}, std::move(bytes), 0});
+  flush_out();
+}
+
+void Connection::send_plain(std::vector<uint8_t> bytes, size_t from) {
+  if (!tls_) return queue_wire(std::move(bytes), from);
+  std::string wire;
+  tls_->send(std::span<const uint8_t>(bytes.data() + from, bytes.size() - from), wire);
+  queue_wire(std::move(wire));
+}
+
+void Connection::send_plain(std::string bytes) {
+  if (!tls_) return queue_wire(std::move(bytes));
+  std::string wire;
+  tls_->send(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), wire);
+  queue_wire(std::move(wire));
+}
+
+void Connection::flush_out() {
+  if (closed_ || writing_) return;
+  while (!out_.empty()) {
+    uv_buf_t bufs[16];
+    unsigned n = 0;
+    for (auto it = out_.begin(); it != out_.end() && n < 16; ++it, ++n)
+      bufs[n] = uv_buf_init(const_cast<char*>(it->data()) + it->pos, unsigned(it->size() - it->pos));
+    int r = uv_try_write(stream(), bufs, n);
+    if (r == UV_EAGAIN || r == 0) {
+      // The kernel is full: hand the rest to libuv, which writes it when the socket drains.
+      size_t total = 0;
+      for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
+      write_req_.data = this;
+      if (uv_write(&write_req_, stream(), bufs, n, &Connection::on_written) != 0) return close_now("write error");
+      writing_ = true;
+      in_flight_ = total;
+      return;
+    }
+    if (r < 0) return close_now("write error");
+    last_tx_ = uv_now(server_.loop_);
+    size_t left = size_t(r);
+    out_bytes_ -= left;
+    while (left > 0) {
+      OutBuf& b = out_.front();
+      size_t take = std::min(left, b.size() - b.pos);
+      b.pos += take;
+      left -= take;
+      if (b.pos == b.size()) out_.pop_front();
+    }
+  }
+  drained();
+}
+
+void Connection::on_written(uv_write_t* req, int status) {
+  auto* c = static_cast<Connection*>(req->data);
+  c->writing_ = false;
+  if (c->closed_) return;
+  if (status < 0) return c->close_now("write error");
+  c->last_tx_ = uv_now(c->server_.loop_);
+  size_t left = c->in_flight_;
+  c->out_bytes_ -= left;
+  while (left > 0 && !c->out_.empty()) {
+    OutBuf& b = c->out_.front();
+    size_t take = std::min(left, b.size() - b.pos);
+    b.pos += take;
+    left -= take;
+    if (b.pos == b.size()) c->out_.pop_front();
+  }
+  c->in_flight_ = 0;
+  c->flush_out();
+}
+
+void Connection::drained() {
+  if (closed_ || !out_.empty() || writing_) return;
+  if (shutting_) {
+    // Everything of ours is out: now FIN (uv_shutdown), then read and drop until the peer hangs up.
+    if (fin_sent_) return;
+    fin_sent_ = true;
+    shutdown_req_.data = this;
+    if (uv_shutdown(&shutdown_req_, stream(), &Connection::on_shutdown_done) != 0) close_now("shutdown failed");
+    return;
+  }
+  switch (state_) {
+    case State::kResponding:
+      if (response_complete_) return response_done();
+      if (exchange_ && exchange_->on_drain) exchange_->on_drain();
+      return;
+    case State::kWs:
+      if (ws_closing_ && close_sent_ && peer_closed_) return close_gracefully();
+      if (write_wanted_) server_.defer(this);
+      return;
+    default:
+      return;
+  }
+}
+
+// ---- deferred work, deadlines, closing ---------------------------------------------------------
+
+void Connection::run_due() {
+  if (closed_) return;
+  if (state_ == State::kWs) return ws_step();
+  if (state_ == State::kHead && !in_.empty()) process_http();
+}
+
+void Connection::check(uint64_t now) {
+  if (closed_) return;
+  const ServerOptions& o = server_.options_;
+  switch (state_) {
+    case State::kHead:
+      if (deadline_ && now >= deadline_) {
+        // A partial head after the deadline is a slow sender (slowloris); an empty one is an idle
+        // keep-alive connection, closed without a word.
+        if (in_.empty() || shutting_) return close_now("idle");
+        return refuse({408, "request_timeout", "the request head did not arrive in time"});
+      }
+      return;
+    case State::kBody:
+      if (now - last_rx_ >= o.body_idle_ms) return refuse({408, "request_timeout", "the request body stopped arriving"});
+      return;
+    case State::kHandling:
+      return;  // the handler has its own limits (exec's timeout, Docker's)
+    case State::kResponding:
+      if ((writing_ || !out_.empty()) && now - last_tx_ >= o.write_idle_ms) return close_now("client not reading");
+      return;
+    case State::kWs:
+      if (close_sent_ && deadline_ && now >= deadline_) return close_now("close not answered");
+      if (session_paused_) return;
+      if (now - last_rx_ >= o.ws_hangup_after_ms) return close_now("websocket quiet");
+      if (now - last_rx_ >= o.ws_ping_after_ms && !ping_sent_ && !close_sent_) {
+        ping_sent_ = true;
+        send_control(ws::kPing, "");
+      }
+      if ((writing_ || !out_.empty()) && now - last_tx_ >= o.ws_hangup_after_ms) return close_now("peer not reading");
+      return;
+    case State::kLinger:
+      if (deadline_ && now >= deadline_) return close_now("linger done");
+      return;
+  }
+}
+
+void Connection::close_gracefully() {
+  if (closed_ || shutting_) return;
+  shutting_ = true;
+  // The WebSocket is over once the close frames are exchanged: its session ends now, not after
+  // the lingering below.
+  end_session();
+  if (exchange_) {
+    exchange_->conn_ = nullptr;
+    exchange_.reset();
+  }
+  if (tls_) {
+    std::string wire;
+    tls_->shutdown(wire);
+    queue_wire(std::move(wire));
+  }
+  update_reading();
+  flush_out();  // drained() sends the FIN once our last bytes are out
+}
+
+void Connection::on_shutdown_done(uv_shutdown_t* req, int status) {
+  auto* c = static_cast<Connection*>(req->data);
+  if (c->closed_) return;
+  if (status < 0) return c->close_now("shutdown failed");
+  c->state_ = State::kLinger;
+  c->deadline_ = uv_now(c->server_.loop_) + kLingerMs;
+  c->update_reading();
+  if (c->peer_eof_) c->close_now("done");
+}
+
+void Connection::close_now(const char* why) {
+  if (closed_) return;
+  closed_ = true;
+  (void)why;
+  if (counted_http_) {
+    counted_http_ = false;
+    if (auto it = server_.http_per_ip_.find(peer_); it != server_.http_per_ip_.end() && --it->second == 0)
+      server_.http_per_ip_.erase(it);
+  }
+  end_session();
+  if (exchange_) {
+    auto ex = std::move(exchange_);
+    ex->conn_ = nullptr;
+    if (!ex->finished_ && ex->on_gone) {
+      try {
+        ex->on_gone();
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  if (reading_) uv_read_stop(stream());
+  reading_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&handle_), &Connection::on_closed);
+}
+
+void Connection::end_session() {
+  if (!session_) return;
+  --server_.ws_count_;
+  auto session = std::move(session_);
+  try {
+    session->on_close();
+  } catch (const std::exception& e) {
+    log("error", "ws.exception", {{"peer", peer_}, {"what", e.what()}});
+  }
+}
+
+void Connection::on_closed(uv_handle_t* h) {
+  auto* c = static_cast<Connection*>(h->data);
+  c->server_.forget(c);
+  delete c;
+}
+
+}  // namespace rx::hub
