@@ -1,3 +1,5 @@
+// Connection: reading, HTTP, writing and closing. The WebSocket side of a connection is in
+// connection_ws.cpp.
 #include "hub/net/connection.h"
 
 #include <algorithm>
@@ -8,11 +10,6 @@
 namespace rx::hub {
 namespace {
 
-constexpr size_t kMaxPipelined = 64 * 1024;        // bytes of later requests held while one is answered
-constexpr size_t kMaxLinger = 64 * 1024 * 1024;     // input dropped while lingering before we hang up anyway
-constexpr uint64_t kLingerMs = 2000;                // after our FIN: how long the peer has to hang up
-constexpr uint64_t kCloseAckMs = 3000;              // after our close frame: how long for the peer's
-constexpr size_t kMaxPongBacklog = 64 * 1024;       // a peer flooding pings while not reading gets no pongs
 constexpr const char* kWsProtocols[] = {"rexec.agent.v1", "rexec.term.v1", "rexec.events.v1"};
 
 const char* reason_phrase(int status) {
@@ -67,15 +64,6 @@ bool has_header(const Response& r, std::string_view lower_name) {
     if (same) return true;
   }
   return false;
-}
-
-// A close reason is at most 123 bytes; cut at a character boundary so it stays UTF-8.
-std::string clip_reason(std::string reason) {
-  if (reason.size() <= 123) return reason;
-  size_t n = 123;
-  while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
-  reason.resize(n);
-  return reason;
 }
 
 }  // namespace
@@ -395,114 +383,6 @@ void Connection::response_done() {
   if (!in_.empty()) server_.defer(this);  // a pipelined request: parsed in run_due, not in this stack
 }
 
-// ---- WebSocket --------------------------------------------------------------------------------
-
-bool Connection::on_message(std::span<const uint8_t> message, bool binary) {
-  if (closed_ || !session_) return false;
-  if (ws_closing_) return true;  // after our close only the peer's close matters
-  try {
-    session_->on_message(conn_, message, binary);
-  } catch (const std::exception& e) {
-    log("error", "ws.exception", {{"peer", peer_}, {"what", e.what()}});
-    close_now("exception");
-  }
-  return !closed_;
-}
-
-void Connection::on_ping(std::span<const uint8_t> payload) {
-  if (out_bytes_ > kMaxPongBacklog || close_sent_) return;
-  send_control(ws::kPong, std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
-}
-
-void Connection::on_close(const WsClose& close) {
-  peer_closed_ = true;
-  if (!close_sent_) {
-    // Answer with the same code (RFC 6455 5.5.1); the session's queued frames are moot now.
-    std::string payload;
-    if (close.code != 1005) payload = {char(close.code >> 8), char(close.code & 0xff)};
-    send_control(ws::kClose, payload);
-    close_sent_ = true;
-  }
-  ws_closing_ = true;
-  close_gracefully();
-}
-
-void Connection::send_control(uint8_t opcode, std::string_view payload) {
-  std::vector<uint8_t> frame(kFrameHeadroom + payload.size());
-  std::memcpy(frame.data() + kFrameHeadroom, payload.data(), payload.size());
-  size_t h = ws_frame_header(frame.data() + kFrameHeadroom - 2, opcode, payload.size());
-  send_plain(std::move(frame), kFrameHeadroom - h);
-}
-
-void Connection::ws_want_write() {
-  if (closed_ || state_ != State::kWs) return;
-  write_wanted_ = true;
-  server_.defer(this);
-}
-
-bool Connection::ws_send(std::vector<uint8_t>& frame, bool text) {
-  if (closed_ || close_sent_ || frame.size() < kFrameHeadroom) return false;
-  size_t len = frame.size() - kFrameHeadroom;
-  uint8_t header[ws::kMaxHeader];
-  size_t h = ws_frame_header(header, text ? ws::kText : ws::kBinary, len);
-  std::memcpy(frame.data() + kFrameHeadroom - h, header, h);
-  send_plain(std::move(frame), kFrameHeadroom - h);
-  frame.clear();
-  return !closed_;
-}
-
-void Connection::ws_close(uint16_t code, std::string reason) {
-  if (closed_ || ws_closing_) return;
-  ws_closing_ = true;
-  close_code_ = code;
-  close_reason_ = clip_reason(std::move(reason));
-  write_wanted_ = true;
-  server_.defer(this);
-}
-
-void Connection::ws_pause(bool paused) {
-  session_paused_ = paused;
-  if (!paused) last_rx_ = uv_now(server_.loop_);  // quiet while paused by us is not the peer's fault
-  update_reading();
-}
-
-void Connection::ws_step() {
-  if (!write_wanted_ || ws_choked() || !session_ || shutting_) return;
-  write_wanted_ = false;
-  try {
-    if (!ws_closing_) return session_->on_writable(conn_);
-    if (close_sent_) return;
-    if (session_->pending()) {  // the session's last frames go before the close frame
-      session_->on_writable(conn_);
-      write_wanted_ = true;
-      server_.defer(this);
-      return;
-    }
-  } catch (const std::exception& e) {
-    log("error", "ws.exception", {{"peer", peer_}, {"what", e.what()}});
-    return close_now("exception");
-  }
-  std::string payload{char(close_code_ >> 8), char(close_code_ & 0xff)};
-  payload += close_reason_;
-  send_control(ws::kClose, payload);
-  close_sent_ = true;
-  // Wait for the peer's answer (read and dropped), so our close frame is not lost to a RST.
-  deadline_ = uv_now(server_.loop_) + kCloseAckMs;
-}
-
-void Connection::shutdown_session() {
-  if (closed_) return;
-  if (state_ == State::kWs && session_) {
-    try {
-      session_->on_shutdown(conn_);
-    } catch (const std::exception&) {
-      close_now("exception");
-    }
-  } else if (state_ == State::kHead && in_.empty()) {
-    close_gracefully();  // idle keep-alive
-  }
-}
-
 // ---- writing ----------------------------------------------------------------------------------
 
 void Connection::queue_wire(std::vector<uint8_t> bytes, size_t from) {
@@ -607,121 +487,6 @@ void Connection::drained() {
     default:
       return;
   }
-}
-
-// ---- deferred work, deadlines, closing ---------------------------------------------------------
-
-void Connection::run_due() {
-  if (closed_) return;
-  if (state_ == State::kWs) return ws_step();
-  if (state_ == State::kHead && !in_.empty()) process_http();
-}
-
-void Connection::check(uint64_t now) {
-  if (closed_) return;
-  const ServerOptions& o = server_.options_;
-  switch (state_) {
-    case State::kHead:
-      if (deadline_ && now >= deadline_) {
-        // A partial head after the deadline is a slow sender (slowloris); an empty one is an idle
-        // keep-alive connection, closed without a word.
-        if (in_.empty() || shutting_) return close_now("idle");
-        return refuse({408, "request_timeout", "the request head did not arrive in time"});
-      }
-      return;
-    case State::kBody:
-      if (now - last_rx_ >= o.body_idle_ms) return refuse({408, "request_timeout", "the request body stopped arriving"});
-      return;
-    case State::kHandling:
-      return;  // the handler has its own limits (exec's timeout, Docker's)
-    case State::kResponding:
-      if ((writing_ || !out_.empty()) && now - last_tx_ >= o.write_idle_ms) return close_now("client not reading");
-      return;
-    case State::kWs:
-      if (close_sent_ && deadline_ && now >= deadline_) return close_now("close not answered");
-      if (session_paused_) return;
-      if (now - last_rx_ >= o.ws_hangup_after_ms) return close_now("websocket quiet");
-      if (now - last_rx_ >= o.ws_ping_after_ms && !ping_sent_ && !close_sent_) {
-        ping_sent_ = true;
-        send_control(ws::kPing, "");
-      }
-      if ((writing_ || !out_.empty()) && now - last_tx_ >= o.ws_hangup_after_ms) return close_now("peer not reading");
-      return;
-    case State::kLinger:
-      if (deadline_ && now >= deadline_) return close_now("linger done");
-      return;
-  }
-}
-
-void Connection::close_gracefully() {
-  if (closed_ || shutting_) return;
-  shutting_ = true;
-  // The WebSocket is over once the close frames are exchanged: its session ends now, not after
-  // the lingering below.
-  end_session();
-  if (exchange_) {
-    exchange_->conn_ = nullptr;
-    exchange_.reset();
-  }
-  if (tls_) {
-    std::string wire;
-    tls_->shutdown(wire);
-    queue_wire(std::move(wire));
-  }
-  update_reading();
-  flush_out();  // drained() sends the FIN once our last bytes are out
-}
-
-void Connection::on_shutdown_done(uv_shutdown_t* req, int status) {
-  auto* c = static_cast<Connection*>(req->data);
-  if (c->closed_) return;
-  if (status < 0) return c->close_now("shutdown failed");
-  c->state_ = State::kLinger;
-  c->deadline_ = uv_now(c->server_.loop_) + kLingerMs;
-  c->update_reading();
-  if (c->peer_eof_) c->close_now("done");
-}
-
-void Connection::close_now(const char* why) {
-  if (closed_) return;
-  closed_ = true;
-  (void)why;
-  if (counted_http_) {
-    counted_http_ = false;
-    if (auto it = server_.http_per_ip_.find(peer_); it != server_.http_per_ip_.end() && --it->second == 0)
-      server_.http_per_ip_.erase(it);
-  }
-  end_session();
-  if (exchange_) {
-    auto ex = std::move(exchange_);
-    ex->conn_ = nullptr;
-    if (!ex->finished_ && ex->on_gone) {
-      try {
-        ex->on_gone();
-      } catch (const std::exception&) {
-      }
-    }
-  }
-  if (reading_) uv_read_stop(stream());
-  reading_ = false;
-  uv_close(reinterpret_cast<uv_handle_t*>(&handle_), &Connection::on_closed);
-}
-
-void Connection::end_session() {
-  if (!session_) return;
-  --server_.ws_count_;
-  auto session = std::move(session_);
-  try {
-    session->on_close();
-  } catch (const std::exception& e) {
-    log("error", "ws.exception", {{"peer", peer_}, {"what", e.what()}});
-  }
-}
-
-void Connection::on_closed(uv_handle_t* h) {
-  auto* c = static_cast<Connection*>(h->data);
-  c->server_.forget(c);
-  delete c;
 }
 
 }  // namespace rx::hub

@@ -57,6 +57,14 @@ class Connection final : private WsReader::Handler {
   bool ws_closing() const { return closed_ || ws_closing_; }
 
  private:
+  // The bounds of one connection (connection.cpp, connection_ws.cpp, connection_close.cpp).
+  static constexpr size_t kMaxPipelined = 64 * 1024;     // bytes of later requests held while one is answered
+  static constexpr size_t kMaxLinger = 64 * 1024 * 1024;  // input dropped while lingering before we hang up anyway
+  static constexpr uint64_t kLingerMs = 2000;             // after our FIN: how long the peer has to hang up
+  static constexpr uint64_t kCloseAckMs = 3000;           // after our close frame: how long for the peer's
+  static constexpr size_t kMaxPongBacklog = 64 * 1024;    // a peer flooding pings while not reading gets no pongs
+  // A close reason is at most 123 bytes; cut at a character boundary so it stays UTF-8.
+  static std::string clip_reason(std::string reason);
   enum class State { kHead, kBody, kHandling, kResponding, kWs, kLinger };
 
   // Reading
