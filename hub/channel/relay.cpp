@@ -92,7 +92,7 @@ void Relay::agent_ready(AgentLink& link, const Hello& hello) {
   // Terminals the hub expected on this agent that it no longer has: the agent restarted.
   std::vector<std::string> lost;
   for (const auto& [id, t] : channels_) {
-    if (t->agent_id() != agent_id || alive.count(t->channel()) || t->status() == "exited" || t->status() == "lost")
+    if (t->agent_id() != agent_id || alive.count(t->channel()) || t->status() == TerminalStatus::kExited || t->status() == TerminalStatus::kLost)
       continue;
     if (auto p = pending_open_.find(id); p != pending_open_.end()) {  // a new container's first HELLO
       link.send(p->second);
@@ -253,12 +253,12 @@ std::optional<std::string> Relay::terminal_on(const std::string& agent_id, uint3
 
 void Relay::make_live(const std::string& id, const std::string& agent_id, uint32_t channel) {
   auto term = std::make_unique<Terminal>(id, agent_id, channel, kDefaultWindow);
-  term->set_status("starting");
+  term->set_status(TerminalStatus::kStarting);
   channels_.insert(std::move(term));
 }
 
 void Relay::mark_lost(const std::string& id, const std::string& reason) {
-  if (Terminal* t = channels_.find(id)) t->set_status("lost");
+  if (Terminal* t = channels_.find(id)) t->set_status(TerminalStatus::kLost);
   pending_open_.erase(id);
   (void)store_.update_terminal_status(id, "lost", std::nullopt);
   (void)store_.update_terminal_reason(id, reason);
@@ -267,7 +267,7 @@ void Relay::mark_lost(const std::string& id, const std::string& reason) {
 }
 
 void Relay::mark_stopped(const std::string& id) {
-  if (Terminal* t = channels_.find(id)) t->set_status("stopped");
+  if (Terminal* t = channels_.find(id)) t->set_status(TerminalStatus::kStopped);
   pending_open_.erase(id);
   (void)store_.update_terminal_status(id, "stopped", std::nullopt);
 }
@@ -307,7 +307,7 @@ Status Relay::delete_terminal(const std::string& id) {
 }
 
 std::string Relay::status_of(const TerminalRecord& record) const {
-  if (const Terminal* t = channels_.find(record.id)) return t->status();
+  if (const Terminal* t = channels_.find(record.id)) return to_string(t->status());
   return record.status;
 }
 

@@ -29,14 +29,14 @@ void Terminal::attach_agent(AgentPort* port, uint64_t agent_input_received) {
   input_.trim(agent_input_received);
   in_window_.rewind(std::max(agent_input_received, input_.start()));
   out_cursor_.rewind_acks();
-  if (status_ == "offline" || status_ == "starting") set_status("running");
+  if (status_ == TerminalStatus::kOffline || status_ == TerminalStatus::kStarting) set_status(TerminalStatus::kRunning);
   pump_input();
   maybe_ack();
 }
 
 void Terminal::detach_agent() {
   agent_ = nullptr;
-  if (status_ == "running" || status_ == "starting") set_status("offline");
+  if (status_ == TerminalStatus::kRunning || status_ == TerminalStatus::kStarting) set_status(TerminalStatus::kOffline);
 }
 
 void Terminal::on_data(uint64_t offset, std::span<const uint8_t> bytes) {
@@ -65,7 +65,7 @@ void Terminal::on_exit(int32_t code, const std::string& signal) {
   if (exit_code_) return;  // a repeat after a reconnect: the same event
   exit_code_ = code;
   exit_signal_ = signal;
-  set_status("exited");
+  set_status(TerminalStatus::kExited);
   maybe_ack();
   broadcast({{"type", "exit"}, {"code", code}, {"signal", signal}});
 }
@@ -87,10 +87,10 @@ void Terminal::drop_share_viewers(const std::string& share_id, const std::string
   if (!gone.empty()) broadcast({{"type", "viewers"}, {"count", viewers_.size()}});
 }
 
-void Terminal::set_status(const std::string& status) {
+void Terminal::set_status(TerminalStatus status) {
   if (status == status_) return;
   status_ = status;
-  broadcast({{"type", "status"}, {"status", status}});
+  broadcast({{"type", "status"}, {"status", to_string(status)}});
 }
 
 void Terminal::broadcast(const nlohmann::json& event) {
@@ -101,7 +101,7 @@ void Terminal::add_viewer(OutputSink* v, std::optional<uint64_t> since) {
   viewers_[v] = since.value_or(output_.start());
   if (since)
     v->queue_event({{"type", "replay"}, {"since", *since}, {"start", output_.start()}, {"end", output_.end()}});
-  v->queue_event({{"type", "status"}, {"status", status_}});
+  v->queue_event({{"type", "status"}, {"status", to_string(status_)}});
   if (exit_code_) v->queue_event({{"type", "exit"}, {"code", *exit_code_}, {"signal", exit_signal_}});
   broadcast({{"type", "viewers"}, {"count", viewers_.size()}});
   v->wake();
@@ -148,8 +148,8 @@ void Terminal::maybe_ack() {
 }
 
 Status Terminal::send_input(std::span<const uint8_t> bytes) {
-  if (status_ == "lost" || status_ == "exited" || status_ == "stopped")
-    return make_error("not_running", "the terminal is " + status_ + ": its input goes nowhere (" +
+  if (ended(status_))
+    return make_error("not_running", "the terminal is " + to_string(status_) + ": its input goes nowhere (" +
                                          std::to_string(bytes.size()) + " bytes dropped)");
   if (input_.size() + bytes.size() > input_.capacity())
     return make_error("input_dropped", "the terminal's agent is not taking input; " + std::to_string(bytes.size()) +

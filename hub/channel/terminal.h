@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hub/channel/output_sink.h"
+#include "hub/channel/terminal_status.h"
 #include "hub/link/agent_link.h"
 #include "protocol/credit_window.h"
 #include "protocol/error.h"
@@ -31,7 +32,7 @@ class Terminal {
   const std::string& id() const { return id_; }
   const std::string& agent_id() const { return agent_id_; }
   uint32_t channel() const { return channel_; }
-  const std::string& status() const { return status_; }
+  TerminalStatus status() const { return status_; }
   std::optional<int32_t> exit_code() const { return exit_code_; }
   const protocol::ReplayRing& output() const { return output_; }
   // Unix time of the last output or input (0: none since the hub started).
@@ -48,7 +49,7 @@ class Terminal {
   void on_data(uint64_t offset, std::span<const uint8_t> bytes);
   void on_input_ack(uint64_t offset);
   void on_exit(int32_t code, const std::string& signal);
-  void set_status(const std::string& status);  // tells viewers
+  void set_status(TerminalStatus status);  // tells viewers
   // Closes every viewer's socket with `reason` (the terminal is being replaced).
   void drop_viewers(const std::string& reason);
   // Closes the viewers that came in by share link `share_id` (the link was deleted).
@@ -93,7 +94,7 @@ class Terminal {
   std::string id_;
   std::string agent_id_;
   uint32_t channel_;
-  std::string status_ = "offline";
+  TerminalStatus status_ = TerminalStatus::kOffline;
   std::optional<int32_t> exit_code_;
   std::string exit_signal_;
   AgentPort* agent_ = nullptr;

@@ -108,7 +108,7 @@ TEST(Terminal, InputWaitsForItsAgentAndIsResentFromWhatTheAgentHas) {
   EXPECT_EQ(sent[0].stream, Stream::kInput);
   // A new link where the agent had the first two bytes: only the rest goes again.
   t.detach_agent();
-  EXPECT_EQ(t.status(), "offline");
+  EXPECT_EQ(t.status(), TerminalStatus::kOffline);
   RecordingLink again(agent_record());
   t.attach_agent(&again, 2);
   sent = again.sent<Data>();
@@ -131,6 +131,21 @@ TEST(Terminal, InputToAnEndedTerminalIsRefusedNotKept) {
   auto full = away.send_input(bytes("b"));
   ASSERT_FALSE(full);
   EXPECT_EQ(full.error().code, "input_dropped");
+}
+
+TEST(Terminal, SinksAreToldEachStatusByName) {
+  RecordingSink sink;
+  RecordingLink link(agent_record());
+  Terminal t("t_1", "a_1", 7, protocol::kDefaultWindow);
+  t.add_viewer(&sink, std::nullopt);
+  t.attach_agent(&link, 0);
+  t.on_exit(2, "");
+  std::vector<std::string> seen;
+  for (const auto& e : sink.events)
+    if (e["type"] == "status") seen.push_back(e["status"].get<std::string>());
+  EXPECT_EQ(seen, (std::vector<std::string>{"offline", "running", "exited"}));
+  EXPECT_EQ(t.status(), TerminalStatus::kExited);
+  t.remove_viewer(&sink);
 }
 
 TEST(Terminal, DeletingTellsEverySinkAndShareDropsOnlyItsOwn) {
