@@ -32,6 +32,7 @@
 #include "hub/net/server.h"
 #include "hub/store/accounts.h"
 #include "hub/store/sqlite_store.h"
+#include "hub/store/store_thread.h"
 #include "protocol/log_line.h"
 #include "protocol/version.h"
 
@@ -193,12 +194,21 @@ int serve(HubConfig config) {
   auto store = open_store(data_dir);
   if (!store) return log("error", "hub.store_failed", {{"reason", store.error().message}}), 1;
   if (auto s = bootstrap_admin(**store, data_dir); !s) return log("error", "hub.bootstrap_failed", {{"reason", s.error().message}}), 1;
+  // A second connection for the store thread: it waits for locks the loop's connection gives up
+  // on after kLoopWaitMs (hub/store/store_thread.h).
+  auto thread_store = SqliteStore::open(data_dir + "/hub.db");
+  if (!thread_store) return log("error", "hub.store_failed", {{"reason", thread_store.error().message}}), 1;
+  (*thread_store)->set_busy_timeout(1000);
+  (*store)->set_busy_timeout(kLoopWaitMs);
 
   uv_loop_t loop;
   uv_loop_init(&loop);
   int rc = 0;
   {
+    // First in, last out: everything below may hand it writes until it is destroyed.
+    StoreThread store_thread(&loop, std::move(*thread_store));
     Relay relay(**store, &loop);
+    relay.use(&store_thread);
     if (auto s = relay.load(); !s) return log("error", "hub.load_failed", {{"reason", s.error().message}}), 1;
     std::error_code ec;
     std::filesystem::create_directories(socket_dir, ec);
@@ -206,6 +216,7 @@ int serve(HubConfig config) {
     if (!hub_id) return log("error", "hub.id_failed", {{"reason", hub_id.error().message}}), 1;
     Containers containers(&loop, config.docker_socket, *hub_id, config.agent_binary, socket_dir);
     Events events(&loop, **store, relay);
+    events.use(&store_thread);
     Api api(**store, relay, config, containers);
     api.set_events(&events);
     ContainerSupervisor supervisor(&loop, **store, relay, containers);

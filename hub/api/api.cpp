@@ -154,7 +154,8 @@ Result<Principal> Api::principal_of_token(const TokenRecord& rec, const Request&
   auto user = store_.user_by_id(rec.user_id);
   if (!user) return user.error();
   if (!*user) return make_error("unauthorized", "the token's user no longer exists");
-  if (!rec.last_used_at || *rec.last_used_at + kTouchEvery <= t) (void)store_.touch_token(rec.id, t);
+  if (!rec.last_used_at || *rec.last_used_at + kTouchEvery <= t)
+    relay_.writes().write("token.touch", [id = rec.id, t](Store& store) { return store.touch_token(id, t); });
   return Principal{**user, rec.id, rec.scopes, request.peer, "", 0, rec.expires_at};
 }
 

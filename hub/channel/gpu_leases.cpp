@@ -164,7 +164,7 @@ void GpuLeases::release_holder(const std::string& holder, const std::string& why
   }
   if (by_agent.empty()) return;
   // The map is the truth for this hub; a store that failed here is retried at the next load.
-  (void)store_.delete_leases_of_holder(holder);
+  writes_.write("gpu.release", [holder](Store& store) { return store.delete_leases_of_holder(holder); });
   for (auto& [agent, e] : by_agent) emit(std::move(e));
 }
 
@@ -173,7 +173,7 @@ void GpuLeases::release_agent(const std::string& agent_id, const std::string& wh
   for (const auto& [key, l] : leases_)
     if (key.first == agent_id) holders.insert(l.record.holder);
   for (const auto& h : holders) release_holder(h, why);
-  (void)store_.delete_leases_of_agent(agent_id);
+  writes_.write("gpu.release", [agent_id](Store& store) { return store.delete_leases_of_agent(agent_id); });
 }
 
 std::optional<LeaseRecord> GpuLeases::lease(const std::string& agent_id, uint32_t gpu) const {

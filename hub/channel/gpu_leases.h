@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hub/store/store.h"
+#include "hub/store/write_behind.h"
 #include "protocol/frame.h"
 
 namespace rx::hub {
@@ -63,7 +64,9 @@ struct GpuEvent {
 
 class GpuLeases {
  public:
-  explicit GpuLeases(Store& store) : store_(store) {}
+  explicit GpuLeases(Store& store) : store_(store), writes_(store) {}
+  // Ending a lease is bookkeeping: it must reach the store, but not hold up the loop.
+  WriteBehind& writes() { return writes_; }
 
   // Leases the store has, except those whose holder is not in `live` (ended while the hub was down;
   // exec runs never outlive the hub): those are deleted.
@@ -116,6 +119,7 @@ class GpuLeases {
   std::string user_name(const std::string& user_id);
 
   Store& store_;
+  WriteBehind writes_;
   std::map<std::pair<std::string, uint32_t>, Live> leases_;  // (agent, gpu)
   int64_t idle_after_ = 0;
   int64_t idle_grace_ = 600;

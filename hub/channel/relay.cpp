@@ -32,7 +32,12 @@ nlohmann::json host_json(const HostInfo& h) {
 
 }  // namespace
 
-Relay::Relay(Store& store, uv_loop_t* loop) : store_(store), fanout_(store, loop, agents_), gpus_(store) {}
+Relay::Relay(Store& store, uv_loop_t* loop) : store_(store), writes_(store), fanout_(store, loop, agents_), gpus_(store) {}
+
+void Relay::use(StoreThread* thread) {
+  writes_.use(thread);
+  gpus_.writes().use(thread);
+}
 Relay::~Relay() = default;
 
 Status Relay::load() {
@@ -61,8 +66,10 @@ Welcome Relay::agent_hello(AgentLink& link, const Hello& hello, const std::optio
   }
   agents_.put(link);
   // Labels were checked by the session (protocol/labels.h): UTF-8, bounded.
-  (void)store_.update_agent_seen(agent.id, json_text(host_json(hello.host)), json_text(nlohmann::json(hello.labels)),
-                                 now());
+  writes_.write("agent.seen", [id = agent.id, host = json_text(host_json(hello.host)),
+                               labels = json_text(nlohmann::json(hello.labels)), at = now()](Store& store) {
+    return store.update_agent_seen(id, host, labels, at);
+  });
   log("info", "agent.online", {{"agent", agent.id}, {"name", agent.name}, {"version", clean_utf8(hello.agent_version)}});
 
   Welcome w;
@@ -164,12 +171,12 @@ void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) 
     if (a->stream == Stream::kInput) t.on_input_ack(a->offset);
   } else if (std::holds_alternative<Opened>(frame)) {
     t.attach_agent(&link, 0);
-    (void)store_.update_terminal_status(t.id(), "running", std::nullopt);
+    writes_.terminal_status(t.id(), "running", std::nullopt);
   } else if (auto* e = std::get_if<Exit>(&frame)) {
     if (t.exit_code()) return;  // repeated after a reconnect
     t.on_exit(e->code, e->signal);
-    (void)store_.update_terminal_status(t.id(), "exited", e->code);
-    (void)store_.audit(audit_entry("agent:" + link.agent().id, "terminal.exit", t.id(), "code=" + std::to_string(e->code)));
+    writes_.terminal_status(t.id(), "exited", e->code);
+    writes_.audit(audit_entry("agent:" + link.agent().id, "terminal.exit", t.id(), "code=" + std::to_string(e->code)));
     ended(t.id(), "exited");
   } else if (auto* err = std::get_if<ErrorFrame>(&frame)) {
     auto e = agent_error(*err);
@@ -260,8 +267,7 @@ void Relay::make_live(const std::string& id, const std::string& agent_id, uint32
 void Relay::mark_lost(const std::string& id, const std::string& reason) {
   if (Terminal* t = channels_.find(id)) t->set_status(TerminalStatus::kLost);
   pending_open_.erase(id);
-  (void)store_.update_terminal_status(id, "lost", std::nullopt);
-  (void)store_.update_terminal_reason(id, reason);
+  writes_.terminal_status(id, "lost", std::nullopt, reason);
   log("warn", "terminal.lost", {{"terminal", id}, {"reason", reason}});
   ended(id, "lost");
 }
@@ -269,7 +275,7 @@ void Relay::mark_lost(const std::string& id, const std::string& reason) {
 void Relay::mark_stopped(const std::string& id) {
   if (Terminal* t = channels_.find(id)) t->set_status(TerminalStatus::kStopped);
   pending_open_.erase(id);
-  (void)store_.update_terminal_status(id, "stopped", std::nullopt);
+  writes_.terminal_status(id, "stopped", std::nullopt);
 }
 
 Status Relay::restart_container_terminal(const std::string& id) {

@@ -25,6 +25,7 @@
 #include "hub/channel/terminal.h"
 #include "hub/link/agent_link.h"
 #include "hub/store/store.h"
+#include "hub/store/write_behind.h"
 #include "protocol/codec.h"
 #include "protocol/frame.h"
 
@@ -130,6 +131,10 @@ class Relay final : public LinkHandler {
   size_t viewer_count() const;
 
   Store& store() { return store_; }
+  // Bookkeeping writes that must land but must not hold up the loop (write_behind.h).
+  WriteBehind& writes() { return writes_; }
+  // Where those writes wait when the database is locked (main.cpp makes one; tests may not).
+  void use(StoreThread* thread);
   RelayCounters& counters() { return counters_; }
   size_t online_count() const { return agents_.online_count(); }
 
@@ -152,6 +157,7 @@ class Relay final : public LinkHandler {
   void make_live(const std::string& id, const std::string& agent_id, uint32_t channel);
 
   Store& store_;
+  WriteBehind writes_;
   AgentRegistry agents_;
   ChannelTable channels_;
   ExecFanout fanout_;

@@ -54,11 +54,10 @@ void ContainerSupervisor::judge(const nlohmann::json& list, uint64_t restarts_be
     std::string terminal = c["Labels"].value(kTerminalLabel, "");
     if (!terminal.empty()) by_terminal[terminal] = {c.value("Id", ""), c.value("State", "")};
   }
-  auto rows = store_.list_terminals();
+  auto rows = store_.list_terminals(TerminalFilter{"container", ""});
   if (!rows) return;
   std::map<std::string, const TerminalRecord*> mine;
-  for (const auto& t : *rows)
-    if (t.kind == "container") mine[t.id] = &t;
+  for (const auto& t : *rows) mine[t.id] = &t;
   // Containers without a terminal: leftovers of a crash between steps. Remove them.
   for (const auto& [terminal, seen] : by_terminal) {
     if (mine.count(terminal) || (expected_ && expected_(terminal))) continue;

@@ -65,10 +65,34 @@ void Events::refresh(bool skip_when_idle) {
     agents_.clear();
     if (skip_when_idle && ++idle_ticks_ % 60 != 0) return;
   }
-  auto agents = store_.list_agents();
-  auto terminals = store_.list_terminals();
-  auto grants = store_.list_grants("");
-  if (!agents || !terminals || !grants) return;  // the store is busy: next second
+  uint64_t number = ++reads_;
+  if (!thread_ || !skip_when_idle) return apply(read(store_), number);
+  if (reading_) return;
+  reading_ = true;
+  auto rows = std::make_shared<Rows>();
+  thread_->run([rows](Store& store) { *rows = read(store); },
+               [this, rows, number, alive = alive_] {
+                 if (!*alive) return;
+                 reading_ = false;
+                 apply(*rows, number);
+               });
+}
+
+Events::Rows Events::read(Store& store) {
+  Rows rows;
+  if (auto a = store.list_agents()) rows.agents = std::move(*a);
+  if (auto t = store.list_terminals()) rows.terminals = std::move(*t);
+  if (auto g = store.list_grants("")) rows.grants = std::move(*g);
+  return rows;
+}
+
+void Events::apply(const Rows& rows, uint64_t number) {
+  if (number < applied_) return;  // a newer read was applied meanwhile
+  applied_ = number;
+  const auto& agents = rows.agents;
+  const auto& terminals = rows.terminals;
+  const auto& grants = rows.grants;
+  if (!agents || !terminals || !grants) return;  // the store failed: next second
   std::map<std::string, Audience> shared;
   for (const auto& g : *grants) shared[g.agent_id].insert(g.subject_id);
   std::map<std::string, std::string> names;

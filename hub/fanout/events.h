@@ -12,6 +12,8 @@
 
 #include <deque>
 #include <map>
+#include <optional>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "hub/channel/relay.h"
 #include "hub/net/server.h"
 #include "hub/store/store.h"
+#include "hub/store/store_thread.h"
 
 namespace rx::hub {
 
@@ -33,7 +36,10 @@ class Events {
   static constexpr size_t kHistory = 60;
 
   Events(uv_loop_t* loop, Store& store, Relay& relay);
-  ~Events() { relay_.set_stats_listener(nullptr); }
+  ~Events() {
+    *alive_ = false;
+    relay_.set_stats_listener(nullptr);
+  }
   Events(const Events&) = delete;
   Events& operator=(const Events&) = delete;
 
@@ -43,7 +49,10 @@ class Events {
   void on_stats(const std::string& agent_id, const protocol::Stats& stats);
   // Compares the current views with the last ones sent and tells every session what changed.
   // With nobody watching it only looks at the store once a minute, unless `skip_when_idle` is false.
+  // The timer's refresh reads the store on the store thread when there is one (use()), and
+  // compares on the loop when the rows come back; a new page's refresh reads at once.
   void refresh(bool skip_when_idle = true);
+  void use(StoreThread* thread) { thread_ = thread; }
   // A GPU lease or reservation event of one machine: to everyone who sees the machine.
   void gpu_event(const nlohmann::json& message, const std::string& agent_id);
   size_t session_count() const { return sessions_.size(); }
@@ -58,6 +67,14 @@ class Events {
   void broadcast(const Audience& audience, const nlohmann::json& message);
   // The owner and grantees of an agent (container agents: the owner).
   Audience audience_of(const std::string& agent_id);
+  // What a refresh reads: every agent, terminal and grant (nullopt: the store failed).
+  struct Rows {
+    std::optional<std::vector<AgentRecord>> agents;
+    std::optional<std::vector<TerminalRecord>> terminals;
+    std::optional<std::vector<GrantRecord>> grants;
+  };
+  static Rows read(Store& store);
+  void apply(const Rows& rows, uint64_t number);
 
   Store& store_;
   Relay& relay_;
@@ -67,6 +84,11 @@ class Events {
   std::map<std::string, Audience> agent_audience_;  // every agent (container ones too): who sees its stats
   std::map<std::string, std::deque<nlohmann::json>> history_;
   uint64_t idle_ticks_ = 0;
+  StoreThread* thread_ = nullptr;
+  bool reading_ = false;  // a read is on the store thread: the next tick does not queue another
+  // Each read is numbered; rows older than the last applied (a page's refresh overtook them) are dropped.
+  uint64_t reads_ = 0, applied_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
   Timer timer_;
 };
 

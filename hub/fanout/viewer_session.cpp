@@ -26,7 +26,7 @@ ViewerSession::~ViewerSession() {
   guarded("viewer.destroy", [&] {
     if (terminal_) terminal_->remove_viewer(this);
     relay_.viewer_closed(terminal_id_, who_);
-    if (opened_) (void)relay_.store().audit(audit_entry(who_, "terminal.detach", terminal_id_, "", ip_));
+    if (opened_) relay_.writes().audit(audit_entry(who_, "terminal.detach", terminal_id_, "", ip_));
   });
 }
 

@@ -99,6 +99,8 @@ Result<Db> Db::open(const std::string& path, int busy_timeout_ms) {
   return db;
 }
 
+void Db::set_busy_timeout(int ms) { sqlite3_busy_timeout(db_, ms); }
+
 Result<Stmt> Db::prepare(std::string_view sql) {
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.data(), int(sql.size()), &s, nullptr);

@@ -63,6 +63,8 @@ class Db {
  public:
   // Opens (creating) the file with WAL, foreign keys on, and a busy timeout.
   static Result<Db> open(const std::string& path, int busy_timeout_ms = 5000);
+  // How long a call waits for a lock another connection holds before it fails store_busy.
+  void set_busy_timeout(int ms);
   Db(Db&& o) noexcept : db_(o.db_), state_(std::move(o.state_)) { o.db_ = nullptr; }
   Db& operator=(Db&&) = delete;
   Db(const Db&) = delete;

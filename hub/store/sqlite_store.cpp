@@ -100,6 +100,11 @@ constexpr const char* kMigrations[] = {
     R"sql(
     ALTER TABLE terminals ADD COLUMN labels_json TEXT NOT NULL DEFAULT '{}';
     )sql",
+    // 8: filtered lookups instead of full scans: a machine by name, a user's container terminals
+    R"sql(
+    CREATE INDEX agents_name ON agents (name);
+    CREATE INDEX terminals_kind_owner ON terminals (kind, owner_id);
+    )sql",
 };
 constexpr int kSchemaVersion = int(std::size(kMigrations));
 
@@ -384,6 +389,14 @@ Result<std::vector<AgentRecord>> SqliteStore::list_agents() {
   return all_rows(*s, [](const Stmt& r) { return agent_from(r); });
 }
 
+Result<std::vector<AgentRecord>> SqliteStore::agents_called(const std::string& id_or_name) {
+  auto s = db_.prepare(std::string("SELECT ") + kAgentCols +
+                       " FROM agents WHERE id = ?1 OR name = ?1 ORDER BY created_at, id");
+  if (!s) return s.error();
+  s->bind(1, id_or_name);
+  return all_rows(*s, [](const Stmt& r) { return agent_from(r); });
+}
+
 Status SqliteStore::update_agent_seen(const std::string& id, const std::string& host_json,
                                      const std::string& labels_json, int64_t at) {
   auto s = db_.prepare("UPDATE agents SET host_json = ?, last_seen_at = ?, labels_json = ? WHERE id = ?");
@@ -436,6 +449,15 @@ Result<std::optional<TerminalRecord>> SqliteStore::terminal_by_id(const std::str
 Result<std::vector<TerminalRecord>> SqliteStore::list_terminals() {
   auto s = db_.prepare(std::string("SELECT ") + kTerminalCols + " FROM terminals ORDER BY created_at, id");
   if (!s) return s.error();
+  return all_rows(*s, [](const Stmt& r) { return terminal_from(r); });
+}
+
+Result<std::vector<TerminalRecord>> SqliteStore::list_terminals(const TerminalFilter& f) {
+  auto s = db_.prepare(std::string("SELECT ") + kTerminalCols +
+                       " FROM terminals WHERE (?1 = '' OR kind = ?1) AND (?2 = '' OR owner_id = ?2)"
+                       " ORDER BY created_at, id");
+  if (!s) return s.error();
+  s->bind(1, f.kind).bind(2, f.owner_id);
   return all_rows(*s, [](const Stmt& r) { return terminal_from(r); });
 }
 

@@ -18,6 +18,8 @@ class SqliteStore final : public Store {
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, int up_to = -1);
   int schema_version();
   Status checkpoint();  // folds the WAL into the main file
+  // The loop's connection waits kLoopWaitMs (store_thread.h), the store thread's longer.
+  void set_busy_timeout(int ms) { db_.set_busy_timeout(ms); }
 
   Result<User> create_user(const std::string& name, bool admin) override;
   Result<std::optional<User>> user_by_id(const std::string& id) override;
@@ -48,6 +50,7 @@ class SqliteStore final : public Store {
   Result<std::optional<AgentRecord>> agent_by_credential(const std::string& hash) override;
   Result<std::optional<AgentRecord>> agent_by_id(const std::string& id) override;
   Result<std::vector<AgentRecord>> list_agents() override;
+  Result<std::vector<AgentRecord>> agents_called(const std::string& id_or_name) override;
   Status update_agent_seen(const std::string& id, const std::string& host_json, const std::string& labels_json,
                            int64_t now) override;
   Status revoke_agent(const std::string& id) override;
@@ -57,6 +60,7 @@ class SqliteStore final : public Store {
   Status create_terminal(const TerminalRecord& t) override;
   Result<std::optional<TerminalRecord>> terminal_by_id(const std::string& id) override;
   Result<std::vector<TerminalRecord>> list_terminals() override;
+  Result<std::vector<TerminalRecord>> list_terminals(const TerminalFilter& filter) override;
   Status update_terminal_status(const std::string& id, const std::string& status, std::optional<int> exit_code) override;
   Status update_terminal_size(const std::string& id, int cols, int rows) override;
   Status update_terminal_labels(const std::string& id, const std::string& labels_json) override;

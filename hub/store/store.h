@@ -151,6 +151,12 @@ struct ReservationFilter {
   std::optional<int64_t> until;
 };
 
+// list_terminals(filter): empty strings match everything.
+struct TerminalFilter {
+  std::string kind;      // "agent" | "container"
+  std::string owner_id;
+};
+
 // GET /api/v1/audit filters; empty strings match everything.
 struct AuditFilter {
   int64_t since_id = 0;  // entries with a larger id (paging)
@@ -204,6 +210,8 @@ class Store {
   virtual Result<std::optional<AgentRecord>> agent_by_credential(const std::string& hash) = 0;
   virtual Result<std::optional<AgentRecord>> agent_by_id(const std::string& id) = 0;
   virtual Result<std::vector<AgentRecord>> list_agents() = 0;
+  // Agents whose id or name is this (names are unique per owner, not across owners), oldest first.
+  virtual Result<std::vector<AgentRecord>> agents_called(const std::string& id_or_name) = 0;
   virtual Status update_agent_seen(const std::string& id, const std::string& host_json,
                                    const std::string& labels_json, int64_t now) = 0;
   virtual Status revoke_agent(const std::string& id) = 0;
@@ -214,6 +222,7 @@ class Store {
   virtual Status create_terminal(const TerminalRecord& t) = 0;
   virtual Result<std::optional<TerminalRecord>> terminal_by_id(const std::string& id) = 0;
   virtual Result<std::vector<TerminalRecord>> list_terminals() = 0;
+  virtual Result<std::vector<TerminalRecord>> list_terminals(const TerminalFilter& filter) = 0;
   virtual Status update_terminal_status(const std::string& id, const std::string& status,
                                         std::optional<int> exit_code) = 0;
   virtual Status update_terminal_size(const std::string& id, int cols, int rows) = 0;

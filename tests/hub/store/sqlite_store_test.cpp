@@ -36,7 +36,7 @@ class SqliteStoreTest : public testing::Test {
 TEST_F(SqliteStoreTest, MigratesAFreshFileAndReopens) {
   auto s = open();
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->schema_version(), 7);
+  EXPECT_EQ(s->schema_version(), 8);
   ASSERT_TRUE(s->create_user("alice", true).ok());
   s.reset();
   auto again = open();
@@ -55,7 +55,7 @@ TEST_F(SqliteStoreTest, UpgradesAnOlderStoreKeepingItsRows) {
   }
   auto s = open();
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->schema_version(), 7);
+  EXPECT_EQ(s->schema_version(), 8);
   EXPECT_TRUE(s->user_by_name("carol")->has_value());
   ASSERT_TRUE(s->audit(audit_entry("u", "a", "t", "", "192.0.2.1")).ok());  // the column migration 2 added
   EXPECT_EQ(s->list_audit(AuditFilter{})->back().ip, "192.0.2.1");
@@ -183,6 +183,51 @@ TEST_F(SqliteStoreTest, AgentsAndChannelsAndTerminals) {
   EXPECT_TRUE((*s->agent_by_id(a->id))->revoked);
   ASSERT_TRUE(s->delete_terminal(t.id).ok());
   EXPECT_FALSE(s->terminal_by_id(t.id)->has_value());
+}
+
+// The filtered lookups that replace full scans (a machine by id or name, a user's container
+// terminals): the same rows a scan and a filter in C++ would give, and nothing else.
+TEST_F(SqliteStoreTest, AgentsByIdOrNameAndTerminalsByKindAndOwner) {
+  auto s = open();
+  auto gus = s->create_user("gus", false), hal = s->create_user("hal", false);
+  auto a1 = s->create_agent(gus->id, "box", "c1", "host");
+  auto a2 = s->create_agent(hal->id, "box", "c2", "host");  // same name, another owner
+  auto a3 = s->create_agent(gus->id, "other", "c3", "container");
+  ASSERT_TRUE(a1.ok() && a2.ok() && a3.ok());
+  auto named = s->agents_called("box");
+  ASSERT_TRUE(named.ok());
+  ASSERT_EQ(named->size(), 2u);
+  EXPECT_EQ((*named)[0].id, a1->id);
+  EXPECT_EQ((*named)[1].id, a2->id);
+  auto by_id = s->agents_called(a3->id);
+  ASSERT_TRUE(by_id.ok());
+  ASSERT_EQ(by_id->size(), 1u);
+  EXPECT_EQ((*by_id)[0].name, "other");
+  EXPECT_TRUE(s->agents_called("nope")->empty());
+
+  auto terminal = [&](const std::string& owner, const std::string& kind, const std::string& agent, uint32_t ch) {
+    TerminalRecord t;
+    t.id = new_id("t_");
+    t.owner_id = owner;
+    t.kind = kind;
+    t.agent_id = agent;
+    t.channel = ch;
+    t.status = "running";
+    EXPECT_TRUE(s->create_terminal(t).ok());
+    return t.id;
+  };
+  auto gus_container = terminal(gus->id, "container", a3->id, 1);
+  terminal(gus->id, "agent", a1->id, 1);
+  auto hal_container = terminal(hal->id, "container", a3->id, 2);
+  auto mine = s->list_terminals(TerminalFilter{"container", gus->id});
+  ASSERT_TRUE(mine.ok());
+  ASSERT_EQ(mine->size(), 1u);
+  EXPECT_EQ((*mine)[0].id, gus_container);
+  auto containers = s->list_terminals(TerminalFilter{"container", ""});
+  ASSERT_TRUE(containers.ok());
+  ASSERT_EQ(containers->size(), 2u);
+  EXPECT_EQ(s->list_terminals(TerminalFilter{})->size(), 3u);
+  EXPECT_EQ(s->list_terminals(TerminalFilter{"", hal->id})->at(0).id, hal_container);
 }
 
 TEST_F(SqliteStoreTest, AuditIsOrderedAndPaged) {
