@@ -133,6 +133,7 @@ void Connection::received(uint8_t* data, size_t len) {
   if (state_ == State::kWs) {
     if (auto error = reader_.feed(data, len, *this)) {
       // A protocol violation: say why at once (the session's queued frames are not sent), then go.
+      log("info", "connection.dropped", {{"peer", peer_}, {"why", error->reason}});
       if (!close_sent_) {
         std::string payload{char(error->code >> 8), char(error->code & 0xff)};
         payload += clip_reason(error->reason);

@@ -2,6 +2,10 @@
 // exchange and the session hear that their connection is gone.
 #include "hub/net/connection.h"
 
+#include <algorithm>
+#include <iterator>
+#include <string_view>
+
 #include "protocol/log_line.h"
 
 namespace rx::hub {
@@ -82,7 +86,12 @@ void Connection::on_shutdown_done(uv_shutdown_t* req, int status) {
 void Connection::close_now(const char* why) {
   if (closed_) return;
   closed_ = true;
-  (void)why;
+  // The ordinary ends (a peer that hung up, an idle keep-alive, shutdown) are not news; a
+  // connection cut for misbehaving or failing is, for whoever wonders where a viewer went.
+  static constexpr std::string_view kOrdinary[] = {"eof", "client gone", "idle", "linger done", "done", "shutdown failed",
+                                                     "hub stopping"};
+  if (std::find(std::begin(kOrdinary), std::end(kOrdinary), why) == std::end(kOrdinary))
+    log("info", "connection.dropped", {{"peer", peer_}, {"why", why}});
   if (counted_http_) {
     counted_http_ = false;
     if (auto it = server_.http_per_ip_.find(peer_); it != server_.http_per_ip_.end() && --it->second == 0)

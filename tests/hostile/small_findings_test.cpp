@@ -184,5 +184,32 @@ TEST(Finding13Small, LostTerminalHasAReasonAndRefusesInput) {
   again.expect_alive();
 }
 
+// A connection the hub cuts for misbehaving says why in the hub's log (it used to be dropped
+// silently: close_now's reason was unused). Here: a frame a client must never send (unmasked);
+// the ordinary end of a well-behaved one is not logged.
+TEST(Finding13Small, AConnectionCutForMisbehavingIsLoggedWithWhy) {
+  HubFixture hub;
+  std::map<std::string, std::string> auth{{"Authorization", "Bearer " + hub.admin_token()}};
+  {
+    WsClient polite;
+    ASSERT_TRUE(polite.connect(hub.port(), "/api/v1/events", "rexec.events.v1", auth));
+    ASSERT_TRUE(polite.receive(5s).has_value());  // the snapshot
+    polite.close();
+  }
+  WsClient rude;
+  ASSERT_TRUE(rude.connect(hub.port(), "/api/v1/events", "rexec.events.v1", auth));
+  // FIN + text, length 2, no mask bit: a protocol error from a client (RFC 6455 5.1).
+  ASSERT_TRUE(rude.send_raw({0x81, 0x02, 'h', 'i'}));
+  EXPECT_TRUE(eventually([&] { return hub.log().find("why=\"client frames must be masked\"") != std::string::npos; }, 10s))
+      << hub.log();
+  std::string log = hub.log();
+  EXPECT_NE(log.find("event=connection.dropped"), std::string::npos);
+  size_t dropped = 0;
+  for (size_t at = log.find("event=connection.dropped"); at != std::string::npos;
+       at = log.find("event=connection.dropped", at + 1))
+    ++dropped;
+  EXPECT_EQ(dropped, 1u) << "only the rude connection is news:\n" << log;
+}
+
 }  // namespace
 }  // namespace rx::test
