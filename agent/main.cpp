@@ -1,7 +1,5 @@
 // rexec-agent: dials out to a hub and runs terminals there.
-//   rexec-agent [--config FILE] --hub URL [--enroll-token-file F|-] [--credential-file F] [--name N]
-//               [--label K=V]... [--ca-file F] [--user U] [--shell S] [--proc-root DIR] [--nvidia-smi PATH]
-//               [--user-map FILE] [--gpu-policy open|lease-required]
+//   rexec-agent [--config FILE] --hub URL [--KEY VALUE]...   (rexec-agent --help; agent/setting_options.cpp)
 // Secrets are read from files or stdin, never from the command line (where `ps` shows them).
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,25 +22,10 @@ namespace {
 using namespace rx::agent;
 using rx::log;  // not ::log of <cmath>
 
+// The flags' help comes from the settings table (agent/settings.h).
 int usage(const char* why) {
   if (why) std::fprintf(stderr, "rexec-agent: %s\n", why);
-  std::fputs(
-      "usage: rexec-agent [--config FILE] --hub URL [--enroll-token-file FILE|-] [--credential-file FILE]\n"
-      "                   [--name NAME] [--label KEY=VALUE]... [--ca-file FILE] [--user USER] [--shell PATH]\n"
-      "                   [--proc-root DIR] [--nvidia-smi PATH] [--stats-cgroup DIR]\n"
-      "                   [--user-map FILE] [--gpu-policy open|lease-required]\n"
-      "  --config             settings file (key = value, keys are these flags without dashes;\n"
-      "                       no secrets); flags override it. The unit uses /etc/rexec/agent.conf\n"
-      "  --hub                ws://HOST:PORT, wss://HOST:PORT, or a unix socket path\n"
-      "  --label              KEY=VALUE shown with the agent on the hub; repeatable\n"
-      "  --enroll-token-file  first run only: the one-time enrollment token (- reads stdin)\n"
-      "  --credential-file    where the agent keeps its own credential (mode 0600)\n"
-      "                       default /var/lib/rexec-agent/credential\n"
-      "  --user-map           REXEC_USER = LOCAL_ACCOUNT lines: whom a terminal runs as (root only\n"
-      "                       through this file); every account must exist\n"
-      "  --gpu-policy         open (default) or lease-required: a terminal without a GPU lease\n"
-      "                       gets CUDA_VISIBLE_DEVICES= and NVIDIA_VISIBLE_DEVICES=void\n",
-      stderr);
+  std::fputs(agent_usage().c_str(), stderr);
   return 2;
 }
 
@@ -61,14 +44,14 @@ int main(int argc, char** argv) {
 
   AgentOptions o;
   o.hub = flags["--hub"];
-  o.credential_file = flags.count("--credential-file") ? flags["--credential-file"] : "/var/lib/rexec-agent/credential";
+  o.credential_file = flags["--credential-file"];  // settings with a default always have a value
   o.name = flags["--name"];
   o.labels = settings->labels;
   o.ca_file = flags["--ca-file"];
-  if (flags.count("--proc-root")) o.host.proc = flags["--proc-root"];
-  if (flags.count("--etc-root")) o.host.etc = flags["--etc-root"];
+  o.host.proc = flags["--proc-root"];
+  o.host.etc = flags["--etc-root"];
   if (flags.count("--stats-cgroup")) o.host.cgroup = flags["--stats-cgroup"];
-  o.host.nvidia_smi = flags.count("--nvidia-smi") ? flags["--nvidia-smi"] : "/usr/bin/nvidia-smi";
+  o.host.nvidia_smi = flags["--nvidia-smi"];
   o.channels.shell = flags["--shell"];
   o.argv.assign(argv, argv + argc);
   char self[4096];
@@ -86,12 +69,7 @@ int main(int argc, char** argv) {
     if (!map) return log("error", "agent.bad_user_map", {{"reason", map.error().message}}), 2;
     o.channels.user_map = std::move(map).value();
   }
-  if (flags.count("--gpu-policy")) {
-    const std::string& policy = flags["--gpu-policy"];
-    if (policy != "open" && policy != "lease-required")
-      return usage(("--gpu-policy: \"" + policy + "\" is not open or lease-required").c_str());
-    o.channels.gpu_policy = policy;
-  }
+  o.channels.gpu_policy = flags["--gpu-policy"];  // checked by parse_settings
 
   // Our own credential if we have one; otherwise the one-time enrollment token.
   struct stat st {};

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "hub/api/api.h"
+#include "hub/base/command_line.h"
 #include "hub/base/config.h"
 #include "hub/base/secret_file.h"
 #include "hub/base/timer.h"
@@ -41,34 +42,10 @@ namespace {
 using namespace rx;
 using namespace rx::hub;
 
+// The usage text is CLI11's, made from the options table (hub/base/command_line.h).
 int usage() {
-  std::string keys;  // from the config's own list, so a new setting cannot be left out here
-  for (auto k : config_keys()) keys += (keys.empty() ? "" : ", ") + std::string(k);
-  std::fprintf(stderr,
-               "usage: rexec-hub serve [--config FILE] [--KEY VALUE]...\n"
-               "         KEY (a long flag, or a `key = value` line of the config file; flags win):\n"
-               "         %s\n"
-               "       rexec-hub user add NAME [--admin] --data-dir DIR\n"
-               "       rexec-hub token create --data-dir DIR --name NAME\n",
-               keys.c_str());
+  std::fputs(hub_usage().c_str(), stderr);
   return 2;
-}
-
-// --flag value pairs after the subcommand words.
-std::optional<std::map<std::string, std::string>> parse_flags(int argc, char** argv, int first,
-                                                              std::initializer_list<const char*> known) {
-  std::map<std::string, std::string> out;
-  for (int i = first; i < argc; i += 2) {
-    std::string flag = argv[i];
-    bool ok = false;
-    for (const char* k : known) ok = ok || flag == k;
-    if (!ok || i + 1 >= argc) {
-      std::fprintf(stderr, "rexec-hub: unknown or incomplete flag %s\n", flag.c_str());
-      return std::nullopt;
-    }
-    out[flag] = argv[i + 1];
-  }
-  return out;
 }
 
 Result<std::unique_ptr<SqliteStore>> open_store(const std::string& data_dir) {
@@ -94,39 +71,25 @@ Status bootstrap_admin(Store& store, const std::string& data_dir) {
   return Ok{};
 }
 
-int token_create(const std::map<std::string, std::string>& flags) {
-  if (!flags.count("--data-dir") || !flags.count("--name")) return usage();
-  auto store = open_store(flags.at("--data-dir"));
+int token_create(const HubCommand& command) {
+  auto store = open_store(command.data_dir);
   if (!store) return std::fprintf(stderr, "rexec-hub: %s\n", store.error().message.c_str()), 1;
-  if (auto s = bootstrap_admin(**store, flags.at("--data-dir")); !s)
+  if (auto s = bootstrap_admin(**store, command.data_dir); !s)
     return std::fprintf(stderr, "rexec-hub: %s\n", s.error().message.c_str()), 1;
   auto admin = (*store)->user_by_name("admin");
   if (!admin || !*admin) return std::fprintf(stderr, "rexec-hub: no admin user\n"), 1;
-  auto t = mint_token(**store, (**admin).id, flags.at("--name"), "read write admin", std::nullopt);
+  auto t = mint_token(**store, (**admin).id, command.name, "read write admin", std::nullopt);
   if (!t) return std::fprintf(stderr, "rexec-hub: %s\n", t.error().message.c_str()), 1;
-  (void)(*store)->audit(audit_entry((**admin).id, "token.create", t->record.id, "name=" + flags.at("--name") + " (offline)"));
+  (void)(*store)->audit(audit_entry((**admin).id, "token.create", t->record.id, "name=" + command.name + " (offline)"));
   std::printf("%s\n", t->secret.c_str());  // shown once; only its hash is kept
   return 0;
 }
 
 // rexec-hub user add NAME [--admin] --data-dir DIR
-int user_add(int argc, char** argv) {
-  if (argc < 4) return usage();
-  std::string name = argv[3];
-  bool admin = false;
-  std::string data_dir;
-  for (int i = 4; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--admin") {
-      admin = true;
-    } else if (a == "--data-dir" && i + 1 < argc) {
-      data_dir = argv[++i];
-    } else {
-      std::fprintf(stderr, "rexec-hub: unknown or incomplete flag %s\n", a.c_str());
-      return 2;
-    }
-  }
-  if (data_dir.empty()) return usage();
+int user_add(const HubCommand& command) {
+  const std::string& name = command.name;
+  const std::string& data_dir = command.data_dir;
+  bool admin = command.admin;
   auto store = open_store(data_dir);
   if (!store) return std::fprintf(stderr, "rexec-hub: %s\n", store.error().message.c_str()), 1;
   if (auto s = bootstrap_admin(**store, data_dir); !s)
@@ -286,37 +249,19 @@ int serve(HubConfig config) {
   return rc;
 }
 
-// serve's flags: --config FILE, then --KEY VALUE for every config key.
-int serve_command(int argc, char** argv) {
-  std::string config_path;
-  std::vector<std::pair<std::string, std::string>> flags;
-  for (int i = 2; i < argc; i += 2) {
-    std::string flag = argv[i];
-    if (!flag.starts_with("--") || i + 1 >= argc) {
-      std::fprintf(stderr, "rexec-hub: unknown or incomplete flag %s\n", flag.c_str());
-      return usage();
-    }
-    if (flag == "--config") config_path = argv[i + 1];
-    else flags.emplace_back(flag.substr(2), argv[i + 1]);
-  }
-  auto config = load_config(config_path, flags);
-  if (!config) {
-    std::fprintf(stderr, "rexec-hub: %s\n", config.error().message.c_str());
-    return 2;
-  }
-  return serve(*config);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) return std::printf("rexec-hub %s\n", kRexecVersion) < 0;
-  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) return serve_command(argc, argv);
-  if (argc >= 3 && std::strcmp(argv[1], "user") == 0 && std::strcmp(argv[2], "add") == 0) return user_add(argc, argv);
-  if (argc >= 3 && std::strcmp(argv[1], "token") == 0 && std::strcmp(argv[2], "create") == 0) {
-    auto flags = parse_flags(argc, argv, 3, {"--data-dir", "--name"});
-    return flags ? token_create(*flags) : usage();
+  // Every flag and value is checked here, before anything is opened or bound (exit 2 if wrong).
+  auto command = parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
+  if (!command) return std::fprintf(stderr, "rexec-hub: %s\n", command.error().message.c_str()), 2;
+  switch (command->kind) {
+    case HubCommand::Kind::serve: return serve(std::move(command->config));
+    case HubCommand::Kind::user_add: return user_add(*command);
+    case HubCommand::Kind::token_create: return token_create(*command);
+    case HubCommand::Kind::help: return std::fputs(command->help.c_str(), stdout) < 0;
   }
   return usage();
 }

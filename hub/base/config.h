@@ -1,10 +1,15 @@
 // HubConfig: every setting of `rexec-hub serve`, from a config file and flags. The file
 // (--config FILE) is INI without sections: `key = value` lines, `#` or `;` comments, values
 // optionally in double quotes; each key is a long flag without its dashes (listen, data-dir...).
-// Flags override the file. Unknown keys and bad values are errors that name the line or flag.
+// Flags override the file. Unknown keys and bad values are errors that name the key, the bad
+// value and the line or flag. config_options() is the one list of settings: the file parser, the
+// flags and --help (hub/base/command_line.h) are made from it, and a test holds
+// docs/configuration.md to it.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,10 +47,24 @@ struct HubConfig {
   std::string downloads_dir = "/usr/lib/rexec/agents";
 };
 
-// The keys a file or a flag may set, for usage text and docs.
-const std::vector<std::string_view>& config_keys();
+// One setting: a config-file key and, with "--" before it, a flag of `rexec-hub serve`.
+struct ConfigOption {
+  std::string_view key;
+  std::string_view value_name;  // what --help shows after the flag: HOST:PORT, N, DIR...
+  std::string_view help;        // one line of --help
+  // Checks and stores a value; the error is the reason alone ("is not ..."): the caller names
+  // the key, the value and where it came from.
+  Status (*set)(HubConfig&, std::string_view value);
+  std::string (*show)(const HubConfig&);  // the value as text; of HubConfig{}: the default
+};
 
-// Sets one key; the error names the key and what a valid value looks like.
+// Every setting, in the order --help and docs/configuration.md list them (hub/base/config_options.cpp).
+std::span<const ConfigOption> config_options();
+
+// The keys of config_options(), for tests and messages.
+std::vector<std::string_view> config_keys();
+
+// Sets one key; the error names the key, the value and what a valid value looks like.
 Status apply_setting(HubConfig& config, std::string_view key, std::string_view value);
 
 // `key = value` pairs of a config file's text, in order; errors carry the line number.

@@ -342,6 +342,38 @@ TEST(HubCommandLine, UserAddAndAConfigFileWithFlagsOverIt) {
   EXPECT_NE(bad.find("rate-requests"), std::string::npos) << bad;
 }
 
+// A bad value, from a flag or the file, stops the hub before it opens its store or binds a port:
+// exit 2, the key and the value named, the data directory never created.
+TEST(HubCommandLine, BadValuesExit2BeforeAnythingIsOpened) {
+  TempDir dir("rexec-hub-bad-flags");
+  std::string data = dir / "data";
+  std::string conf = dir / "hub.conf";
+  std::ofstream(conf) << "# fine so far\nlisten = h:abc\n";
+  struct Case {
+    std::vector<std::string> args;
+    std::vector<std::string> named;
+  };
+  std::vector<Case> cases{
+      {{"serve", "--listen", "h:abc", "--data-dir", data}, {"--listen", "\"h:abc\""}},
+      {{"serve", "--listen", "127.0.0.1:65536", "--data-dir", data}, {"--listen", "65536"}},
+      {{"serve", "--rate-requests", "ten", "--data-dir", data}, {"--rate-requests", "\"ten\""}},
+      {{"serve", "--colour", "blue", "--data-dir", data}, {"--colour"}},
+      {{"serve", "--config", conf, "--data-dir", data}, {conf, "line 2", "listen", "\"h:abc\""}},
+      {{"serve", "--listen", "127.0.0.1:0"}, {"--data-dir"}},
+      {{"token", "create", "--data-dir", data}, {"--name"}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto& c = cases[i];
+    c.args.insert(c.args.begin(), binary("hub/rexec-hub"));
+    Process p(c.args, child_env(), dir / ("hub" + std::to_string(i) + ".log"));  // one log each: it appends
+    auto st = p.wait(20s);
+    ASSERT_TRUE(st && WIFEXITED(*st)) << c.args[2];
+    EXPECT_EQ(WEXITSTATUS(*st), 2) << p.log();
+    for (const auto& part : c.named) EXPECT_NE(p.log().find(part), std::string::npos) << part << " in: " << p.log();
+    EXPECT_FALSE(std::filesystem::exists(data)) << "nothing is opened before the flags are checked";
+  }
+}
+
 TEST(HubCommandLine, TellsSystemdReadyWatchdogAndStopping) {
   TempDir dir("rexec-hub-notify");
   NotifySocket notify(dir / "notify");

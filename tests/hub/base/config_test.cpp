@@ -1,4 +1,4 @@
-// Config file parsing and the file-then-flags order.
+// Config file parsing, the file-then-flags order, and the command line made from the options table.
 #include "hub/base/config.h"
 
 #include <gtest/gtest.h>
@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "hub/base/command_line.h"
 #include "hub/base/tokens.h"
 
 namespace rx::hub {
@@ -79,6 +80,96 @@ TEST(Config, FlagsOverrideTheFile) {
   auto bad_flag = load_config("", {{"listen-on", "x"}});
   ASSERT_FALSE(bad_flag.ok());
   EXPECT_NE(bad_flag.error().message.find("listen-on"), std::string::npos);
+}
+
+std::filesystem::path write_temp(const std::string& text) {
+  auto path = std::filesystem::temp_directory_path() / ("rexec-config-" + new_id("") + ".conf");
+  std::ofstream(path) << text;
+  return path;
+}
+
+// A refusal names the key and the bad value, wherever the value came from.
+void expect_names(const Error& e, std::initializer_list<std::string_view> parts) {
+  for (auto part : parts) EXPECT_NE(e.message.find(part), std::string::npos) << part << " in: " << e.message;
+}
+
+TEST(Config, BadValuesNameTheKeyAndTheValue) {
+  HubConfig c;
+  for (const char* bad : {"h:abc", "h:70000"}) expect_names(apply_setting(c, "listen", bad).error(), {"listen", bad});
+  expect_names(apply_setting(c, "rate-requests", "ten").error(), {"rate-requests", "\"ten\"", "integer"});
+  expect_names(apply_setting(c, "max-body", "1k").error(), {"max-body", "\"1k\""});
+
+  auto path = write_temp("data-dir = /x\nlisten = h:abc\n");
+  auto file = load_config(path.string(), {});
+  std::filesystem::remove(path);
+  ASSERT_FALSE(file.ok());
+  expect_names(file.error(), {path.string(), "line 2", "listen", "h:abc"});
+
+  path = write_temp("colour = blue\n");
+  auto unknown = load_config(path.string(), {});
+  std::filesystem::remove(path);
+  ASSERT_FALSE(unknown.ok());
+  expect_names(unknown.error(), {"line 1", "colour"});
+}
+
+Result<HubCommand> parse(std::vector<std::string> args) { return parse_command_line(std::move(args)); }
+
+TEST(CommandLine, BadFlagsAreRefusedNamingTheFlagAndTheValue) {
+  expect_names(parse({"serve", "--data-dir", "/x", "--listen", "h:abc"}).error(), {"--listen", "h:abc"});
+  expect_names(parse({"serve", "--listen", "127.0.0.1:65536"}).error(), {"--listen", "65536"});
+  expect_names(parse({"serve", "--rate-requests", "ten"}).error(), {"--rate-requests", "ten"});
+  expect_names(parse({"serve", "--rate-requests", "-1"}).error(), {"--rate-requests", "-1"});
+  expect_names(parse({"serve", "--colour", "blue"}).error(), {"--colour"});
+  expect_names(parse({"serve", "--rate-requests"}).error(), {"--rate-requests"});
+  EXPECT_FALSE(parse({}).ok()) << "a subcommand is required";
+  EXPECT_FALSE(parse({"frobnicate"}).ok());
+  EXPECT_FALSE(parse({"user", "add", "carol"}).ok()) << "--data-dir is required";
+  EXPECT_FALSE(parse({"token", "create", "--data-dir", "/x"}).ok()) << "--name is required";
+  EXPECT_FALSE(parse({"user", "add", "carol", "extra", "--data-dir", "/x"}).ok());
+}
+
+TEST(CommandLine, EveryKeyIsAFlagAndFlagsOverrideTheFile) {
+  auto path = write_temp("listen = 127.0.0.1:7000\nrate-requests = 3\nrate-terminal-creates = 4\n");
+  auto c = parse({"serve", "--config", path.string(), "--rate-requests", "0", "--data-dir", "/a", "--data-dir", "/b"});
+  std::filesystem::remove(path);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->kind, HubCommand::Kind::serve);
+  EXPECT_EQ(c->config.listen, "127.0.0.1:7000");
+  EXPECT_EQ(c->config.rate_requests, 0);         // the flag
+  EXPECT_EQ(c->config.rate_terminal_creates, 4);  // the file
+  EXPECT_EQ(c->config.viewers_per_terminal, 5);   // the default
+  EXPECT_EQ(c->config.data_dir, "/b") << "the last of a repeated flag wins";
+
+  expect_names(parse({"serve", "--listen", "127.0.0.1:0"}).error(), {"--data-dir"});
+  auto public_url = parse({"serve", "--public-url=https://hub.example/", "--data-dir", "/d"});
+  ASSERT_TRUE(public_url.ok()) << public_url.error().message;
+  EXPECT_EQ(public_url->config.public_url, "https://hub.example");
+
+  auto usage = hub_usage();
+  for (auto key : config_keys()) EXPECT_NE(usage.find("--" + std::string(key) + " "), std::string::npos) << key;
+  EXPECT_NE(usage.find("127.0.0.1:8080"), std::string::npos) << "defaults are shown";
+  auto help = parse({"serve", "--help"});
+  ASSERT_TRUE(help.ok()) << help.error().message;
+  EXPECT_EQ(help->kind, HubCommand::Kind::help);
+  EXPECT_NE(help->help.find("--rate-auth-failures"), std::string::npos) << help->help;
+}
+
+TEST(CommandLine, UserAddAndTokenCreate) {
+  auto add = parse({"user", "add", "Bad Name", "--admin", "--data-dir", "/d"});
+  ASSERT_TRUE(add.ok()) << add.error().message;
+  EXPECT_EQ(add->kind, HubCommand::Kind::user_add);
+  EXPECT_EQ(add->name, "Bad Name");
+  EXPECT_TRUE(add->admin);
+  EXPECT_EQ(add->data_dir, "/d");
+  add = parse({"user", "add", "--data-dir", "/d", "carol"});
+  ASSERT_TRUE(add.ok()) << add.error().message;
+  EXPECT_EQ(add->name, "carol");
+  EXPECT_FALSE(add->admin);
+  auto token = parse({"token", "create", "--name", "ci", "--data-dir", "/d"});
+  ASSERT_TRUE(token.ok()) << token.error().message;
+  EXPECT_EQ(token->kind, HubCommand::Kind::token_create);
+  EXPECT_EQ(token->name, "ci");
+  EXPECT_EQ(token->data_dir, "/d");
 }
 
 }  // namespace
