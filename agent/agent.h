@@ -65,6 +65,8 @@ class Agent {
   };
 
   explicit Agent(AgentOptions options);
+  // The lws protocol of the fds it watches (agent_fds.cpp); the link's is rexec.agent.v1.
+  static constexpr const char* kFdProtocol = "rexec-fd";
   static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
   int on_fd(lws* wsi, lws_callback_reasons reason);
