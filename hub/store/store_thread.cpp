@@ -51,7 +51,9 @@ void StoreThread::work(Store& store) {
   for (;;) {
     shared_->wake.wait(lock, [this] { return shared_->stop || !shared_->jobs.empty(); });
     if (shared_->jobs.empty()) return;  // stopping, and nothing left to do
-    auto [job, done] = std::move(shared_->jobs.front());
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+    Job job = std::move(shared_->jobs.front().first);
+    std::function<void()> done = std::move(shared_->jobs.front().second);
     shared_->jobs.pop_front();
     lock.unlock();
     guarded("store.job", [&] { job(store); });
