@@ -51,10 +51,25 @@ Api::Api(Store& store, Relay& relay, const HubConfig& config, Containers& contai
 
 void Api::routes() {
   auto add = [this](const char* method, const char* pattern, Access access, auto member) {
+    // Most handlers answer from what they are given; the few that answer later also take the exchange.
     router_.add(method, pattern, Route{access, [this, member](const Principal& p, Request& r, const Exchange& ex) {
-                                         (this->*member)(p, r, ex);
+                                         if constexpr (std::is_invocable_v<decltype(member), Api*, const Principal&,
+                                                                           Request&, const Exchange&>)
+                                           return (this->*member)(p, r, ex);
+                                         else
+                                           return (this->*member)(p, r);
                                        }});
   };
+  auto add_upgrade = [this](const char* pattern, auto protocol_ok, const char* needed, auto handler) {
+    upgrades_.add("GET", pattern, UpgradeRoute{protocol_ok, needed, handler});
+  };
+  auto exactly = [](const char* name) { return [name](const std::string& p) { return p == name; }; };
+  add_upgrade("/api/v1/agent/connect", exactly("rexec.agent.v1"), "the agent link needs subprotocol rexec.agent.v1",
+              [this](Request& r) { return agent_upgrade(r); });
+  add_upgrade("/api/v1/terminals/{id}/attach", viewer_protocol_ok, "attaching needs subprotocol rexec.term.v1",
+              [this](Request& r) { return viewer_upgrade(r, r.params["id"]); });
+  add_upgrade("/api/v1/events", exactly("rexec.events.v1"), "the events feed needs subprotocol rexec.events.v1",
+              [this](Request& r) { return events_upgrade(r); });
   add("GET", "/healthz", Access::kPublic, &Api::healthz);
   add("GET", "/metrics", Access::kAdmin, &Api::get_metrics);
   add("POST", "/api/v1/agent-enrollments", Access::kWrite, &Api::create_enrollment);
@@ -99,7 +114,8 @@ void Api::routes() {
 }
 
 std::vector<std::string> Api::route_list() const {
-  std::vector<std::string> out{"GET /api/v1/agent/connect", "GET /api/v1/terminals/{id}/attach", "GET /api/v1/events"};
+  std::vector<std::string> out;
+  for (const auto& r : upgrades_.routes()) out.push_back(r.method + " " + r.pattern);
   for (const auto& r : router_.routes()) out.push_back(r.method + " " + r.pattern);
   return out;
 }
@@ -252,14 +268,18 @@ std::optional<Error> not_utf8(const Request& req) {
 }  // namespace
 
 void Api::handle(Exchange ex) {
-  if (!guarded("http.handle", [&] { dispatch(ex); }) && !ex->replied()) ex->reply(internal_error());
+  if (!guarded("http.handle", [&] { answer(ex, dispatch(ex)); }) && !ex->replied()) ex->reply(internal_error());
 }
 
-void Api::dispatch(const Exchange& ex) {
+void Api::answer(const Exchange& ex, Reply reply) {
+  if (!reply.later()) ex->reply(std::move(reply).response());
+}
+
+Reply Api::dispatch(const Exchange& ex) {
   Request& req = ex->request;
   if (req.via_socket)  // the containers' socket carries agent links and nothing else
-    return ex->reply(error_response(make_error("not_found", "only the agent link is served on this socket")));
-  if (auto e = not_utf8(req)) return ex->reply(error_response(*e));
+    return make_error("not_found", "only the agent link is served on this socket");
+  if (auto e = not_utf8(req)) return *e;
   auto match = router_.match(req);
   std::string route = match.pattern ? *match.pattern : "unmatched";
   auto start = std::chrono::steady_clock::now();
@@ -268,24 +288,20 @@ void Api::dispatch(const Exchange& ex) {
     metrics_.observe("rexec_http_request_duration_seconds", {{"route", route}},
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   };
-  if (!match.handler) {
-    auto r = error_response(match.error);
-    if (!match.allow.empty()) r.headers.push_back({"Allow", match.allow});
-    return ex->reply(std::move(r));
-  }
+  if (!match.handler) return match.refusal();
   const Route& target = *match.handler;
   if (target.access == Access::kPublic) return target.handler(Principal{{}, "", "", req.peer, "", 0, std::nullopt}, req, ex);
   auto admitted = admit(req);
-  if (auto* refusal = std::get_if<Response>(&admitted)) return ex->reply(std::move(*refusal));
+  if (auto* refusal = std::get_if<Response>(&admitted)) return std::move(*refusal);
   auto* principal = &std::get<Principal>(admitted);
   const char* need = target.access == Access::kRead ? "read" : target.access == Access::kWrite ? "write" : "admin";
   if (!principal->can(need)) {
     std::string why = target.access == Access::kAdmin && !principal->user.admin
                           ? std::string("this route is for administrators")
                           : std::string("this token lacks the ") + need + " scope";
-    return ex->reply(error_response(make_error("forbidden", why)));
+    return make_error("forbidden", why);
   }
-  target.handler(*principal, req, ex);
+  return target.handler(*principal, req, ex);
 }
 
 // ---- WebSocket upgrades -----------------------------------------------------------------------
@@ -300,23 +316,13 @@ std::variant<std::unique_ptr<WsSession>, Response> Api::dispatch_upgrade(Request
   if (auto e = not_utf8(req)) return error_response(*e);
   if (req.via_socket && req.path != "/api/v1/agent/connect")
     return error_response(make_error("not_found", "only the agent link is served on this socket"));
-  if (req.path == "/api/v1/agent/connect") {
-    if (protocol != "rexec.agent.v1")
-      return error_response(make_error("bad_request", "the agent link needs subprotocol rexec.agent.v1"));
-    return agent_upgrade(req);
+  auto match = upgrades_.match(req);
+  if (!match.handler) {
+    if (match.error.code == "not_found") match.error.message = "no WebSocket endpoint at " + req.path;
+    return match.refusal();
   }
-  static const std::string kPrefix = "/api/v1/terminals/", kSuffix = "/attach";
-  if (req.path.size() > kPrefix.size() + kSuffix.size() && req.path.starts_with(kPrefix) && req.path.ends_with(kSuffix)) {
-    if (!viewer_protocol_ok(protocol))
-      return error_response(make_error("bad_request", "attaching needs subprotocol rexec.term.v1"));
-    return viewer_upgrade(req, req.path.substr(kPrefix.size(), req.path.size() - kPrefix.size() - kSuffix.size()));
-  }
-  if (req.path == "/api/v1/events") {
-    if (protocol != "rexec.events.v1")
-      return error_response(make_error("bad_request", "the events feed needs subprotocol rexec.events.v1"));
-    return events_upgrade(req);
-  }
-  return error_response(make_error("not_found", "no WebSocket endpoint at " + req.path));
+  if (!match.handler->protocol_ok(protocol)) return error_response(make_error("bad_request", match.handler->protocol_needed));
+  return match.handler->handler(req);
 }
 
 }  // namespace rx::hub

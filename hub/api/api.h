@@ -22,6 +22,7 @@
 #include "hub/base/rate_limit.h"
 #include "hub/channel/relay.h"
 #include "hub/docker/containers.h"
+#include "hub/net/reply.h"
 #include "hub/net/router.h"
 #include "hub/net/server.h"
 #include "hub/net/web.h"
@@ -83,20 +84,31 @@ class Api final : public HttpHandler {
 
  private:
   using Exchange = std::shared_ptr<HttpExchange>;
-  using Handler = std::function<void(const Principal&, Request&, const Exchange&)>;
+  using Handler = std::function<Reply(const Principal&, Request&, const Exchange&)>;
   struct Route {
     Access access;
     Handler handler;
   };
+  using Upgrade = std::variant<std::unique_ptr<WsSession>, Response>;
+  // A WebSocket endpoint: the subprotocol it needs (checked before its handler runs) and the
+  // handler, which admits the caller itself (agents and share viewers bring no API token).
+  struct UpgradeRoute {
+    std::function<bool(const std::string& protocol)> protocol_ok;
+    std::string protocol_needed;  // the error's words: "the agent link needs subprotocol rexec.agent.v1"
+    std::function<Upgrade(Request&)> handler;
+  };
   void routes();
   void describe_metrics();
-  void dispatch(const Exchange& ex);
-  std::variant<std::unique_ptr<WsSession>, Response> dispatch_upgrade(Request& request, const std::string& protocol);
-  // A callback that answers `ex` with 500 if `f` throws (for replies that come later: Docker).
+  Reply dispatch(const Exchange& ex);
+  Upgrade dispatch_upgrade(Request& request, const std::string& protocol);
+  // Answers `ex` with `reply` unless the handler said it answers Later itself.
+  static void answer(const Exchange& ex, Reply reply);
+  // A callback for work that completes later (Docker): `f` returns the Reply for `ex`, and an
+  // exception it lets out answers 500.
   template <typename F>
   auto replying(const Exchange& ex, F f) {
     return [ex, f = std::move(f)](auto&&... args) mutable {
-      if (!guarded("http.later", [&] { f(std::forward<decltype(args)>(args)...); }) && !ex->replied())
+      if (!guarded("http.later", [&] { answer(ex, f(std::forward<decltype(args)>(args)...)); }) && !ex->replied())
         ex->reply(internal_error());
     };
   }
@@ -124,12 +136,12 @@ class Api final : public HttpHandler {
   void audit(const Principal& p, const std::string& action, const std::string& target, const std::string& detail = "");
 
   // api_agents.cpp
-  void create_enrollment(const Principal&, Request&, const Exchange&);
-  void list_agents(const Principal&, Request&, const Exchange&);
-  void delete_agent(const Principal&, Request&, const Exchange&);
-  void get_agent(const Principal&, Request&, const Exchange&);
+  Reply create_enrollment(const Principal&, Request&);
+  Reply list_agents(const Principal&, Request&);
+  Reply delete_agent(const Principal&, Request&);
+  Reply get_agent(const Principal&, Request&);
   // DELETE /api/v1/agent/self: an agent (its credential, not an API token) removes itself.
-  void unenroll_self(const Principal&, Request&, const Exchange&);
+  Reply unenroll_self(const Principal&, Request&);
   // The machine `id_or_name` if the caller has at least `need` on it: not_found without any
   // access, forbidden with too little (`what` says what needed more: "opening terminals").
   Result<Machine> find_machine(const Principal& p, const std::string& id_or_name,
@@ -141,15 +153,15 @@ class Api final : public HttpHandler {
   // api_grants.cpp
   // A user named by name, else by id (grants and filters take either).
   Result<std::optional<User>> find_user(const std::string& name_or_id);
-  void create_grant(const Principal&, Request&, const Exchange&);
-  void list_grants(const Principal&, Request&, const Exchange&);
-  void delete_grant(const Principal&, Request&, const Exchange&);
+  Reply create_grant(const Principal&, Request&);
+  Reply list_grants(const Principal&, Request&);
+  Reply delete_grant(const Principal&, Request&);
   // api_gpus.cpp: leases and reservations
-  void release_gpus(const Principal&, Request&, const Exchange&);
-  void create_reservation(const Principal&, Request&, const Exchange&);
-  void list_machine_reservations(const Principal&, Request&, const Exchange&);
-  void list_reservations(const Principal&, Request&, const Exchange&);
-  void delete_reservation(const Principal&, Request&, const Exchange&);
+  Reply release_gpus(const Principal&, Request&);
+  Reply create_reservation(const Principal&, Request&);
+  Reply list_machine_reservations(const Principal&, Request&);
+  Reply list_reservations(const Principal&, Request&);
+  Reply delete_reservation(const Principal&, Request&);
   nlohmann::json reservation_json(const ReservationRecord& r);
   // Takes the GPUs a request asks for on `m` ("gpus" or "gpu_count" of `body`; none: nothing) for
   // `holder`: the indexes taken, or the response refusing the request (400, 409).
@@ -161,11 +173,11 @@ class Api final : public HttpHandler {
   void on_gpu_event(const GpuEvent& e);
   std::variant<std::unique_ptr<WsSession>, Response> agent_upgrade(Request& req);
   // api_terminals.cpp
-  void create_terminal(const Principal&, Request&, const Exchange&);
-  void list_terminals(const Principal&, Request&, const Exchange&);
-  void get_terminal(const Principal&, Request&, const Exchange&);
-  void delete_terminal(const Principal&, Request&, const Exchange&);
-  void exec(const Principal&, Request&, const Exchange&);
+  Reply create_terminal(const Principal&, Request&, const Exchange&);
+  Reply list_terminals(const Principal&, Request&);
+  Reply get_terminal(const Principal&, Request&);
+  Reply delete_terminal(const Principal&, Request&, const Exchange&);
+  Reply exec(const Principal&, Request&, const Exchange&);
   Result<TerminalRecord> find_terminal(const Principal& p, const std::string& id);
   // `agent_names` (agent id -> name), when the caller has them all, saves a store lookup per terminal.
   nlohmann::json terminal_json(const TerminalRecord& t, const std::map<std::string, std::string>* agent_names = nullptr);
@@ -177,48 +189,48 @@ class Api final : public HttpHandler {
                                                                           const std::string& code,
                                                                           std::optional<uint64_t> since);
   // api_containers.cpp
-  void create_container_terminal(const Principal&, const nlohmann::json& body, const Exchange&);
+  Reply create_container_terminal(const Principal&, const nlohmann::json& body, const Exchange&);
   // A new terminal's labels (opt_labels' text), in the store and in `t`.
   void apply_labels(TerminalRecord& t, const std::string& labels_json);
-  void delete_container_terminal(const Principal&, const TerminalRecord& t, const Exchange&);
+  Reply delete_container_terminal(const Principal&, const TerminalRecord& t, const Exchange&);
   // The container started: remember it, audit, answer 201 (`note`: " warm" for the pool's).
-  void created_container_terminal(const Principal& p, TerminalRecord t, const std::string& container_id,
-                                  const std::string& note, const Exchange& ex);
-  void stop_terminal(const Principal&, Request&, const Exchange&);
-  void start_terminal(const Principal&, Request&, const Exchange&);
+  Response created_container_terminal(const Principal& p, TerminalRecord t, const std::string& container_id,
+                                      const std::string& note);
+  Reply stop_terminal(const Principal&, Request&, const Exchange&);
+  Reply start_terminal(const Principal&, Request&, const Exchange&);
   // api_tokens.cpp
-  void create_token(const Principal&, Request&, const Exchange&);
-  void list_tokens(const Principal&, Request&, const Exchange&);
-  void delete_token(const Principal&, Request&, const Exchange&);
-  void create_user(const Principal&, Request&, const Exchange&);
-  void list_users(const Principal&, Request&, const Exchange&);
+  Reply create_token(const Principal&, Request&);
+  Reply list_tokens(const Principal&, Request&);
+  Reply delete_token(const Principal&, Request&);
+  Reply create_user(const Principal&, Request&);
+  Reply list_users(const Principal&, Request&);
   // api_sessions.cpp
-  void create_session(const Principal&, Request&, const Exchange&);
-  void current_session(const Principal&, Request&, const Exchange&);
-  void delete_session(const Principal&, Request&, const Exchange&);
+  Reply create_session(const Principal&, Request&);
+  Reply current_session(const Principal&, Request&);
+  Reply delete_session(const Principal&, Request&);
   // api_web.cpp: the dashboard's files and its events feed
-  void serve_web(const Principal&, Request&, const Exchange&);
-  void list_images(const Principal&, Request&, const Exchange&);
+  Reply serve_web(const Principal&, Request&);
+  Reply list_images(const Principal&, Request&, const Exchange&);
   std::variant<std::unique_ptr<WsSession>, Response> events_upgrade(Request& req);
   // api_downloads.cpp: the installer and the agent binaries (hub/api/downloads.h)
-  void serve_installer(const Principal&, Request&, const Exchange&);
-  void serve_download(const Principal&, Request&, const Exchange&);
+  Reply serve_installer(const Principal&, Request&);
+  Reply serve_download(const Principal&, Request&, const Exchange&);
   // The URL the installer is written for: public-url; else the listen address, unless that is
   // a wildcard (0.0.0.0, [::]), then the request's Host.
   std::string installer_base(const Request& req) const;
   // api_shares.cpp
-  void create_share(const Principal&, Request&, const Exchange&);
-  void list_shares(const Principal&, Request&, const Exchange&);
-  void delete_share(const Principal&, Request&, const Exchange&);
-  void lookup_share(const Principal&, Request&, const Exchange&);
+  Reply create_share(const Principal&, Request&);
+  Reply list_shares(const Principal&, Request&);
+  Reply delete_share(const Principal&, Request&);
+  Reply lookup_share(const Principal&, Request&);
   // The share a viewer's ?share=CODE names, if it is valid for terminal `id`.
   Result<ShareRecord> find_share(const std::string& code, const std::string& terminal_id);
   // "http(s)://host[:port]" users reach this hub at: public-url, else from the request.
   std::string public_base(const Request& req) const;
   // api_service.cpp
-  void list_audit(const Principal&, Request&, const Exchange&);
-  void healthz(const Principal&, Request&, const Exchange&);
-  void get_metrics(const Principal&, Request&, const Exchange&);
+  Reply list_audit(const Principal&, Request&);
+  Reply healthz(const Principal&, Request&);
+  Reply get_metrics(const Principal&, Request&);
 
   Store& store_;
   Relay& relay_;
@@ -227,6 +239,7 @@ class Api final : public HttpHandler {
   class WarmPool* pool_ = nullptr;
   class Events* events_ = nullptr;
   Router<Route> router_;
+  Router<UpgradeRoute> upgrades_;
   Metrics metrics_;
   RateLimiter ip_requests_;
   RateLimiter token_requests_;

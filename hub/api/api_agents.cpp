@@ -14,25 +14,25 @@ namespace {
 int64_t now() { return int64_t(std::time(nullptr)); }
 }  // namespace
 
-void Api::create_enrollment(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::create_enrollment(const Principal& p, Request& req) {
   auto body = optional_body(req.body);
-  if (!body) return ex->reply(error_response(body.error()));
+  if (!body) return body.error();
   auto expires_in = opt_int(*body, "expires_in", 60, 7 * 24 * 3600);
-  if (!expires_in) return ex->reply(error_response(expires_in.error()));
+  if (!expires_in) return expires_in.error();
   auto uses = opt_int(*body, "uses", 1, 100000);
-  if (!uses) return ex->reply(error_response(uses.error()));
+  if (!uses) return uses.error();
   std::string token = new_token(TokenKind::kEnrollment);
   int64_t expires_at = now() + expires_in->value_or(900);
   if (auto s = store_.create_enrollment(p.user.id, token_hash(token), expires_at, int(uses->value_or(1))); !s)
-    return ex->reply(error_response(s.error()));
+    return s.error();
   audit(p, "enrollment.create", "", "uses=" + std::to_string(uses->value_or(1)));
   // The one line "Add machine" shows. The token goes in on stdin (printf is a shell builtin, so it
   // is in no process's argv), the hub's URL as an argument.
   std::string base = public_base(req);
   std::string install = "curl -fsSL " + base + "/install-agent.sh -o rexec-install.sh && printf '%s\\n' '" + token +
                         "' | sudo sh rexec-install.sh --hub " + base + " --enroll-token-file -";
-  ex->reply(json_response(201, {{"token", token}, {"expires_at", expires_at}, {"uses", uses->value_or(1)},
-                                {"install_command", install}}));
+  return json_response(201, {{"token", token}, {"expires_at", expires_at}, {"uses", uses->value_or(1)},
+                                {"install_command", install}});
 }
 
 Machine Api::machine_of(const Principal& p, const AgentRecord& a,
@@ -65,12 +65,12 @@ Result<std::map<std::string, GrantRecord>> Api::grants_by_agent(const Principal&
 
 Result<Machine> Api::find_machine(const Principal& p, const std::string& id_or_name, MachineAccess need,
                                   const std::string& what) {
-  auto agents = store_.list_agents();
+  auto agents = store_.agents_called(id_or_name);
   if (!agents) return agents.error();
   auto grants = grants_by_agent(p);
   if (!grants) return grants.error();
   for (const auto& a : *agents) {
-    if (a.revoked || a.kind != "host" || (a.id != id_or_name && a.name != id_or_name)) continue;
+    if (a.revoked || a.kind != "host") continue;
     Machine m = machine_of(p, a, *grants);
     if (m.access == MachineAccess::kNone) continue;  // others' machines do not exist for you
     if (m.access < need)
@@ -89,52 +89,52 @@ nlohmann::json Api::machine_json(const Machine& m) {
   return j;
 }
 
-void Api::list_agents(const Principal& p, Request&, const Exchange& ex) {
+Reply Api::list_agents(const Principal& p, Request&) {
   auto agents = store_.list_agents();
-  if (!agents) return ex->reply(error_response(agents.error()));
+  if (!agents) return agents.error();
   auto grants = grants_by_agent(p);
-  if (!grants) return ex->reply(error_response(grants.error()));
+  if (!grants) return grants.error();
   nlohmann::json out = nlohmann::json::array();
   for (const auto& a : *agents) {
     if (a.revoked || a.kind != "host") continue;  // container agents show as their terminals
     Machine m = machine_of(p, a, *grants);
     if (m.access != MachineAccess::kNone) out.push_back(machine_json(m));
   }
-  ex->reply(json_response(200, {{"agents", out}}));
+  return json_response(200, {{"agents", out}});
 }
 
-void Api::get_agent(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::get_agent(const Principal& p, Request& req) {
   auto m = find_machine(p, req.params["id"]);
-  if (!m) return ex->reply(error_response(m.error()));
-  ex->reply(json_response(200, machine_json(*m)));
+  if (!m) return m.error();
+  return json_response(200, machine_json(*m));
 }
 
-void Api::unenroll_self(const Principal&, Request& req, const Exchange& ex) {
+Reply Api::unenroll_self(const Principal&, Request& req) {
   // As for the agent link: failures are throttled per address before any lookup.
-  if (auto r = auth_throttled(req.peer)) return ex->reply(std::move(*r));
-  auto refuse = [&](const std::string& why) { ex->reply(auth_failed(req, make_error("unauthorized", why))); };
+  if (auto r = auth_throttled(req.peer)) return std::move(*r);
+  auto refuse = [&](const std::string& why) { return auth_failed(req, make_error("unauthorized", why)); };
   auto token = req.bearer();
   if (!token || !looks_like(TokenKind::kAgentCredential, *token))
     return refuse("this route takes an agent credential (Authorization: Bearer rxa_...)");
   std::string hash = token_hash(*token);
   auto a = store_.agent_by_credential(hash);
-  if (!a) return ex->reply(error_response(a.error()));
+  if (!a) return a.error();
   if (!*a || (*a)->revoked) return refuse("unknown or revoked agent credential");
-  if (auto s = store_.revoke_agent((*a)->id); !s) return ex->reply(error_response(s.error()));
+  if (auto s = store_.revoke_agent((*a)->id); !s) return s.error();
   relay_.revoke_agent((*a)->id);
   // The agent acts for its owner: the owner is the actor, the agent the target.
   audit((*a)->owner_id, req, "agent.unenroll", (*a)->id, "name=" + (*a)->name);
-  ex->reply(json_response(200, {{"id", (*a)->id}, {"revoked", true}}));
+  return json_response(200, {{"id", (*a)->id}, {"revoked", true}});
 }
 
-void Api::delete_agent(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::delete_agent(const Principal& p, Request& req) {
   auto m = find_machine(p, req.params["id"], MachineAccess::kOwner, "revoking it");
-  if (!m) return ex->reply(error_response(m.error()));
+  if (!m) return m.error();
   const AgentRecord* a = &m->agent;
-  if (auto s = store_.revoke_agent(a->id); !s) return ex->reply(error_response(s.error()));
+  if (auto s = store_.revoke_agent(a->id); !s) return s.error();
   relay_.revoke_agent(a->id);
   audit(p, "agent.revoke", a->id);
-  ex->reply(json_response(200, {{"id", a->id}, {"revoked", true}}));
+  return json_response(200, {{"id", a->id}, {"revoked", true}});
 }
 
 std::variant<std::unique_ptr<WsSession>, Response> Api::agent_upgrade(Request& req) {

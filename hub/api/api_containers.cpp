@@ -13,10 +13,10 @@
 
 namespace rx::hub {
 
-void Api::create_container_terminal(const Principal& p, const nlohmann::json& body, const Exchange& ex) {
+Reply Api::create_container_terminal(const Principal& p, const nlohmann::json& body, const Exchange& ex) {
   auto image = opt_string(body, "image");
-  if (!image) return ex->reply(error_response(image.error()));
-  if (!*image || (*image)->empty()) return ex->reply(error_response(bad_field("image", "is required for kind container")));
+  if (!image) return image.error();
+  if (!*image || (*image)->empty()) return bad_field("image", "is required for kind container");
   auto name = opt_string(body, "name", 128);
   auto network = opt_string(body, "network");
   auto memory = opt_int(body, "memory_mb", 32, 65536);
@@ -27,32 +27,31 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
   std::string labels = parsed_labels ? *parsed_labels : std::string("{}");
   for (const Error* e : {name ? nullptr : &name.error(), network ? nullptr : &network.error(), memory ? nullptr : &memory.error(),
                          cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(), env ? nullptr : &env.error()})
-    if (e) return ex->reply(error_response(*e));
-  if (auto s = check_image_ref(**image); !s) return ex->reply(error_response(s.error()));
+    if (e) return *e;
+  if (auto s = check_image_ref(**image); !s) return s.error();
   // Before anything is made: a container without a runnable agent would die at once (code 126).
-  if (auto s = check_agent_binary(containers_.agent_binary()); !s) return ex->reply(error_response(s.error()));
-  if (auto s = Relay::pty_open_ok(*env); !s) return ex->reply(error_response(s.error()));
+  if (auto s = check_agent_binary(containers_.agent_binary()); !s) return s.error();
+  if (auto s = Relay::pty_open_ok(*env); !s) return s.error();
   ContainerSpec spec;
   spec.image = **image;
   spec.network = network->value_or("none");
   if (spec.network != "none" && spec.network != "isolated")
-    return ex->reply(error_response(bad_field("network", "must be \"none\" or \"isolated\"")));
+    return bad_field("network", "must be \"none\" or \"isolated\"");
   bool has_cpus = body.contains("cpus") && !body["cpus"].is_null();
   if (has_cpus) {
     if (!body["cpus"].is_number() || body["cpus"].get<double>() < 0.05 || body["cpus"].get<double>() > 256)
-      return ex->reply(error_response(bad_field("cpus", "must be a number between 0.05 and 256")));
+      return bad_field("cpus", "must be a number between 0.05 and 256");
     spec.cpus = body["cpus"].get<double>();
   }
   spec.memory_mb = int(memory->value_or(512));
   // Quota: the user's container terminals that still hold a container.
-  auto all = store_.list_terminals();
-  if (!all) return ex->reply(error_response(all.error()));
-  int mine = 0;
-  for (const auto& t : *all) mine += t.kind == "container" && t.owner_id == p.user.id;
+  auto held = store_.list_terminals(TerminalFilter{"container", p.user.id});
+  if (!held) return held.error();
+  int mine = int(held->size());
   if (mine >= config_.container_quota)
-    return ex->reply(error_response(make_error("quota_exceeded", "you have " + std::to_string(mine) +
-                                                                     " container terminals, the most allowed; delete one first")));
-  if (auto r = limited(terminal_creates_, p.token_id, "terminal_create")) return ex->reply(std::move(*r));
+    return make_error("quota_exceeded", "you have " + std::to_string(mine) +
+                                                                     " container terminals, the most allowed; delete one first");
+  if (auto r = limited(terminal_creates_, p.token_id, "terminal_create")) return std::move(*r);
 
   // A warm container fits a request with the default limits: its agent is online already.
   bool defaults = spec.network == "none" && !memory->has_value() && !has_cpus;
@@ -64,95 +63,100 @@ void Api::create_container_terminal(const Principal& p, const nlohmann::json& bo
         auto t = relay_.create_container_terminal(p.user, **agent, spec.image, name->value_or(""),
                                                   uint16_t(cols->value_or(80)), uint16_t(rows->value_or(24)), *env,
                                                   w->terminal_id);
-        if (!t) return ex->reply(error_response(t.error()));
+        if (!t) return t.error();
         apply_labels(*t, labels);
-        return created_container_terminal(p, *t, w->container_id, " warm", ex);
+        return created_container_terminal(p, *t, w->container_id, " warm");
       }
     }
   }
 
   containers_.check_image(spec.image, replying(ex, [this, p, spec, name = name->value_or(""), cols = uint16_t(cols->value_or(80)),
-                                       rows = uint16_t(rows->value_or(24)), env = *env, labels, ex](Status s) mutable {
-    if (!s) return ex->reply(error_response(s.error()));
+                                       rows = uint16_t(rows->value_or(24)), env = *env, labels, ex](Status s) mutable -> Reply {
+    if (!s) return s.error();
     // The container's own agent, with a credential only it can read.
     auto made = create_container_agent(store_, config_.data_dir, p.user.id, "container-");
-    if (!made) return ex->reply(error_response(made.error()));
+    if (!made) return made.error();
     auto t = relay_.create_container_terminal(p.user, made->agent, spec.image, name, cols, rows, env);
-    if (!t) return ex->reply(error_response(t.error()));
+    if (!t) return t.error();
     apply_labels(*t, labels);
     spec.terminal_id = t->id;
-    containers_.launch(spec, made->credential_file, replying(ex, [this, p, t = *t, ex](Result<std::string> id) {
+    containers_.launch(spec, made->credential_file, replying(ex, [this, p, t = *t](Result<std::string> id) -> Reply {
       if (!id) {
         (void)relay_.delete_terminal(t.id);
         discard_container_agent(store_, config_.data_dir, t.agent_id);
         log("warn", "container.launch_failed", {{"terminal", t.id}, {"reason", id.error().message}});
-        return ex->reply(error_response(id.error()));
+        return id.error();
       }
-      created_container_terminal(p, t, *id, "", ex);
+      return created_container_terminal(p, t, *id, "");
     }));
+    return Later{};
   }));
+  return Later{};
 }
 
-void Api::created_container_terminal(const Principal& p, TerminalRecord t, const std::string& container_id,
-                                     const std::string& note, const Exchange& ex) {
+Response Api::created_container_terminal(const Principal& p, TerminalRecord t, const std::string& container_id,
+                                        const std::string& note) {
   (void)store_.update_terminal_container(t.id, container_id);
   t.container_id = container_id;
   audit(p, "terminal.create", t.id, "image=" + t.image + " container=" + container_id.substr(0, 12) + note);
   log("info", "terminal.create", {{"terminal", t.id}, {"image", t.image}, {"container", container_id.substr(0, 12)}, {"user", p.user.id}});
-  ex->reply(json_response(201, terminal_json(t)));
+  return json_response(201, terminal_json(t));
 }
 
-void Api::delete_container_terminal(const Principal& p, const TerminalRecord& t, const Exchange& ex) {
-  auto finish = [this, p, t, ex](Status s) {
+Reply Api::delete_container_terminal(const Principal& p, const TerminalRecord& t, const Exchange& ex) {
+  auto finish = [this, p, t](Status s) -> Reply {
     if (!s) {
       relay_.set_deleting(t.id, false);
-      return ex->reply(error_response(s.error()));
+      return s.error();
     }
-    if (auto d = relay_.delete_terminal(t.id); !d) return ex->reply(error_response(d.error()));
+    if (auto d = relay_.delete_terminal(t.id); !d) return d.error();
     discard_container_agent(store_, config_.data_dir, t.agent_id);
     relay_.revoke_agent(t.agent_id);
     audit(p, "terminal.delete", t.id, "container");
-    ex->reply(json_response(200, {{"id", t.id}, {"deleted", true}}));
+    return json_response(200, {{"id", t.id}, {"deleted", true}});
   };
   if (t.container_id.empty()) return finish(Ok{});
   relay_.set_deleting(t.id, true);
   containers_.remove(t.container_id, replying(ex, finish));
+  return Later{};
 }
 
-void Api::stop_terminal(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::stop_terminal(const Principal& p, Request& req, const Exchange& ex) {
   auto t = find_terminal(p, req.params["id"]);
-  if (!t) return ex->reply(error_response(t.error()));
+  if (!t) return t.error();
   if (t->kind != "container" || t->container_id.empty())
-    return ex->reply(error_response(make_error("conflict", "only a container terminal can be stopped")));
+    return make_error("conflict", "only a container terminal can be stopped");
   std::string status = relay_.status_of(*t);
   if (status == "stopped" || status == "lost")
-    return ex->reply(error_response(make_error("conflict", "the terminal is " + status)));
+    return make_error("conflict", "the terminal is " + status);
   relay_.mark_stopped(t->id);  // first: the agent's link going down is then no surprise
-  containers_.stop(t->container_id, replying(ex, [this, p, id = t->id, ex](Status s) {
-    if (!s) return ex->reply(error_response(s.error()));
+  containers_.stop(t->container_id, replying(ex, [this, p, id = t->id](Status s) -> Reply {
+    if (!s) return s.error();
     audit(p, "terminal.stop", id);
-    ex->reply(json_response(200, {{"id", id}, {"status", "stopped"}}));
+    return json_response(200, {{"id", id}, {"status", "stopped"}});
   }));
+  return Later{};
 }
 
-void Api::start_terminal(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::start_terminal(const Principal& p, Request& req, const Exchange& ex) {
   auto t = find_terminal(p, req.params["id"]);
-  if (!t) return ex->reply(error_response(t.error()));
+  if (!t) return t.error();
   if (t->kind != "container" || t->container_id.empty())
-    return ex->reply(error_response(make_error("conflict", "only a container terminal can be started")));
+    return make_error("conflict", "only a container terminal can be started");
   if (relay_.status_of(*t) != "stopped")
-    return ex->reply(error_response(make_error("conflict", "the terminal is " + relay_.status_of(*t) + ", not stopped")));
-  if (auto s = relay_.restart_container_terminal(t->id); !s) return ex->reply(error_response(s.error()));
+    return make_error("conflict", "the terminal is " + relay_.status_of(*t) + ", not stopped");
+  if (auto s = relay_.restart_container_terminal(t->id); !s) return s.error();
   relay_.container_starting(t->id);
-  containers_.start(t->container_id, replying(ex, [this, p, id = t->id, ex](Status s) {
+  containers_.start(t->container_id, replying(ex, [this, p, id = t->id](Status s) -> Reply {
     relay_.container_started(id);
     if (!s) {
       relay_.mark_stopped(id);
-      return ex->reply(error_response(s.error()));
+      return s.error();
     }
     audit(p, "terminal.start", id);
-    ex->reply(json_response(200, {{"id", id}, {"status", "starting"}}));
+    return json_response(200, {{"id", id}, {"status", "starting"}});
   }));
+  return Later{};
 }
 
 }  // namespace rx::hub

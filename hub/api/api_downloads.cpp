@@ -13,14 +13,14 @@ std::string Api::installer_base(const Request& req) const {
   return scheme + req.header("host").value_or("localhost");
 }
 
-void Api::serve_installer(const Principal&, Request& req, const Exchange& ex) {
-  if (auto r = limited(ip_requests_, req.peer, "ip")) return ex->reply(std::move(*r));
-  ex->reply(downloads_.installer(installer_base(req)));
+Reply Api::serve_installer(const Principal&, Request& req) {
+  if (auto r = limited(ip_requests_, req.peer, "ip")) return std::move(*r);
+  return downloads_.installer(installer_base(req));
 }
 
-void Api::serve_download(const Principal&, Request& req, const Exchange& ex) {
-  if (auto r = limited(ip_requests_, req.peer, "ip")) return ex->reply(std::move(*r));
-  downloads_.serve(req.params["file"], ex);
+Reply Api::serve_download(const Principal&, Request& req, const Exchange& ex) {
+  if (auto r = limited(ip_requests_, req.peer, "ip")) return std::move(*r);
+  return downloads_.serve(req.params["file"], ex);
 }
 
 }  // namespace rx::hub

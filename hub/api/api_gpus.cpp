@@ -93,12 +93,12 @@ void Api::tick() {
   relay_.gpus().tick(now());
 }
 
-void Api::release_gpus(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::release_gpus(const Principal& p, Request& req) {
   auto t = find_terminal(p, req.params["id"]);
-  if (!t) return ex->reply(error_response(t.error()));
+  if (!t) return t.error();
   auto held = relay_.gpus().gpus_of(t->id);
   relay_.gpus().release_holder(t->id, "returned");
-  ex->reply(json_response(200, {{"id", t->id}, {"released", held}}));
+  return json_response(200, {{"id", t->id}, {"released", held}});
 }
 
 nlohmann::json Api::reservation_json(const ReservationRecord& r) {
@@ -111,40 +111,40 @@ nlohmann::json Api::reservation_json(const ReservationRecord& r) {
           {"created_at", r.created_at}};
 }
 
-void Api::create_reservation(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::create_reservation(const Principal& p, Request& req) {
   auto body = parse_json_object(req.body);
-  if (!body) return ex->reply(error_response(body.error()));
+  if (!body) return body.error();
   auto gpus = opt_gpus(*body, "gpus");
-  if (!gpus) return ex->reply(error_response(gpus.error()));
-  if (!*gpus) return ex->reply(error_response(bad_field("gpus", "is required (the GPU indexes to reserve)")));
+  if (!gpus) return gpus.error();
+  if (!*gpus) return bad_field("gpus", "is required (the GPU indexes to reserve)");
   auto from_s = opt_string(*body, "from", 64);
   auto until_s = opt_string(*body, "until", 64);
   auto note = opt_string(*body, "note", kMaxNote);
   for (const Error* e : {from_s ? nullptr : &from_s.error(), until_s ? nullptr : &until_s.error(),
                          note ? nullptr : &note.error()})
-    if (e) return ex->reply(error_response(*e));
+    if (e) return *e;
   if (!*from_s || !*until_s)
-    return ex->reply(error_response(bad_field(*from_s ? "until" : "from", "is required (an RFC 3339 time)")));
+    return bad_field(*from_s ? "until" : "from", "is required (an RFC 3339 time)");
   auto from = parse_rfc3339(**from_s);
-  if (!from) return ex->reply(error_response(bad_field("from", "must be an RFC 3339 time, e.g. 2026-12-02T10:00:00Z")));
+  if (!from) return bad_field("from", "must be an RFC 3339 time, e.g. 2026-12-02T10:00:00Z");
   auto until = parse_rfc3339(**until_s);
-  if (!until) return ex->reply(error_response(bad_field("until", "must be an RFC 3339 time, e.g. 2026-12-02T12:00:00Z")));
-  if (*from >= *until) return ex->reply(error_response(bad_field("until", "must be after \"from\"")));
-  if (*until <= now()) return ex->reply(error_response(bad_field("until", "is in the past")));
-  if (*until - *from > kMaxReservation) return ex->reply(error_response(bad_field("until", "at most 31 days after \"from\"")));
+  if (!until) return bad_field("until", "must be an RFC 3339 time, e.g. 2026-12-02T12:00:00Z");
+  if (*from >= *until) return bad_field("until", "must be after \"from\"");
+  if (*until <= now()) return bad_field("until", "is in the past");
+  if (*until - *from > kMaxReservation) return bad_field("until", "at most 31 days after \"from\"");
   auto m = find_machine(p, req.params["id"], MachineAccess::kUse, "reserving its GPUs");
-  if (!m) return ex->reply(error_response(m.error()));
-  if (auto s = machine_gpus(m->agent).check(**gpus, m->agent.name); !s) return ex->reply(error_response(s.error()));
+  if (!m) return m.error();
+  if (auto s = machine_gpus(m->agent).check(**gpus, m->agent.name); !s) return s.error();
   ReservationRecord r{new_id("rsv_"), m->agent.id, p.user.id, **gpus, *from, *until, note->value_or(""), now()};
   auto conflict = store_.create_reservation(r);
-  if (!conflict) return ex->reply(error_response(conflict.error()));
+  if (!conflict) return conflict.error();
   if (*conflict) {
     auto c = reservation_json(**conflict);
-    return ex->reply(json_response(409, {{"code", "reservation_conflict"},
+    return json_response(409, {{"code", "reservation_conflict"},
                                          {"error", "overlaps reservation " + c["id"].get<std::string>() + " of " +
                                                        c["user"].get<std::string>() + " (" + c["from"].get<std::string>() +
                                                        " to " + c["until"].get<std::string>() + ")"},
-                                         {"conflict", c}}));
+                                         {"conflict", c}});
   }
   audit(p, "reservation.create", m->agent.id,
         "id=" + r.id + " gpus=" + gpu_text(r.gpus) + " from=" + **from_s + " until=" + **until_s);
@@ -152,62 +152,62 @@ void Api::create_reservation(const Principal& p, Request& req, const Exchange& e
   if (events_) events_->gpu_event({{"type", "gpu"}, {"event", "reservation"}, {"agent", r.agent_id}, {"gpus", r.gpus},
                                    {"user", p.user.name}, {"reservation", j}},
                                   r.agent_id);
-  ex->reply(json_response(201, j));
+  return json_response(201, j);
 }
 
-void Api::list_machine_reservations(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::list_machine_reservations(const Principal& p, Request& req) {
   auto m = find_machine(p, req.params["id"]);
-  if (!m) return ex->reply(error_response(m.error()));
+  if (!m) return m.error();
   req.query["agent"] = m->agent.id;
-  list_reservations(p, req, ex);
+  return list_reservations(p, req);
 }
 
-void Api::list_reservations(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::list_reservations(const Principal& p, Request& req) {
   ReservationFilter f;
   auto from = time_param(req.query, "from");
   auto until = time_param(req.query, "until");
-  if (!from) return ex->reply(error_response(from.error()));
-  if (!until) return ex->reply(error_response(until.error()));
+  if (!from) return from.error();
+  if (!until) return until.error();
   f.from = *from ? *from : std::optional<int64_t>(now());  // default: those not ended yet
   f.until = *until;
-  if (f.until && *f.until <= *f.from) return ex->reply(error_response(bad_field("until", "must be after \"from\"")));
+  if (f.until && *f.until <= *f.from) return bad_field("until", "must be after \"from\"");
   if (auto it = req.query.find("agent"); it != req.query.end()) f.agent_id = it->second;
   if (auto it = req.query.find("user"); it != req.query.end() && !it->second.empty()) {
     auto u = find_user(it->second);
-    if (!u) return ex->reply(error_response(u.error()));
-    if (!*u) return ex->reply(json_response(200, {{"reservations", nlohmann::json::array()}}));
+    if (!u) return u.error();
+    if (!*u) return json_response(200, {{"reservations", nlohmann::json::array()}});
     f.user_id = (*u)->id;
   }
   auto rows = store_.list_reservations(f);
-  if (!rows) return ex->reply(error_response(rows.error()));
+  if (!rows) return rows.error();
   auto agents = store_.list_agents();
-  if (!agents) return ex->reply(error_response(agents.error()));
+  if (!agents) return agents.error();
   auto grants = grants_by_agent(p);
-  if (!grants) return ex->reply(error_response(grants.error()));
+  if (!grants) return grants.error();
   std::map<std::string, bool> visible;
   for (const auto& a : *agents)
     visible[a.id] = !a.revoked && a.kind == "host" && machine_of(p, a, *grants).access != MachineAccess::kNone;
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : *rows)
     if (visible[r.agent_id]) out.push_back(reservation_json(r));
-  ex->reply(json_response(200, {{"reservations", out}}));
+  return json_response(200, {{"reservations", out}});
 }
 
-void Api::delete_reservation(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::delete_reservation(const Principal& p, Request& req) {
   auto m = find_machine(p, req.params["id"]);
-  if (!m) return ex->reply(error_response(m.error()));
+  if (!m) return m.error();
   auto r = store_.reservation_by_id(req.params["rid"]);
-  if (!r) return ex->reply(error_response(r.error()));
+  if (!r) return r.error();
   if (!*r || (*r)->agent_id != m->agent.id)
-    return ex->reply(error_response(make_error("not_found", "no reservation \"" + req.params["rid"] + "\" on this machine")));
+    return make_error("not_found", "no reservation \"" + req.params["rid"] + "\" on this machine");
   if ((*r)->user_id != p.user.id && !p.is_admin())
-    return ex->reply(error_response(make_error("forbidden", "only its holder or an admin may cancel a reservation")));
-  if (auto s = store_.delete_reservation((*r)->id); !s) return ex->reply(error_response(s.error()));
+    return make_error("forbidden", "only its holder or an admin may cancel a reservation");
+  if (auto s = store_.delete_reservation((*r)->id); !s) return s.error();
   audit(p, "reservation.cancel", m->agent.id, "id=" + (*r)->id + " gpus=" + gpu_text((*r)->gpus));
   if (events_) events_->gpu_event({{"type", "gpu"}, {"event", "reservation_cancel"}, {"agent", m->agent.id},
                                    {"gpus", (*r)->gpus}, {"user", p.user.name}, {"id", (*r)->id}},
                                   m->agent.id);
-  ex->reply(json_response(200, {{"id", (*r)->id}, {"cancelled", true}}));
+  return json_response(200, {{"id", (*r)->id}, {"cancelled", true}});
 }
 
 }  // namespace rx::hub

@@ -44,7 +44,7 @@ std::pair<bool, std::string> docker_reachable(const std::string& path) {
 
 }  // namespace
 
-void Api::list_audit(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::list_audit(const Principal& p, Request& req) {
   AuditFilter f;
   auto get = [&](const char* name) {
     auto it = req.query.find(name);
@@ -55,7 +55,7 @@ void Api::list_audit(const Principal& p, Request& req, const Exchange& ex) {
   f.target = get("target");
   if (!p.is_admin()) {
     if (!f.actor.empty() && f.actor != p.user.id)
-      return ex->reply(error_response(make_error("forbidden", "only administrators may read other users' audit entries")));
+      return make_error("forbidden", "only administrators may read other users' audit entries");
     f.actor = p.user.id;
   }
   auto since = query_int(req, "since_id", 0, INT64_MAX);
@@ -64,22 +64,22 @@ void Api::list_audit(const Principal& p, Request& req, const Exchange& ex) {
   auto limit = query_int(req, "limit", 1, 1000);
   for (const Error* e : {since ? nullptr : &since.error(), from ? nullptr : &from.error(), to ? nullptr : &to.error(),
                          limit ? nullptr : &limit.error()})
-    if (e) return ex->reply(error_response(*e));
+    if (e) return *e;
   f.since_id = since->value_or(0);
   f.from = *from;
   f.to = *to;
   f.limit = int(limit->value_or(100));
   auto entries = store_.list_audit(f);
-  if (!entries) return ex->reply(error_response(entries.error()));
+  if (!entries) return entries.error();
   nlohmann::json out = nlohmann::json::array();
   for (const auto& e : *entries)
     out.push_back({{"id", e.id}, {"at", e.at}, {"actor", e.actor}, {"action", e.action}, {"target", e.target},
                    {"detail", e.detail}, {"ip", e.ip}});
   int64_t next = entries->empty() ? f.since_id : entries->back().id;
-  ex->reply(json_response(200, {{"entries", out}, {"next_since_id", next}}));
+  return json_response(200, {{"entries", out}, {"next_since_id", next}});
 }
 
-void Api::healthz(const Principal&, Request&, const Exchange& ex) {
+Reply Api::healthz(const Principal&, Request&) {
   auto store = store_.health_check(int64_t(std::time(nullptr)));
   auto tick_age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - last_tick_);
   bool loop_ok = tick_age < std::chrono::seconds(5);
@@ -95,10 +95,10 @@ void Api::healthz(const Principal&, Request&, const Exchange& ex) {
   if (!agent) j["containers"]["error"] = agent.error().message;
   if (!store) j["store"]["error"] = store.error().message;
   if (!docker_ok) j["docker"]["error"] = docker_why;
-  ex->reply(json_response(j["ok"].get<bool>() ? 200 : 503, j));
+  return json_response(j["ok"].get<bool>() ? 200 : 503, j);
 }
 
-void Api::get_metrics(const Principal&, Request&, const Exchange& ex) {
+Reply Api::get_metrics(const Principal&, Request&) {
   metrics_.set("rexec_agents_online", {}, double(relay_.online_count()));
   metrics_.set("rexec_viewers", {}, double(relay_.viewer_count()));
   const auto& c = relay_.counters();
@@ -106,7 +106,7 @@ void Api::get_metrics(const Principal&, Request&, const Exchange& ex) {
   metrics_.set("rexec_relayed_bytes_total", {{"direction", "in"}}, double(c.input_bytes));
   metrics_.set("rexec_frames_dropped_total", {}, double(c.frames_dropped));
   metrics_.clear("rexec_terminals");
-  if (auto all = store_.list_terminals()) {
+  if (auto all = store_.list_terminals(TerminalFilter{})) {
     std::map<std::pair<std::string, std::string>, int> counts;
     for (const auto& t : *all) ++counts[{t.kind, relay_.status_of(t)}];
     for (const auto& [k, n] : counts) metrics_.set("rexec_terminals", {{"kind", k.first}, {"state", k.second}}, n);
@@ -114,7 +114,7 @@ void Api::get_metrics(const Principal&, Request&, const Exchange& ex) {
   Response r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = metrics_.render();
-  ex->reply(std::move(r));
+  return r;
 }
 
 }  // namespace rx::hub

@@ -20,18 +20,18 @@ nlohmann::json session_json(const Principal& p, int64_t expires_at) {
 
 }  // namespace
 
-void Api::create_session(const Principal& anonymous, Request& req, const Exchange& ex) {
+Reply Api::create_session(const Principal& anonymous, Request& req) {
   // A public route (there is no session yet), so the per-IP limit is applied here: it is what
   // slows down token guessing.
-  if (auto r = limited(ip_requests_, anonymous.ip, "ip")) return ex->reply(std::move(*r));
-  if (auto r = auth_throttled(anonymous.ip)) return ex->reply(std::move(*r));
+  if (auto r = limited(ip_requests_, anonymous.ip, "ip")) return std::move(*r);
+  if (auto r = auth_throttled(anonymous.ip)) return std::move(*r);
   auto body = parse_json_object(req.body);
-  if (!body) return ex->reply(error_response(body.error()));
+  if (!body) return body.error();
   auto token = opt_string(*body, "token", 256);
-  if (!token) return ex->reply(error_response(token.error()));
-  if (!*token) return ex->reply(error_response(bad_field("token", "is required (an API token, rxk_...)")));
+  if (!token) return token.error();
+  if (!*token) return bad_field("token", "is required (an API token, rxk_...)");
   auto p = authenticate_token(**token, req);
-  if (!p) return ex->reply(auth_failed(req, p.error()));
+  if (!p) return auth_failed(req, p.error());
   std::string secret = new_token(TokenKind::kSession);
   SessionRecord s;
   s.id = new_id("se_");
@@ -42,38 +42,38 @@ void Api::create_session(const Principal& anonymous, Request& req, const Exchang
   // The session never outlives its token.
   if (p->token_expires_at) s.expires_at = std::min(s.expires_at, *p->token_expires_at);
   s.hash = token_hash(secret);
-  if (auto st = store_.create_session(s); !st) return ex->reply(error_response(st.error()));
+  if (auto st = store_.create_session(s); !st) return st.error();
   audit(*p, "session.create", s.id);
   auto r = json_response(201, session_json(*p, s.expires_at));
   std::string cookie = std::string(kSessionCookie) + "=" + secret + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
                        std::to_string(s.expires_at - s.created_at);
   if (!config_.tls_cert.empty()) cookie += "; Secure";
   r.headers.push_back({"Set-Cookie", cookie});
-  ex->reply(std::move(r));
+  return r;
 }
 
-void Api::current_session(const Principal&, Request& req, const Exchange& ex) {
+Reply Api::current_session(const Principal&, Request& req) {
   // "Am I signed in?" is the page's first question, and "no" is a normal answer, not an error
   // (a 401 here would be an error in every signed-out browser's console). Credentials that are
   // there but wrong are still a 401.
   if (!req.bearer() && !req.cookie(kSessionCookie))
-    return ex->reply(json_response(200, {{"user", nullptr}, {"scopes", ""}, {"expires_at", nullptr}}));
+    return json_response(200, {{"user", nullptr}, {"scopes", ""}, {"expires_at", nullptr}});
   auto admitted = admit(req);
-  if (auto* refusal = std::get_if<Response>(&admitted)) return ex->reply(std::move(*refusal));
+  if (auto* refusal = std::get_if<Response>(&admitted)) return std::move(*refusal);
   const auto& p = std::get<Principal>(admitted);
-  ex->reply(json_response(200, session_json(p, p.session_expires_at)));
+  return json_response(200, session_json(p, p.session_expires_at));
 }
 
-void Api::delete_session(const Principal& p, Request&, const Exchange& ex) {
+Reply Api::delete_session(const Principal& p, Request&) {
   if (!p.session_id.empty()) {
-    if (auto st = store_.revoke_session(p.session_id); !st) return ex->reply(error_response(st.error()));
+    if (auto st = store_.revoke_session(p.session_id); !st) return st.error();
     audit(p, "session.delete", p.session_id);
   }
   Response r;
   r.status = 204;
   r.content_type = "application/json";
   r.headers.push_back({"Set-Cookie", std::string(kSessionCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"});
-  ex->reply(std::move(r));
+  return r;
 }
 
 }  // namespace rx::hub

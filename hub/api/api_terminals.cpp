@@ -37,43 +37,43 @@ void Api::apply_labels(TerminalRecord& t, const std::string& labels_json) {
   t.labels_json = labels_json;
 }
 
-void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) {
   auto body = parse_json_object(req.body);
-  if (!body) return ex->reply(error_response(body.error()));
+  if (!body) return body.error();
   auto kind = opt_string(*body, "kind");
-  if (!kind) return ex->reply(error_response(kind.error()));
-  if (!*kind) return ex->reply(error_response(bad_field("kind", "is required (\"agent\" or \"container\")")));
+  if (!kind) return kind.error();
+  if (!*kind) return bad_field("kind", "is required (\"agent\" or \"container\")");
   auto labels = opt_labels(*body);
-  if (!labels) return ex->reply(error_response(labels.error()));
+  if (!labels) return labels.error();
   if (**kind == "container") {
     if (body->contains("gpus") || body->contains("gpu_count"))
-      return ex->reply(error_response(bad_field("gpus", "GPUs are leased on machines: use kind \"agent\"")));
+      return bad_field("gpus", "GPUs are leased on machines: use kind \"agent\"");
     return create_container_terminal(p, *body, ex);
   }
-  if (**kind != "agent") return ex->reply(error_response(bad_field("kind", "must be \"agent\" or \"container\"")));
+  if (**kind != "agent") return bad_field("kind", "must be \"agent\" or \"container\"");
   auto agent_ref = opt_string(*body, "agent");
-  if (!agent_ref) return ex->reply(error_response(agent_ref.error()));
-  if (!*agent_ref) return ex->reply(error_response(bad_field("agent", "is required for kind agent (id or name)")));
+  if (!agent_ref) return agent_ref.error();
+  if (!*agent_ref) return bad_field("agent", "is required for kind agent (id or name)");
   auto name = opt_string(*body, "name", 128);
   auto cols = opt_int(*body, "cols", 1, 1000);
   auto rows = opt_int(*body, "rows", 1, 1000);
   auto env = opt_env(*body);
   for (const Error* e : {name ? nullptr : &name.error(), cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(),
                          env ? nullptr : &env.error()})
-    if (e) return ex->reply(error_response(*e));
-  if (auto s = gpu_fields_ok(*body); !s) return ex->reply(error_response(s.error()));
+    if (e) return *e;
+  if (auto s = gpu_fields_ok(*body); !s) return s.error();
   // The shell's OPEN frame must fit the agent link, or the agent would drop the whole link.
-  if (auto s = Relay::pty_open_ok(*env); !s) return ex->reply(error_response(s.error()));
+  if (auto s = Relay::pty_open_ok(*env); !s) return s.error();
   auto machine = find_machine(p, **agent_ref, MachineAccess::kUse, "opening terminals");
-  if (!machine) return ex->reply(error_response(machine.error()));
+  if (!machine) return machine.error();
   // Counted only for a valid request: a typo should not cost one of the ten.
-  if (auto r = limited(terminal_creates_, p.token_id, "terminal_create")) return ex->reply(std::move(*r));
+  if (auto r = limited(terminal_creates_, p.token_id, "terminal_create")) return std::move(*r);
   if (!relay_.online(machine->agent.id))
-    return ex->reply(error_response(make_error("agent_offline", "agent " + machine->agent.name + " is not connected")));
+    return make_error("agent_offline", "agent " + machine->agent.name + " is not connected");
   // GPUs first, under the terminal's id to be: a lease refused makes no terminal.
   std::string id = new_id("t_");
   auto gpus = take_gpus(p, *machine, *body, id);
-  if (auto* refused = std::get_if<Response>(&gpus)) return ex->reply(std::move(*refused));
+  if (auto* refused = std::get_if<Response>(&gpus)) return std::move(*refused);
   const auto& leased = std::get<std::vector<uint32_t>>(gpus);
   auto shell_env = *env;
   for (auto& [k, v] : gpu_env(machine_gpus(machine->agent), leased)) shell_env[k] = v;  // the hub's say wins
@@ -81,90 +81,91 @@ void Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) 
                                   uint16_t(rows->value_or(24)), shell_env, RunAs{p.user.name, machine->unix_user}, id);
   if (!t) {
     relay_.gpus().release_holder(id, "failed");
-    return ex->reply(error_response(t.error()));
+    return t.error();
   }
   apply_labels(*t, *labels);
   audit(p, "terminal.create", t->id,
         "agent=" + machine->agent.id + (leased.empty() ? "" : " gpus=" + json_text(nlohmann::json(leased))));
   log("info", "terminal.create", {{"terminal", t->id}, {"agent", machine->agent.id}, {"user", p.user.id}});
-  ex->reply(json_response(201, terminal_json(*t)));
+  return json_response(201, terminal_json(*t));
 }
 
-void Api::list_terminals(const Principal& p, Request&, const Exchange& ex) {
-  auto all = store_.list_terminals();
-  if (!all) return ex->reply(error_response(all.error()));
+Reply Api::list_terminals(const Principal& p, Request&) {
+  // Others' terminals are left in the database unless an admin asks.
+  auto all = store_.list_terminals(TerminalFilter{"", p.is_admin() ? "" : p.user.id});
+  if (!all) return all.error();
   auto agents = store_.list_agents();  // one query for every terminal's agent name
-  if (!agents) return ex->reply(error_response(agents.error()));
+  if (!agents) return agents.error();
   std::map<std::string, std::string> names;
   for (const auto& a : *agents) names[a.id] = a.name;
   nlohmann::json out = nlohmann::json::array();
   for (const auto& t : *all)
     if (p.sees(t.owner_id)) out.push_back(terminal_json(t, &names));
-  ex->reply(json_response(200, {{"terminals", out}}));
+  return json_response(200, {{"terminals", out}});
 }
 
-void Api::get_terminal(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::get_terminal(const Principal& p, Request& req) {
   auto t = find_terminal(p, req.params["id"]);
-  if (!t) return ex->reply(error_response(t.error()));
-  ex->reply(json_response(200, terminal_json(*t)));
+  if (!t) return t.error();
+  return json_response(200, terminal_json(*t));
 }
 
-void Api::delete_terminal(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::delete_terminal(const Principal& p, Request& req, const Exchange& ex) {
   auto t = find_terminal(p, req.params["id"]);
-  if (!t) return ex->reply(error_response(t.error()));
+  if (!t) return t.error();
   if (t->kind == "container") return delete_container_terminal(p, *t, ex);
-  if (auto s = relay_.delete_terminal(t->id); !s) return ex->reply(error_response(s.error()));
+  if (auto s = relay_.delete_terminal(t->id); !s) return s.error();
   audit(p, "terminal.delete", t->id);
-  ex->reply(json_response(200, {{"id", t->id}, {"deleted", true}}));
+  return json_response(200, {{"id", t->id}, {"deleted", true}});
 }
 
-void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::exec(const Principal& p, Request& req, const Exchange& ex) {
   auto body = parse_json_object(req.body);
-  if (!body) return ex->reply(error_response(body.error()));
+  if (!body) return body.error();
   ExecRequest r;
   const auto& j = *body;
   if (!j.contains("targets") || !j["targets"].is_array() || j["targets"].empty() || j["targets"].size() > 256)
-    return ex->reply(error_response(bad_field("targets", "must be a non-empty array of up to 256 agent ids or names")));
+    return bad_field("targets", "must be a non-empty array of up to 256 agent ids or names");
   if (!j.contains("argv") || !j["argv"].is_array() || j["argv"].empty() || j["argv"].size() > 1024)
-    return ex->reply(error_response(bad_field("argv", "must be a non-empty array of strings (the program and its arguments)")));
+    return bad_field("argv", "must be a non-empty array of strings (the program and its arguments)");
   for (const auto& t : j["targets"]) {
-    if (!t.is_string()) return ex->reply(error_response(bad_field("targets", "every target must be a string")));
+    if (!t.is_string()) return bad_field("targets", "every target must be a string");
     r.targets.push_back(t.get<std::string>());
   }
   for (const auto& a : j["argv"]) {
     auto item = argv_item(a, r.argv.size());
-    if (!item) return ex->reply(error_response(item.error()));
+    if (!item) return item.error();
     r.argv.push_back(std::move(item).value());
   }
   auto timeout = opt_int(j, "timeout_s", 1, 3600);
-  if (!timeout) return ex->reply(error_response(timeout.error()));
+  if (!timeout) return timeout.error();
   r.timeout_s = int(timeout->value_or(30));
   auto parallel = opt_int(j, "parallel", 1, 256);
-  if (!parallel) return ex->reply(error_response(parallel.error()));
+  if (!parallel) return parallel.error();
   r.parallel = int(parallel->value_or(0));
   auto env = opt_env(j);
-  if (!env) return ex->reply(error_response(env.error()));
+  if (!env) return env.error();
   r.env = *env;
   r.user_id = p.user.id;
   r.stream = wants_ndjson(req);  // the stream starts once the request is accepted: errors stay JSON
-  if (auto s = gpu_fields_ok(j); !s) return ex->reply(error_response(s.error()));
-  if (auto s = ExecFanout::open_ok(r); !s) return ex->reply(error_response(s.error()));
+  if (auto s = gpu_fields_ok(j); !s) return s.error();
+  if (auto s = ExecFanout::open_ok(r); !s) return s.error();
   std::vector<Machine> machines;
   for (const auto& t : r.targets) {
     auto m = find_machine(p, t, MachineAccess::kUse, "exec");
     if (!m && m.error().code == "not_found") {
       // A terminal id targets the agent it runs on.
       auto term = find_terminal(p, t);
-      if (!term) return ex->reply(error_response(make_error("not_found", "no agent or terminal \"" + t + "\"")));
+      if (!term) return make_error("not_found", "no agent or terminal \"" + t + "\"");
       auto agent = store_.agent_by_id(term->agent_id);
-      if (!agent) return ex->reply(error_response(agent.error()));
-      if (!*agent) return ex->reply(error_response(make_error("not_found", "no agent for " + t)));
+      if (!agent) return agent.error();
+      if (!*agent) return make_error("not_found", "no agent for " + t);
       // A container terminal's agent is the hub's own, for that terminal only: its owner may run
       // commands there. A host agent's terminal needs the machine's use grant as ever.
       if ((*agent)->kind != "host") m = Machine{**agent, MachineAccess::kOwner, "owner", ""};
       else m = find_machine(p, term->agent_id, MachineAccess::kUse, "exec");
     }
-    if (!m) return ex->reply(error_response(m.error()));
+    if (!m) return m.error();
     machines.push_back(std::move(m).value());
   }
   // GPUs per target, each under its own holder, ended when that target's command ends.
@@ -178,7 +179,7 @@ void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
     auto gpus = take_gpus(p, m, j, holder);
     if (auto* refused = std::get_if<Response>(&gpus)) {
       give_back(holders);
-      return ex->reply(std::move(*refused));
+      return std::move(*refused);
     }
     holders[m.agent.id] = holder;
     r.target_env[m.agent.id] = gpu_env(machine_gpus(m.agent), std::get<std::vector<uint32_t>>(gpus));
@@ -193,6 +194,7 @@ void Api::exec(const Principal& p, Request& req, const Exchange& ex) {
     agents.push_back(m.agent);
   }
   exec_over_http(relay_.fanout(), std::move(agents), r, ex);
+  return Later{};
 }
 
 namespace {

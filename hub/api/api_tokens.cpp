@@ -24,81 +24,81 @@ nlohmann::json token_json(const TokenRecord& t) {
 
 }  // namespace
 
-void Api::create_token(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::create_token(const Principal& p, Request& req) {
   auto body = parse_json_object(req.body);
-  if (!body) return ex->reply(error_response(body.error()));
+  if (!body) return body.error();
   auto name = opt_string(*body, "name", 128);
-  if (!name) return ex->reply(error_response(name.error()));
-  if (!*name || (*name)->empty()) return ex->reply(error_response(bad_field("name", "is required")));
+  if (!name) return name.error();
+  if (!*name || (*name)->empty()) return bad_field("name", "is required");
   std::vector<std::string> wanted{"read", "write"};
   if (body->contains("scopes")) {
     const auto& s = (*body)["scopes"];
-    if (!s.is_array()) return ex->reply(error_response(bad_field("scopes", "must be an array of read, write, admin")));
+    if (!s.is_array()) return bad_field("scopes", "must be an array of read, write, admin");
     wanted.clear();
     for (const auto& w : s) {
-      if (!w.is_string()) return ex->reply(error_response(bad_field("scopes", "every scope must be a string")));
+      if (!w.is_string()) return bad_field("scopes", "every scope must be a string");
       wanted.push_back(w.get<std::string>());
     }
   }
   auto scopes = normalize_scopes(wanted);
-  if (!scopes) return ex->reply(error_response(scopes.error()));
+  if (!scopes) return scopes.error();
   // A token can hand out only what it holds itself.
   for (const auto& s : scope_list(*scopes))
     if (!p.can(s))
-      return ex->reply(error_response(make_error("forbidden", "a token cannot grant the " + s + " scope it does not hold")));
+      return make_error("forbidden", "a token cannot grant the " + s + " scope it does not hold");
   auto expires_in = opt_int(*body, "expires_in", 1, 10LL * 366 * 24 * 3600);
-  if (!expires_in) return ex->reply(error_response(expires_in.error()));
+  if (!expires_in) return expires_in.error();
   std::optional<int64_t> expires_at;
   if (*expires_in) expires_at = now() + **expires_in;
   auto minted = mint_token(store_, p.user.id, **name, *scopes, expires_at);
-  if (!minted) return ex->reply(error_response(minted.error()));
+  if (!minted) return minted.error();
   audit(p, "token.create", minted->record.id, "name=" + **name + " scopes=" + *scopes);
   auto j = token_json(minted->record);
   j["token"] = minted->secret;
-  ex->reply(json_response(201, j));
+  return json_response(201, j);
 }
 
-void Api::list_tokens(const Principal& p, Request&, const Exchange& ex) {
+Reply Api::list_tokens(const Principal& p, Request&) {
   auto tokens = store_.list_tokens(p.is_admin() ? "" : p.user.id);
-  if (!tokens) return ex->reply(error_response(tokens.error()));
+  if (!tokens) return tokens.error();
   nlohmann::json out = nlohmann::json::array();
   for (const auto& t : *tokens) out.push_back(token_json(t));
-  ex->reply(json_response(200, {{"tokens", out}}));
+  return json_response(200, {{"tokens", out}});
 }
 
-void Api::delete_token(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::delete_token(const Principal& p, Request& req) {
   auto t = store_.token_by_id(req.params["id"]);
-  if (!t) return ex->reply(error_response(t.error()));
-  if (!*t || !p.sees((*t)->user_id)) return ex->reply(error_response(make_error("not_found", "no token \"" + req.params["id"] + "\"")));
-  if (auto s = store_.revoke_token((*t)->id); !s) return ex->reply(error_response(s.error()));
+  if (!t) return t.error();
+  if (!*t || !p.sees((*t)->user_id)) return make_error("not_found", "no token \"" + req.params["id"] + "\"");
+  if (auto s = store_.revoke_token((*t)->id); !s) return s.error();
   audit(p, "token.revoke", (*t)->id);
-  ex->reply(json_response(200, {{"id", (*t)->id}, {"revoked", true}}));
+  return json_response(200, {{"id", (*t)->id}, {"revoked", true}});
 }
 
-void Api::create_user(const Principal& p, Request& req, const Exchange& ex) {
+Reply Api::create_user(const Principal& p, Request& req) {
   auto body = parse_json_object(req.body);
-  if (!body) return ex->reply(error_response(body.error()));
+  if (!body) return body.error();
   auto name = opt_string(*body, "name", 64);
-  if (!name) return ex->reply(error_response(name.error()));
-  if (!*name) return ex->reply(error_response(bad_field("name", "is required")));
+  if (!name) return name.error();
+  if (!*name) return bad_field("name", "is required");
   auto admin = opt_bool(*body, "admin");
-  if (!admin) return ex->reply(error_response(admin.error()));
+  if (!admin) return admin.error();
   auto added = add_user(store_, **name, admin->value_or(false));
-  if (!added) return ex->reply(error_response(added.error()));
+  if (!added) return added.error();
   audit(p, "user.create", added->user.id, "name=" + added->user.name + (added->user.admin ? " admin" : ""));
   audit(p, "token.create", added->token.record.id, "name=first token user=" + added->user.id);
-  ex->reply(json_response(201, {{"id", added->user.id},
+  return json_response(201, {{"id", added->user.id},
                                 {"name", added->user.name},
                                 {"admin", added->user.admin},
-                                {"token", added->token.secret}}));
+                                {"token", added->token.secret}});
 }
 
-void Api::list_users(const Principal&, Request&, const Exchange& ex) {
+Reply Api::list_users(const Principal&, Request&) {
   auto users = store_.list_users();
-  if (!users) return ex->reply(error_response(users.error()));
+  if (!users) return users.error();
   nlohmann::json out = nlohmann::json::array();
   for (const auto& u : *users) out.push_back({{"id", u.id}, {"name", u.name}, {"admin", u.admin}});
-  ex->reply(json_response(200, {{"users", out}}));
+  return json_response(200, {{"users", out}});
 }
 
 }  // namespace rx::hub

@@ -5,16 +5,17 @@
 
 namespace rx::hub {
 
-void Api::serve_web(const Principal&, Request& req, const Exchange& ex) {
+Reply Api::serve_web(const Principal&, Request& req) {
   bool gzip = req.header("accept-encoding").value_or("").find("gzip") != std::string::npos;
-  ex->reply(web_.get(req.path, gzip));
+  return web_.get(req.path, gzip);
 }
 
-void Api::list_images(const Principal&, Request&, const Exchange& ex) {
-  containers_.list_images(replying(ex, [ex](Result<nlohmann::json> images) {
-    if (!images) return ex->reply(error_response(images.error()));
-    ex->reply(json_response(200, {{"images", *images}}));
+Reply Api::list_images(const Principal&, Request&, const Exchange& ex) {
+  containers_.list_images(replying(ex, [](Result<nlohmann::json> images) -> Reply {
+    if (!images) return images.error();
+    return json_response(200, {{"images", *images}});
   }));
+  return Later{};
 }
 
 std::variant<std::unique_ptr<WsSession>, Response> Api::events_upgrade(Request& req) {

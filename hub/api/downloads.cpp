@@ -122,31 +122,30 @@ Response Downloads::installer(const std::string& base_url) const {
   return r;
 }
 
-void Downloads::serve(const std::string& file, const std::shared_ptr<HttpExchange>& ex) const {
+Reply Downloads::serve(const std::string& file, const std::shared_ptr<HttpExchange>& ex) const {
   auto [arch, checksum] = parse_name(file);
   if (arch.empty())
-    return ex->reply(error_response(make_error(
-        "not_found", "no download named \"" + file.substr(0, 64) +
-                         "\"; there are rexec-agent-linux-amd64 and rexec-agent-linux-arm64, each with .sha256")));
+    return make_error("not_found", "no download named \"" + file.substr(0, 64) +
+                                       "\"; there are rexec-agent-linux-amd64 and rexec-agent-linux-arm64, each with .sha256");
   std::string path = dir_ + "/" + file;
   // O_NOFOLLOW: what is served is a file placed in the directory, not whatever a link points at.
   int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (raw < 0) {
     log("info", "download.missing", {{"path", path}, {"reason", std::strerror(errno)}});
-    return ex->reply(missing(arch, file));
+    return missing(arch, file);
   }
   Fd fd(raw);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return ex->reply(missing(arch, file));
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return missing(arch, file);
   if (checksum) {
-    if (st.st_size > kMaxChecksumFile) return ex->reply(missing(arch, file));
+    if (st.st_size > kMaxChecksumFile) return missing(arch, file);
     std::string text(size_t(st.st_size), '\0');
     ssize_t n = ::read(fd.get(), text.data(), text.size());
-    if (n != st.st_size) return ex->reply(missing(arch, file));
+    if (n != st.st_size) return missing(arch, file);
     Response r;
     r.content_type = "text/plain; charset=utf-8";
     r.body = std::move(text);
-    return ex->reply(std::move(r));
+    return r;
   }
   Response head;
   head.content_type = "application/octet-stream";
@@ -154,6 +153,7 @@ void Downloads::serve(const std::string& file, const std::shared_ptr<HttpExchang
   ex->start_stream(std::move(head));
   auto stream = std::make_shared<FileStream>(fd.release(), ex, file);
   stream->start();
+  return Later{};
 }
 
 }  // namespace rx::hub

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "hub/net/http.h"
+#include "hub/net/reply.h"
 #include "hub/net/server.h"
 
 namespace rx::hub {
@@ -32,8 +33,9 @@ class Downloads {
   // The installer for a hub reached at `base_url` (http[s]://host[:port]); 400 if that URL could
   // not be written safely into a shell script.
   Response installer(const std::string& base_url) const;
-  // GET /downloads/{file}: answers on `ex` (a JSON 404 naming what is missing).
-  void serve(const std::string& file, const std::shared_ptr<HttpExchange>& ex) const;
+  // GET /downloads/{file}: a JSON 404 naming what is missing, a checksum file, or Later: a binary
+  // streamed on `ex` as the client takes it.
+  Reply serve(const std::string& file, const std::shared_ptr<HttpExchange>& ex) const;
   const std::string& dir() const { return dir_; }
 
  private:

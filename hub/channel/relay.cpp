@@ -41,7 +41,7 @@ void Relay::use(StoreThread* thread) {
 Relay::~Relay() = default;
 
 Status Relay::load() {
-  auto rows = store_.list_terminals();
+  auto rows = store_.list_terminals(TerminalFilter{});
   if (!rows) return rows.error();
   for (const auto& t : *rows) {
     if (t.status != "running" && t.status != "starting") continue;

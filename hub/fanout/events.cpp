@@ -81,7 +81,7 @@ void Events::refresh(bool skip_when_idle) {
 Events::Rows Events::read(Store& store) {
   Rows rows;
   if (auto a = store.list_agents()) rows.agents = std::move(*a);
-  if (auto t = store.list_terminals()) rows.terminals = std::move(*t);
+  if (auto t = store.list_terminals(TerminalFilter{})) rows.terminals = std::move(*t);
   if (auto g = store.list_grants("")) rows.grants = std::move(*g);
   return rows;
 }

@@ -30,6 +30,12 @@ class Router {
     const std::string* pattern = nullptr;  // the matched route's pattern (metrics label it by route)
     Error error;
     std::string allow;  // for 405
+    // The answer to a miss: the JSON error, with Allow on a 405.
+    Response refusal() const {
+      auto r = error_response(error);
+      if (!allow.empty()) r.headers.push_back({"Allow", allow});
+      return r;
+    }
   };
 
   // Fills req.params on a match.

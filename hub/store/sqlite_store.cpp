@@ -446,12 +446,6 @@ Result<std::optional<TerminalRecord>> SqliteStore::terminal_by_id(const std::str
   return one_row(*s, [](const Stmt& r) { return terminal_from(r); });
 }
 
-Result<std::vector<TerminalRecord>> SqliteStore::list_terminals() {
-  auto s = db_.prepare(std::string("SELECT ") + kTerminalCols + " FROM terminals ORDER BY created_at, id");
-  if (!s) return s.error();
-  return all_rows(*s, [](const Stmt& r) { return terminal_from(r); });
-}
-
 Result<std::vector<TerminalRecord>> SqliteStore::list_terminals(const TerminalFilter& f) {
   auto s = db_.prepare(std::string("SELECT ") + kTerminalCols +
                        " FROM terminals WHERE (?1 = '' OR kind = ?1) AND (?2 = '' OR owner_id = ?2)"

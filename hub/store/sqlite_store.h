@@ -59,7 +59,6 @@ class SqliteStore final : public Store {
   Result<uint32_t> next_channel(const std::string& agent_id) override;
   Status create_terminal(const TerminalRecord& t) override;
   Result<std::optional<TerminalRecord>> terminal_by_id(const std::string& id) override;
-  Result<std::vector<TerminalRecord>> list_terminals() override;
   Result<std::vector<TerminalRecord>> list_terminals(const TerminalFilter& filter) override;
   Status update_terminal_status(const std::string& id, const std::string& status, std::optional<int> exit_code) override;
   Status update_terminal_size(const std::string& id, int cols, int rows) override;

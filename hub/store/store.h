@@ -151,7 +151,7 @@ struct ReservationFilter {
   std::optional<int64_t> until;
 };
 
-// list_terminals(filter): empty strings match everything.
+// list_terminals(filter): empty strings match everything (TerminalFilter{}: every terminal).
 struct TerminalFilter {
   std::string kind;      // "agent" | "container"
   std::string owner_id;
@@ -221,7 +221,6 @@ class Store {
   virtual Result<uint32_t> next_channel(const std::string& agent_id) = 0;
   virtual Status create_terminal(const TerminalRecord& t) = 0;
   virtual Result<std::optional<TerminalRecord>> terminal_by_id(const std::string& id) = 0;
-  virtual Result<std::vector<TerminalRecord>> list_terminals() = 0;
   virtual Result<std::vector<TerminalRecord>> list_terminals(const TerminalFilter& filter) = 0;
   virtual Status update_terminal_status(const std::string& id, const std::string& status,
                                         std::optional<int> exit_code) = 0;

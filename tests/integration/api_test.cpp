@@ -304,6 +304,17 @@ TEST_F(ApiTest, ViewerProtocolErrorsAreClear) {
   expect_error(refusal, 404, "not_found");
   EXPECT_FALSE(v.connect(hub.port(), "/api/v1/terminals/" + id + "/attach", "rexec.term.v1", {}, &refusal));
   expect_error(refusal, 401, "unauthorized");
+  std::map<std::string, std::string> admin{{"Authorization", "Bearer " + hub.admin_token()}};
+  EXPECT_FALSE(v.connect(hub.port(), "/api/v1/terminals/" + id + "/attach", "rexec.events.v1", admin, &refusal));
+  expect_error(refusal, 400, "bad_request");
+  EXPECT_NE(refusal.body.find("attaching needs subprotocol rexec.term.v1"), std::string::npos) << refusal.body;
+  // The WebSocket routes are a route table like the REST ones: an unknown endpoint, or an id
+  // that is more than one path segment, is no endpoint at all.
+  for (std::string path : {"/api/v1/nowhere", "/api/v1/terminals/a/b/attach"}) {
+    EXPECT_FALSE(v.connect(hub.port(), path, "rexec.term.v1", admin, &refusal)) << path;
+    expect_error(refusal, 404, "not_found");
+    EXPECT_NE(refusal.body.find("no WebSocket endpoint at " + path), std::string::npos) << refusal.body;
+  }
   // A malformed message gets an error event; the session continues.
   auto ok = attach(id);
   ok.send_binary({0x02, 0x00});  // resize with 1 byte of payload

@@ -1,9 +1,8 @@
-// hub/net/http.cpp and hub/net/router.h: request parsing helpers, the error contract, route matching.
+// hub/net/http.cpp: request parsing helpers and the error contract (route matching: router_test.cpp).
 #include "hub/net/http.h"
 
 #include <gtest/gtest.h>
 
-#include "hub/net/router.h"
 
 namespace rx::hub {
 namespace {
@@ -60,39 +59,6 @@ TEST(Http, JsonBodies) {
   EXPECT_EQ(parse_json_object("{").error().code, "bad_json");
   EXPECT_EQ(parse_json_object("").error().code, "bad_json");
   EXPECT_EQ(parse_json_object("[1]").error().code, "bad_request");
-}
-
-TEST(Router, MatchesParamsMethodsAndMisses) {
-  Router<int> router;
-  router.add("GET", "/api/v1/terminals", 1);
-  router.add("POST", "/api/v1/terminals", 2);
-  router.add("GET", "/api/v1/terminals/{id}", 3);
-  router.add("DELETE", "/api/v1/terminals/{id}", 4);
-  router.add("GET", "/api/v1/terminals/{id}/attach", 5);
-
-  Request r{.method = "GET", .path = "/api/v1/terminals/t_1/attach"};
-  auto m = router.match(r);
-  ASSERT_TRUE(m.handler);
-  EXPECT_EQ(*m.handler, 5);
-  EXPECT_EQ(r.params["id"], "t_1");
-
-  r = Request{.method = "DELETE", .path = "/api/v1/terminals/t_2"};
-  m = router.match(r);
-  ASSERT_TRUE(m.handler);
-  EXPECT_EQ(*m.handler, 4);
-
-  r = Request{.method = "PUT", .path = "/api/v1/terminals/t_2"};
-  m = router.match(r);
-  EXPECT_FALSE(m.handler);
-  EXPECT_EQ(m.error.code, "method_not_allowed");
-  EXPECT_EQ(m.allow, "GET, DELETE");
-
-  for (const char* path : {"/api/v1/terminals/", "/api/v1/terminals/t_1/attach/x", "/api/v1", "/"}) {
-    r = Request{.method = "GET", .path = path};
-    m = router.match(r);
-    EXPECT_FALSE(m.handler) << path;
-    EXPECT_EQ(m.error.code, "not_found") << path;
-  }
 }
 
 }  // namespace

@@ -105,7 +105,10 @@ TEST(Router, UnknownPathIs404WithoutAllow) {
   EXPECT_EQ(m.error.code, "not_found");
   EXPECT_EQ(m.error.message, "no route for /nowhere");
   EXPECT_EQ(m.allow, "");
-  EXPECT_EQ(error_response(m.error).status, 404);
+  auto answer = m.refusal();
+  EXPECT_EQ(answer.status, 404);
+  EXPECT_EQ(nlohmann::json::parse(answer.body)["code"], "not_found");
+  EXPECT_TRUE(answer.headers.empty());
 }
 
 TEST(Router, KnownPathWithAnotherMethodIs405ListingTheMethodsInOrder) {
@@ -117,7 +120,9 @@ TEST(Router, KnownPathWithAnotherMethodIs405ListingTheMethodsInOrder) {
   EXPECT_EQ(m.error.code, "method_not_allowed");
   EXPECT_EQ(m.error.message, "PUT is not allowed on /api/v1/terminals/t_abc");
   EXPECT_EQ(m.allow, "GET, DELETE");
-  EXPECT_EQ(error_response(m.error).status, 405);
+  auto answer = m.refusal();
+  EXPECT_EQ(answer.status, 405);
+  EXPECT_EQ(answer.headers, (std::vector<std::pair<std::string, std::string>>{{"Allow", "GET, DELETE"}}));
   // A method is case-sensitive, as HTTP says.
   r = request("get", "/api/v1/terminals");
   m = router.match(r);
