@@ -40,7 +40,7 @@ Api::Api(Store& store, Relay& relay, const HubConfig& config, Containers& contai
       ip_requests_(config.rate_requests),
       token_requests_(config.rate_requests),
       terminal_creates_(config.rate_terminal_creates),
-      auth_failures_(store, config.rate_auth_failures),
+      auth_failures_(relay.writes(), config.rate_auth_failures),
       web_(config.web_dir),
       downloads_(config.downloads_dir) {
   routes();

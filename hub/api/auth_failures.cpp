@@ -1,7 +1,5 @@
 #include "hub/api/auth_failures.h"
 
-#include "protocol/log_line.h"
-
 namespace rx::hub {
 
 std::optional<int> AuthFailures::refused(const std::string& ip) {
@@ -23,13 +21,14 @@ void AuthFailures::failed(const std::string& ip, const std::string& target, cons
   std::string detail = std::to_string(row.count) + (row.count == 1 ? " failure" : " failures") +
                        (key.empty() ? " from many addresses" : "") + " in this minute; last: " + reason + " at " +
                        target.substr(0, 256);
-  if (row.id == 0) {
-    auto id = store_.audit(audit_entry("anonymous", "auth.failed", target.substr(0, 256), detail, key.empty() ? "*" : ip));
-    if (id) row.id = *id;
-    else log("error", "audit.failed", {{"action", "auth.failed"}, {"reason", id.error().message}});
-  } else if (auto s = store_.update_audit_detail(row.id, detail); !s) {
-    log("error", "audit.failed", {{"action", "auth.failed"}, {"reason", s.error().message}});
-  }
+  auto entry = audit_entry("anonymous", "auth.failed", target.substr(0, 256), detail, key.empty() ? "*" : ip);
+  writes_.write("auth.failed", [id = row.id, entry = std::move(entry)](Store& store) -> Status {
+    if (*id != 0) return store.update_audit_detail(*id, entry.detail);
+    auto inserted = store.audit(entry);
+    if (!inserted) return inserted.error();
+    *id = *inserted;
+    return Ok{};
+  });
 }
 
 }  // namespace rx::hub

@@ -1,7 +1,8 @@
 // A database locked from outside (a backup, an admin's sqlite3 shell) for seconds: the hub's
 // loop must not wait for it. Keystrokes keep echoing, API writes answer 503 store_busy at once,
 // reads still answer, and the bookkeeping written meanwhile (an exit code, its audit line) lands
-// once the lock is gone (hub/store/store_thread.h, write_behind.h).
+// once the lock is gone (hub/store/store_thread.h, write_behind.h). A wrong token is refused 401 at
+// once too, and its auth.failed audit row lands after the lock.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -42,11 +43,12 @@ TEST(LockedStore, KeystrokesEchoWritesAre503AndBookkeepingLandsAfter) {
 
   // Meanwhile, API calls: writes are refused store_busy, reads answer.
   std::atomic<bool> typing_done{false};
-  std::vector<HttpResult> writes, reads;
+  std::vector<HttpResult> writes, reads, refusals;
   std::thread caller([&] {
     while (!typing_done) {
       writes.push_back(hub.api("POST", "/api/v1/tokens", R"({"name":"during-lock"})"));
       reads.push_back(hub.api("GET", "/api/v1/terminals/" + typing));
+      refusals.push_back(http(hub.port(), "GET", "/api/v1/terminals", "not-a-token"));
       std::this_thread::sleep_for(200ms);
     }
   });
@@ -88,6 +90,13 @@ TEST(LockedStore, KeystrokesEchoWritesAre503AndBookkeepingLandsAfter) {
   ASSERT_FALSE(writes.empty());
   for (const auto& w : writes) expect_error(w, 503, "store_busy");
   for (const auto& r : reads) EXPECT_EQ(r.status, 200) << r.body;
+  // Refused at once (401, or 429 once this address has failed too often), and each 401 counted.
+  size_t unauthorized = 0;
+  for (const auto& r : refusals) {
+    EXPECT_TRUE(r.status == 401 || r.status == 429) << r.status << " " << r.body;
+    unauthorized += r.status == 401;
+  }
+  ASSERT_GT(unauthorized, 0u);
 
   // After the lock: the exit code and its audit line landed, and writes work again.
   EXPECT_TRUE(eventually([&] {
@@ -100,6 +109,14 @@ TEST(LockedStore, KeystrokesEchoWritesAre503AndBookkeepingLandsAfter) {
       if (e["target"] == exiting && e["detail"] == "code=7") return true;
     return false;
   }, 10s)) << hub.api("GET", "/api/v1/audit?action=terminal.exit").body;
+  std::string counted = std::to_string(unauthorized) + (unauthorized == 1 ? " failure" : " failures") + " in this minute";
+  EXPECT_TRUE(eventually([&] {
+    // One row per address per minute; a minute may have turned during the lock, so the rows' counts add up.
+    auto audit = json::parse(hub.api("GET", "/api/v1/audit?action=auth.failed").body);
+    size_t total = 0;
+    for (const auto& e : audit["entries"]) total += std::stoul(e["detail"].get<std::string>());
+    return total == unauthorized;
+  }, 10s)) << counted << ": " << hub.api("GET", "/api/v1/audit?action=auth.failed").body;
   EXPECT_EQ(hub.api("POST", "/api/v1/tokens", R"({"name":"after-lock"})").status, 201);
 }
 

@@ -20,8 +20,10 @@ class AuthFailuresTest : public testing::Test {
     auto s = SqliteStore::open((dir_ / "hub.db").string());
     ASSERT_TRUE(s.ok());
     store_ = std::move(s).value();
+    writes_ = std::make_unique<WriteBehind>(*store_);
   }
   void TearDown() override {
+    writes_.reset();
     store_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -33,10 +35,11 @@ class AuthFailuresTest : public testing::Test {
   }
   std::filesystem::path dir_;
   std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<WriteBehind> writes_;  // no StoreThread: each write is made at once
 };
 
 TEST_F(AuthFailuresTest, ThrottlesAnIpAfterItsAllowance) {
-  AuthFailures f(*store_, 5);
+  AuthFailures f(*writes_, 5);
   for (int i = 0; i < 5; ++i) {
     EXPECT_FALSE(f.refused("10.0.0.1")) << i;
     f.failed("10.0.0.1", "/api/v1/agent/connect", "unknown agent credential", 6000);
@@ -49,7 +52,7 @@ TEST_F(AuthFailuresTest, ThrottlesAnIpAfterItsAllowance) {
 }
 
 TEST_F(AuthFailuresTest, OneRowPerIpPerMinuteThatCounts) {
-  AuthFailures f(*store_, 0);
+  AuthFailures f(*writes_, 0);
   for (int i = 0; i < 100; ++i) f.failed("10.0.0.1", "/x", "unknown token", 6000 + i % 30);
   f.failed("10.0.0.2", "/y", "expired", 6010);
   auto r = rows();
@@ -62,7 +65,7 @@ TEST_F(AuthFailuresTest, OneRowPerIpPerMinuteThatCounts) {
 }
 
 TEST_F(AuthFailuresTest, ManySourcesShareOneRow) {
-  AuthFailures f(*store_, 0);
+  AuthFailures f(*writes_, 0);
   for (int i = 0; i < 1000; ++i) f.failed("10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256), "/x", "bad", 6000);
   auto r = rows();
   ASSERT_EQ(r.size(), size_t(AuthFailures::kRowsPerMinute) + 1);
