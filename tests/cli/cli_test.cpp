@@ -89,6 +89,8 @@ TEST_F(CliTest, LsAndAgentsJsonAreTheApisAnswers) {
   ASSERT_TRUE(wait_online(hub, "json-box", 10s));
   std::string id = create_terminal(hub, "json-box");
   ASSERT_FALSE(id.empty());
+  // Compared below between two reads: the terminal must not go from starting to running between them.
+  ASSERT_TRUE(eventually([&] { return api_json(hub, "/api/v1/terminals/" + id)["status"] == "running"; }, 10s));
   Cli cli(hub, hub.admin_token());
 
   auto ls = cli.run({"ls", "--json"});
