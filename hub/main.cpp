@@ -30,6 +30,7 @@
 #include "hub/docker/containers.h"
 #include "hub/docker/warm_pool.h"
 #include "hub/fanout/events.h"
+#include "hub/fanout/recordings.h"
 #include "hub/net/server.h"
 #include "hub/store/accounts.h"
 #include "hub/store/sqlite_store.h"
@@ -172,6 +173,9 @@ int serve(HubConfig config) {
     StoreThread store_thread(&loop, std::move(*thread_store));
     Relay relay(**store, &loop);
     relay.use(&store_thread);
+    // Before load(): the terminals loaded go on recording.
+    Recordings recordings(**store, relay.writes(), {config.record, data_dir + "/recordings", {}});
+    relay.set_live_listener([&recordings](Terminal& t, const TerminalRecord& r) { recordings.start(t, r); });
     if (auto s = relay.load(); !s) return log("error", "hub.load_failed", {{"reason", s.error().message}}), 1;
     std::error_code ec;
     std::filesystem::create_directories(socket_dir, ec);
@@ -182,6 +186,7 @@ int serve(HubConfig config) {
     events.use(&store_thread);
     Api api(**store, relay, config, containers);
     api.set_events(&events);
+    api.set_recordings(&recordings);
     ContainerSupervisor supervisor(&loop, **store, relay, containers);
     auto pool_sizes = parse_warm_pool(config.warm_pool);
     if (!pool_sizes) return log("error", "hub.config_failed", {{"reason", pool_sizes.error().message}}), 2;
@@ -208,6 +213,7 @@ int serve(HubConfig config) {
       Timer tick(&loop, [&] { housekeeping(); });
       housekeeping = [&] {
         api.tick();
+        recordings.sweep();
         if (watchdog) sd_notify(0, "WATCHDOG=1");
         tick.start(watchdog && watchdog_usec / 2000 < 1000 ? watchdog_usec / 2000 : 1000);
       };

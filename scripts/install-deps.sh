@@ -26,6 +26,7 @@ test_pkgs=(
   chromium fonts-dejavu-core # the dashboard's browser tests (driven by npm playwright-core)
   qemu-user-static           # runs the arm64 agent in the test suite
   shellcheck                 # installers/*.sh stay POSIX and clean (tests/installers)
+  asciinema                  # recordings must play in the real asciinema (asciinema cat)
 )
 
 case "$what" in

@@ -105,6 +105,11 @@ void Api::routes() {
   add("GET", "/api/v1/sessions/current", Access::kPublic, &Api::current_session);
   add("DELETE", "/api/v1/sessions/current", Access::kRead, &Api::delete_session);
   add("GET", "/api/v1/images", Access::kRead, &Api::list_images);
+  add("GET", "/api/v1/recordings", Access::kRead, &Api::list_recordings);
+  // Before "{id}", which would take "r_1.cast" as an id: the first route that matches wins.
+  add("GET", "/api/v1/recordings/{id}.cast", Access::kRead, &Api::get_recording_cast);
+  add("GET", "/api/v1/recordings/{id}", Access::kRead, &Api::get_recording);
+  add("DELETE", "/api/v1/recordings/{id}", Access::kWrite, &Api::delete_recording);
   add("POST", "/api/v1/terminals/{id}/shares", Access::kWrite, &Api::create_share);
   add("GET", "/api/v1/terminals/{id}/shares", Access::kRead, &Api::list_shares);
   add("DELETE", "/api/v1/shares/{id}", Access::kWrite, &Api::delete_share);

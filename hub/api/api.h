@@ -81,6 +81,7 @@ class Api final : public HttpHandler {
   Metrics& metrics() { return metrics_; }
   void set_warm_pool(class WarmPool* pool) { pool_ = pool; }
   void set_events(class Events* events) { events_ = events; }
+  void set_recordings(class Recordings* recordings) { recordings_ = recordings; }
 
  private:
   using Exchange = std::shared_ptr<HttpExchange>;
@@ -179,6 +180,8 @@ class Api final : public HttpHandler {
   Reply delete_terminal(const Principal&, Request&, const Exchange&);
   Reply exec(const Principal&, Request&, const Exchange&);
   Result<TerminalRecord> find_terminal(const Principal& p, const std::string& id);
+  // "record" (default: the hub's `record` setting) and "record_input" (default false) of a create.
+  Result<RecordChoice> record_choice(const nlohmann::json& body) const;
   // `agent_names` (agent id -> name), when the caller has them all, saves a store lookup per terminal.
   nlohmann::json terminal_json(const TerminalRecord& t, const std::map<std::string, std::string>* agent_names = nullptr);
   // 429 when `who` already holds `cap` viewer sockets on the terminal; `why` says whose.
@@ -227,6 +230,13 @@ class Api final : public HttpHandler {
   Result<ShareRecord> find_share(const std::string& code, const std::string& terminal_id);
   // "http(s)://host[:port]" users reach this hub at: public-url, else from the request.
   std::string public_base(const Request& req) const;
+  // api_recordings.cpp
+  Reply list_recordings(const Principal&, Request&);
+  Reply get_recording(const Principal&, Request&);
+  Reply get_recording_cast(const Principal&, Request&, const Exchange&);
+  Reply delete_recording(const Principal&, Request&);
+  Result<RecordingRecord> find_recording(const Principal& p, const std::string& id);
+  nlohmann::json recording_json(const RecordingRecord& r);
   // api_service.cpp
   Reply list_audit(const Principal&, Request&);
   Reply healthz(const Principal&, Request&);
@@ -238,6 +248,7 @@ class Api final : public HttpHandler {
   Containers& containers_;
   class WarmPool* pool_ = nullptr;
   class Events* events_ = nullptr;
+  class Recordings* recordings_ = nullptr;
   Router<Route> router_;
   Router<UpgradeRoute> upgrades_;
   Metrics metrics_;

@@ -25,6 +25,8 @@ Reply Api::create_container_terminal(const Principal& p, const nlohmann::json& b
   auto env = opt_env(body);
   auto parsed_labels = opt_labels(body);  // checked by create_terminal already
   std::string labels = parsed_labels ? *parsed_labels : std::string("{}");
+  auto record = record_choice(body);  // checked by create_terminal already
+  if (!record) return record.error();
   for (const Error* e : {name ? nullptr : &name.error(), network ? nullptr : &network.error(), memory ? nullptr : &memory.error(),
                          cols ? nullptr : &cols.error(), rows ? nullptr : &rows.error(), env ? nullptr : &env.error()})
     if (e) return *e;
@@ -62,7 +64,7 @@ Reply Api::create_container_terminal(const Principal& p, const nlohmann::json& b
       if (agent && *agent) {
         auto t = relay_.create_container_terminal(p.user, **agent, spec.image, name->value_or(""),
                                                   uint16_t(cols->value_or(80)), uint16_t(rows->value_or(24)), *env,
-                                                  w->terminal_id);
+                                                  w->terminal_id, *record);
         if (!t) return t.error();
         apply_labels(*t, labels);
         return created_container_terminal(p, *t, w->container_id, " warm");
@@ -71,12 +73,12 @@ Reply Api::create_container_terminal(const Principal& p, const nlohmann::json& b
   }
 
   containers_.check_image(spec.image, replying(ex, [this, p, spec, name = name->value_or(""), cols = uint16_t(cols->value_or(80)),
-                                       rows = uint16_t(rows->value_or(24)), env = *env, labels, ex](Status s) mutable -> Reply {
+                                       rows = uint16_t(rows->value_or(24)), env = *env, labels, record = *record, ex](Status s) mutable -> Reply {
     if (!s) return s.error();
     // The container's own agent, with a credential only it can read.
     auto made = create_container_agent(store_, config_.data_dir, p.user.id, "container-");
     if (!made) return made.error();
-    auto t = relay_.create_container_terminal(p.user, made->agent, spec.image, name, cols, rows, env);
+    auto t = relay_.create_container_terminal(p.user, made->agent, spec.image, name, cols, rows, env, "", record);
     if (!t) return t.error();
     apply_labels(*t, labels);
     spec.terminal_id = t->id;

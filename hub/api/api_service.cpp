@@ -10,21 +10,11 @@
 #include <ctime>
 
 #include "hub/api/api.h"
+#include "hub/api/json_fields.h"
 #include "hub/docker/agent_binary.h"
 
 namespace rx::hub {
 namespace {
-
-Result<std::optional<int64_t>> query_int(const Request& req, const std::string& name, int64_t min, int64_t max) {
-  auto it = req.query.find(name);
-  if (it == req.query.end()) return std::optional<int64_t>();
-  int64_t v = 0;
-  const auto& s = it->second;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max)
-    return make_error("bad_field", name + ": must be an integer between " + std::to_string(min) + " and " + std::to_string(max));
-  return std::optional<int64_t>(v);
-}
 
 // Docker is optional for the hub (agent terminals work without it): a non-blocking connect to
 // its socket says whether it is there, without ever waiting on it.

@@ -37,6 +37,16 @@ void Api::apply_labels(TerminalRecord& t, const std::string& labels_json) {
   t.labels_json = labels_json;
 }
 
+Result<RecordChoice> Api::record_choice(const nlohmann::json& body) const {
+  auto output = opt_bool(body, "record");
+  if (!output) return output.error();
+  auto input = opt_bool(body, "record_input");
+  if (!input) return input.error();
+  RecordChoice c{output->value_or(config_.record), input->value_or(false)};
+  if (c.input && !c.output) return bad_field("record_input", "needs the terminal recorded (\"record\": true)");
+  return c;
+}
+
 Reply Api::create_terminal(const Principal& p, Request& req, const Exchange& ex) {
   auto body = parse_json_object(req.body);
   if (!body) return body.error();
@@ -45,6 +55,7 @@ Reply Api::create_terminal(const Principal& p, Request& req, const Exchange& ex)
   if (!*kind) return bad_field("kind", "is required (\"agent\" or \"container\")");
   auto labels = opt_labels(*body);
   if (!labels) return labels.error();
+  if (auto r = record_choice(*body); !r) return r.error();
   if (**kind == "container") {
     if (body->contains("gpus") || body->contains("gpu_count"))
       return bad_field("gpus", "GPUs are leased on machines: use kind \"agent\"");
@@ -78,7 +89,8 @@ Reply Api::create_terminal(const Principal& p, Request& req, const Exchange& ex)
   auto shell_env = *env;
   for (auto& [k, v] : gpu_env(machine_gpus(machine->agent), leased)) shell_env[k] = v;  // the hub's say wins
   auto t = relay_.create_terminal(p.user, machine->agent, name->value_or(""), uint16_t(cols->value_or(80)),
-                                  uint16_t(rows->value_or(24)), shell_env, RunAs{p.user.name, machine->unix_user}, id);
+                                  uint16_t(rows->value_or(24)), shell_env, RunAs{p.user.name, machine->unix_user}, id,
+                                  *record_choice(*body));
   if (!t) {
     relay_.gpus().release_holder(id, "failed");
     return t.error();

@@ -1,5 +1,7 @@
 #include "hub/api/downloads.h"
 
+#include "hub/api/file_stream.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,9 +17,6 @@ namespace rx::hub {
 namespace {
 
 constexpr std::string_view kPrefix = "rexec-agent-linux-";
-constexpr size_t kChunk = 64 * 1024;
-// A download stops producing while this much is queued for its client, and goes on when drained.
-constexpr size_t kBacklog = 256 * 1024;
 constexpr off_t kMaxChecksumFile = 4096;
 
 // "rexec-agent-linux-arm64.sha256" -> {"arm64", true}; empty arch for anything else.
@@ -47,61 +46,6 @@ std::string replace_once(std::string text, std::string_view marker, std::string_
   if (at != std::string::npos) text.replace(at, marker.size(), with);
   return text;
 }
-
-// One binary on its way to one client: reads a chunk whenever the client has taken the last ones.
-class FileStream : public std::enable_shared_from_this<FileStream> {
- public:
-  FileStream(int fd, std::shared_ptr<HttpExchange> ex, std::string name)
-      : fd_(fd), ex_(std::move(ex)), name_(std::move(name)) {}
-  void start() {
-    // The callbacks hold this stream; finish() drops them, which ends the cycle exchange -> stream.
-    auto self = shared_from_this();
-    ex_->on_drain = [self] { self->pump(); };
-    ex_->on_gone = [self] { self->done(); };
-    pump();
-  }
-
- private:
-  void pump() {
-    // A write can drain at once and call on_drain, so pump again from inside itself: that inner
-    // call returns at once (this loop goes on), or every chunk would nest a frame deeper and the
-    // inner done() would drop the callbacks, the last owners of this stream, under the outer one.
-    if (pumping_) return;
-    auto keep = shared_from_this();
-    pumping_ = true;
-    pump_chunks();
-    pumping_ = false;
-  }
-  void pump_chunks() {
-    std::string buf(kChunk, '\0');
-    while (ex_ && !ex_->gone() && ex_->backlog() < kBacklog) {
-      ssize_t n = ::read(fd_.get(), buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        // The client sees a cut chunked body, never a complete wrong one.
-        log("error", "download.read_failed", {{"file", name_}, {"reason", std::strerror(errno)}});
-        return done();
-      }
-      if (n == 0) {
-        ex_->finish();
-        return done();
-      }
-      if (!ex_->write(std::string_view(buf.data(), size_t(n)))) return done();
-    }
-    if (ex_ && ex_->gone()) done();
-  }
-  void done() {
-    if (!ex_) return;
-    auto ex = std::move(ex_);
-    ex->on_drain = nullptr;
-    ex->on_gone = nullptr;
-  }
-
-  Fd fd_;
-  std::shared_ptr<HttpExchange> ex_;
-  std::string name_;
-  bool pumping_ = false;
-};
 
 Response missing(const std::string& arch, const std::string& file) {
   return error_response(make_error("not_found", "this hub has no rexec-agent for linux-" + arch + " (" + file +
@@ -150,9 +94,7 @@ Reply Downloads::serve(const std::string& file, const std::shared_ptr<HttpExchan
   Response head;
   head.content_type = "application/octet-stream";
   head.headers.push_back({"Content-Disposition", "attachment; filename=\"" + file + "\""});
-  ex->start_stream(std::move(head));
-  auto stream = std::make_shared<FileStream>(fd.release(), ex, file);
-  stream->start();
+  stream_file(std::move(fd), ex, std::move(head), file);
   return Later{};
 }
 

@@ -1,5 +1,7 @@
 #include "hub/api/json_fields.h"
 
+#include <charconv>
+
 #include "protocol/labels.h"
 
 #include <algorithm>
@@ -104,6 +106,17 @@ Result<std::optional<std::vector<uint32_t>>> opt_gpus(const nlohmann::json& j, c
     out.push_back(g);
   }
   return std::optional<std::vector<uint32_t>>(std::move(out));
+}
+
+Result<std::optional<int64_t>> query_int(const Request& req, const std::string& name, int64_t min, int64_t max) {
+  auto it = req.query.find(name);
+  if (it == req.query.end()) return std::optional<int64_t>();
+  int64_t v = 0;
+  const auto& s = it->second;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max)
+    return make_error("bad_field", name + ": must be an integer between " + std::to_string(min) + " and " + std::to_string(max));
+  return std::optional<int64_t>(v);
 }
 
 }  // namespace rx::hub

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hub/net/http.h"
 #include "protocol/error.h"
 
 namespace rx::hub {
@@ -33,5 +34,8 @@ Result<std::string> argv_item(const nlohmann::json& v, size_t i);
 Result<std::optional<std::vector<uint32_t>>> opt_gpus(const nlohmann::json& j, const std::string& field);
 // An optional body: empty means {}.
 Result<nlohmann::json> optional_body(const std::string& body);
+
+// Query parameter `name` as an integer in min..max (absent: nullopt); bad_field otherwise.
+Result<std::optional<int64_t>> query_int(const Request& req, const std::string& name, int64_t min, int64_t max);
 
 }  // namespace rx::hub

@@ -45,6 +45,9 @@ struct HubConfig {
   // The agent binaries GET /downloads/ serves, each with its .sha256 (hub/api/downloads.h); the
   // packages install them here, scripts/stage-downloads.sh fills a directory from a build.
   std::string downloads_dir = "/usr/lib/rexec/agents";
+  // Terminals are recorded (asciicast, DATA/recordings/) unless this is off or the terminal
+  // was created with "record": false (hub/fanout/recordings.h).
+  bool record = true;
 };
 
 // One setting: a config-file key and, with "--" before it, a flag of `rexec-hub serve`.

@@ -34,8 +34,16 @@ Status integer(HubConfig& c, std::string_view value) {
 }
 
 template <auto Field>
+Status on_off(HubConfig& c, std::string_view value) {
+  if (value != "on" && value != "off") return reason("is not on or off");
+  c.*Field = value == "on";
+  return Ok{};
+}
+
+template <auto Field>
 std::string show(const HubConfig& c) {
   if constexpr (std::is_same_v<std::remove_cvref_t<decltype(c.*Field)>, std::string>) return c.*Field;
+  else if constexpr (std::is_same_v<std::remove_cvref_t<decltype(c.*Field)>, bool>) return c.*Field ? "on" : "off";
   else return std::to_string(c.*Field);
 }
 
@@ -70,7 +78,7 @@ constexpr int64_t kDay = 24 * 3600;
 
 std::span<const ConfigOption> config_options() {
   using C = HubConfig;
-  static constexpr std::array<ConfigOption, 19> options{{
+  static constexpr std::array<ConfigOption, 20> options{{
       {"listen", "HOST:PORT", "REST, agents and viewers listen here ([::1]:8080 for IPv6)", listen, show<&C::listen>},
       {"data-dir", "DIR", "the SQLite store and admin.token (required)", text<&C::data_dir>, show<&C::data_dir>},
       {"tls-cert", "FILE", "PEM certificate chain: HTTPS/WSS only (with tls-key)", text<&C::tls_cert>,
@@ -104,6 +112,8 @@ std::span<const ConfigOption> config_options() {
        show<&C::public_url>},
       {"downloads-dir", "DIR", "the agent binaries GET /downloads/ serves", downloads_dir, show<&C::downloads_dir>},
       {"warm-pool", "IMAGE=N,...", "containers started ahead per image", text<&C::warm_pool>, show<&C::warm_pool>},
+      {"record", "on|off", "record terminals as asciicast in DATA/recordings (per terminal: \"record\": false)",
+       on_off<&C::record>, show<&C::record>},
   }};
   return options;
 }

@@ -45,7 +45,7 @@ Status Relay::load() {
   if (!rows) return rows.error();
   for (const auto& t : *rows) {
     if (t.status != "running" && t.status != "starting") continue;
-    channels_.insert(std::make_unique<Terminal>(t.id, t.agent_id, t.channel, kDefaultWindow));
+    make_live(t, t.channel, TerminalStatus::kOffline);
     // A container that never got its shell before the restart still gets it (its env is lost).
     if (t.kind == "container" && t.status == "starting")
       pending_open_[t.id] = pty_open(t.channel, t.cols, t.rows, {});
@@ -194,13 +194,15 @@ void Relay::on_terminal_frame(AgentLink& link, Terminal& t, const Frame& frame) 
 Result<TerminalRecord> Relay::create_terminal(const User& owner, const AgentRecord& agent, const std::string& name,
                                               uint16_t cols, uint16_t rows,
                                               const std::map<std::string, std::string>& env, const RunAs& as,
-                                              const std::string& id) {
+                                              const std::string& id, RecordChoice record) {
   if (!online(agent.id)) return make_error("agent_offline", "agent " + agent.name + " is not connected");
   TerminalRecord t;
   t.id = id;
   t.owner_id = owner.id;
   t.kind = "agent";
   t.agent_id = agent.id;
+  t.record = record.output;
+  t.record_input = record.input;
   t.name = name.empty() ? agent.name : name;
   t.cols = cols;
   t.rows = rows;
@@ -210,12 +212,14 @@ Result<TerminalRecord> Relay::create_terminal(const User& owner, const AgentReco
 Result<TerminalRecord> Relay::create_container_terminal(const User& owner, const AgentRecord& agent,
                                                         const std::string& image, const std::string& name, uint16_t cols,
                                                         uint16_t rows, const std::map<std::string, std::string>& env,
-                                                        const std::string& id) {
+                                                        const std::string& id, RecordChoice record) {
   TerminalRecord t;
   t.id = id;
   t.owner_id = owner.id;
   t.kind = "container";
   t.agent_id = agent.id;
+  t.record = record.output;
+  t.record_input = record.input;
   t.name = name.empty() ? image : name;
   t.cols = cols;
   t.rows = rows;
@@ -238,7 +242,7 @@ Result<TerminalRecord> Relay::add_terminal(TerminalRecord t, const std::map<std:
   t.status = "starting";
   t.created_at = now();
   if (auto s = store_.create_terminal(t); !s) return s.error();
-  make_live(t.id, t.agent_id, t.channel);
+  make_live(t, t.channel, TerminalStatus::kStarting);
   Open open = pty_open(t.channel, t.cols, t.rows, env, as);
   if (AgentLink* link = agents_.link(t.agent_id)) link->send(open);
   else pending_open_[t.id] = open;
@@ -258,10 +262,13 @@ std::optional<std::string> Relay::terminal_on(const std::string& agent_id, uint3
   return std::nullopt;
 }
 
-void Relay::make_live(const std::string& id, const std::string& agent_id, uint32_t channel) {
-  auto term = std::make_unique<Terminal>(id, agent_id, channel, kDefaultWindow);
-  term->set_status(TerminalStatus::kStarting);
+void Relay::make_live(const TerminalRecord& t, uint32_t channel, TerminalStatus status) {
+  auto term = std::make_unique<Terminal>(t.id, t.agent_id, channel, kDefaultWindow);
+  term->set_status(status);
+  term->set_size(uint16_t(t.cols), uint16_t(t.rows));
+  Terminal& live = *term;
   channels_.insert(std::move(term));
+  if (live_listener_) live_listener_(live, t);
 }
 
 void Relay::mark_lost(const std::string& id, const std::string& reason) {
@@ -286,7 +293,7 @@ Status Relay::restart_container_terminal(const std::string& id) {
   auto channel = store_.next_channel(t.agent_id);
   if (!channel) return channel.error();
   if (Terminal* live = channels_.find(id)) live->drop_viewers("terminal restarted: attach again");
-  make_live(id, t.agent_id, *channel);
+  make_live(t, *channel, TerminalStatus::kStarting);
   // The restarted container's agent asks for it when it says HELLO (the old link may not have
   // noticed its end yet).
   pending_open_[id] = pty_open(*channel, t.cols, t.rows, {});

@@ -38,6 +38,12 @@ struct RelayCounters {
   uint64_t frames_dropped = 0;  // input from read-only viewers, input with the buffer full, frames for unknown channels
 };
 
+// What a new terminal's recording keeps (POST /api/v1/terminals "record", "record_input").
+struct RecordChoice {
+  bool output = true;
+  bool input = false;
+};
+
 class Relay final : public LinkHandler {
  public:
   Relay(Store& store, uv_loop_t* loop);
@@ -62,12 +68,16 @@ class Relay final : public LinkHandler {
     stats_listener_ = std::move(listener);
   }
   void revoke_agent(const std::string& agent_id);
+  // Told of every live Terminal as it is made: created, loaded at start, restarted (a container
+  // started again gets a new one). What sinks above the channel layer (the recorder) attach by.
+  using LiveListener = std::function<void(Terminal&, const TerminalRecord&)>;
+  void set_live_listener(LiveListener listener) { live_listener_ = std::move(listener); }
 
   // --- terminals ---
   // `id`: the terminal's id when the caller needs it ahead (GPU leases are taken first); empty: new.
   Result<TerminalRecord> create_terminal(const User& owner, const AgentRecord& agent, const std::string& name,
                                          uint16_t cols, uint16_t rows, const std::map<std::string, std::string>& env,
-                                         const RunAs& as = {}, const std::string& id = "");
+                                         const RunAs& as = {}, const std::string& id = "", RecordChoice record = {});
   // A container terminal: its agent is not there yet (the container is being started); the
   // OPEN goes out when that agent says HELLO.
   // `id`: the terminal's id when the container was made for it ahead (warm pool); empty: new.
@@ -75,7 +85,7 @@ class Relay final : public LinkHandler {
   Result<TerminalRecord> create_container_terminal(const User& owner, const AgentRecord& agent, const std::string& image,
                                                    const std::string& name, uint16_t cols, uint16_t rows,
                                                    const std::map<std::string, std::string>& env,
-                                                   const std::string& id = "");
+                                                   const std::string& id = "", RecordChoice record = {});
   Terminal* terminal(const std::string& id);
   // The terminal on an agent's channel (who runs a process the agent reports), if any.
   std::optional<std::string> terminal_on(const std::string& agent_id, uint32_t channel) const;
@@ -154,7 +164,8 @@ class Relay final : public LinkHandler {
                                  const RunAs& as = {});
   void ended(const std::string& id, const std::string& why) { gpus_.release_holder(id, why); }
   // The live Terminal (starting) of `id` on that channel, replacing any earlier one.
-  void make_live(const std::string& id, const std::string& agent_id, uint32_t channel);
+  // The live Terminal of `t` on `channel` (new, loaded, or restarted), told to the live listener.
+  void make_live(const TerminalRecord& t, uint32_t channel, TerminalStatus status);
 
   Store& store_;
   WriteBehind writes_;
@@ -169,6 +180,7 @@ class Relay final : public LinkHandler {
   std::set<std::string> start_in_flight_;          // restarted, Docker's start not answered yet
   RelayCounters counters_;
   std::function<void(const std::string&, const protocol::Stats&)> stats_listener_;
+  LiveListener live_listener_;
   GpuLeases gpus_;
 };
 

@@ -84,8 +84,16 @@ void Terminal::drop_share_viewers(const std::string& share_id, const std::string
     viewers_.erase(v);
     v->terminal_gone(reason);
   }
-  if (!gone.empty()) broadcast({{"type", "viewers"}, {"count", viewers_.size()}});
+  if (!gone.empty()) broadcast_viewers();
 }
+
+size_t Terminal::viewer_count() const {
+  size_t n = 0;
+  for (const auto& [v, cursor] : viewers_) n += v->is_viewer();
+  return n;
+}
+
+void Terminal::broadcast_viewers() { broadcast({{"type", "viewers"}, {"count", viewer_count()}}); }
 
 void Terminal::set_status(TerminalStatus status) {
   if (status == status_) return;
@@ -103,13 +111,14 @@ void Terminal::add_viewer(OutputSink* v, std::optional<uint64_t> since) {
     v->queue_event({{"type", "replay"}, {"since", *since}, {"start", output_.start()}, {"end", output_.end()}});
   v->queue_event({{"type", "status"}, {"status", to_string(status_)}});
   if (exit_code_) v->queue_event({{"type", "exit"}, {"code", *exit_code_}, {"signal", exit_signal_}});
-  broadcast({{"type", "viewers"}, {"count", viewers_.size()}});
+  if (v->is_viewer()) broadcast_viewers();
   v->wake();
 }
 
 void Terminal::remove_viewer(OutputSink* v) {
+  bool viewer = v->is_viewer();
   if (viewers_.erase(v) == 0) return;
-  broadcast({{"type", "viewers"}, {"count", viewers_.size()}});
+  if (viewer) broadcast_viewers();
   maybe_ack();  // the slowest viewer may just have left
 }
 
@@ -156,6 +165,7 @@ Status Terminal::send_input(std::span<const uint8_t> bytes) {
                                            " bytes dropped");
   last_activity_ = int64_t(std::time(nullptr));
   input_.append(bytes);
+  for (auto& [v, cursor] : viewers_) v->typed(bytes);
   pump_input();
   return Ok{};
 }
@@ -176,6 +186,11 @@ void Terminal::pump_input() {
 void Terminal::resize(uint16_t cols, uint16_t rows) {
   cols = std::clamp<uint16_t>(cols, 1, kMaxSize);
   rows = std::clamp<uint16_t>(rows, 1, kMaxSize);
+  if (cols != cols_ || rows != rows_) {
+    cols_ = cols;
+    rows_ = rows;
+    for (auto& [v, cursor] : viewers_) v->resized(cols, rows);
+  }
   if (!agent_ || (cols == sent_cols_ && rows == sent_rows_)) return;
   sent_cols_ = cols;
   sent_rows_ = rows;

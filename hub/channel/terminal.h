@@ -61,7 +61,8 @@ class Terminal {
   // offset at or past the end gets an answer, not silence.
   void add_viewer(OutputSink* v, std::optional<uint64_t> since);
   void remove_viewer(OutputSink* v);
-  size_t viewer_count() const { return viewers_.size(); }
+  // Sinks that are viewers (a recorder is a sink, not a viewer).
+  size_t viewer_count() const;
   // The next output for `v` (at most max_bytes), taken: empty when `v` is up to date. Queues a
   // gap event first when the sink's offset fell out of the ring. Taking output may return credit
   // to the agent. The bytes are the ring's own: valid until the terminal next gets output.
@@ -79,6 +80,11 @@ class Terminal {
   // is not sent again.
   void resize(uint16_t cols, uint16_t rows);
   static constexpr uint16_t kMaxSize = 1000;
+  // The size the terminal was made with (the store's), before any viewer resized it: sinks are
+  // told of changes from here.
+  void set_size(uint16_t cols, uint16_t rows) { cols_ = cols, rows_ = rows; }
+  uint16_t cols() const { return cols_; }
+  uint16_t rows() const { return rows_; }
   void send_signal(const std::string& name);
 
   // Typed input held until the agent ACKs it: a whole window, since the agent ACKs input only
@@ -90,6 +96,7 @@ class Terminal {
   void pump_input();
   void maybe_ack();
   void broadcast(const nlohmann::json& event);
+  void broadcast_viewers();
 
   std::string id_;
   std::string agent_id_;
@@ -99,6 +106,7 @@ class Terminal {
   std::string exit_signal_;
   AgentPort* agent_ = nullptr;
   uint16_t sent_cols_ = 0, sent_rows_ = 0;  // the last RESIZE sent on this link (0: none yet)
+  uint16_t cols_ = 80, rows_ = 24;          // the size sinks were last told of
 
   protocol::ReplayRing output_;
   protocol::ReceiveCursor out_cursor_;

@@ -1,5 +1,7 @@
 #include "hub/fanout/recording_writer.h"
 
+#include <cstdio>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,7 +112,7 @@ uint64_t RecordingWriter::open(std::string path, std::string header) {
   return h;
 }
 
-bool RecordingWriter::append(uint64_t h, std::string line) {
+bool RecordingWriter::append(uint64_t h, std::string line, std::optional<uint64_t> mark) {
   std::lock_guard lock(mutex_);
   auto it = facts_.find(h);
   if (it == facts_.end() || it->second.closing) return false;
@@ -118,7 +120,7 @@ bool RecordingWriter::append(uint64_t h, std::string line) {
   // queued_bytes_ never exceeds the bound, so this cannot wrap.
   if (line.size() > options_.max_queued_bytes - queued_bytes_) return false;
   queued_bytes_ += line.size();
-  post({Job::Kind::append, h, {}, std::move(line)});
+  post({Job::Kind::append, h, {}, std::move(line), mark});
   return true;
 }
 
@@ -205,6 +207,7 @@ RecordingWriter::Outcome RecordingWriter::perform(const Job& job) {
       }
       out.error = write_whole(f.fd->get(), f.regular, job.text);
       if (!out.error) out.written += job.text.size();
+      if (!out.error && job.mark && f.regular) write_mark(f, *job.mark);
       break;
     }
     case Job::Kind::close:
@@ -212,6 +215,31 @@ RecordingWriter::Outcome RecordingWriter::perform(const Job& job) {
       break;
   }
   return out;
+}
+
+void RecordingWriter::write_mark(File& f, uint64_t offset) {
+  if (!f.mark_fd) {
+    Fd fd(::open((f.path + ".pos").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    if (fd.get() < 0) return;  // no mark: after a crash the recording repeats what the agent replays
+    f.mark_fd.emplace(fd.release());
+  }
+  off_t size = ::lseek(f.fd->get(), 0, SEEK_END);
+  if (size < 0) return;
+  // Fixed width, written in place: one pwrite, never a file that holds two marks or half of one.
+  char text[64];
+  int n = std::snprintf(text, sizeof(text), "%020llu %020llu\n", static_cast<unsigned long long>(offset),
+                        static_cast<unsigned long long>(size));
+  (void)!::pwrite(f.mark_fd->get(), text, size_t(n), 0);
+}
+
+std::optional<RecordingWriter::Mark> RecordingWriter::read_mark(const std::string& path) {
+  Fd fd(::open((path + ".pos").c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return std::nullopt;
+  char text[64] = {};
+  ssize_t n = ::pread(fd.get(), text, sizeof(text) - 1, 0);
+  unsigned long long offset = 0, size = 0;
+  if (n != 42 || std::sscanf(text, "%20llu %20llu", &offset, &size) != 2) return std::nullopt;
+  return Mark{offset, size};
 }
 
 std::optional<std::string> RecordingWriter::open_file(File& f, uint64_t& written) {
@@ -224,6 +252,10 @@ std::optional<std::string> RecordingWriter::open_file(File& f, uint64_t& written
   if (::fstat(fd.get(), &st) != 0) return error_text(errno);
   f.regular = S_ISREG(st.st_mode);
   off_t size = st.st_size;
+  // Lines written after the last mark (the hub was killed in between) go: the recording goes on
+  // from the mark's offset, and would have them twice.
+  if (auto mark = read_mark(f.path); f.regular && mark && off_t(mark->size) < size && ::ftruncate(fd.get(), off_t(mark->size)) == 0)
+    size = off_t(mark->size);
   if (f.regular && size > 0) {
     std::string error;
     auto kept = cut_partial_line(fd.get(), size, error);

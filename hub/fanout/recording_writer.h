@@ -44,10 +44,12 @@ class RecordingWriter {
   // just after its last '\n'. `header` is written only when the file is new or empty. Returns the
   // handle (> 0). When the open fails, error() says why and each later append tries it again.
   uint64_t open(std::string path, std::string header);
-  // Queues `line` (one or more complete lines, each ending in '\n') for `h`. Returns false and
+  // Queues `line` (one or more complete lines, each ending in '\n') for `h`. With `mark` (the
+  // terminal output offset the line brings the recording to), once the line is written the
+  // file's mark (PATH.pos, see read_mark) says so, with the file's size at that point. Returns false and
   // queues nothing when it would take the queue past max_queued_bytes (so a line longer than
   // that is never queued), or when `h` is not open. Never blocks on the disk.
-  bool append(uint64_t h, std::string line);
+  bool append(uint64_t h, std::string line, std::optional<uint64_t> mark = std::nullopt);
   // Closes `h` after what was queued for it is written. Once that is done, written() and error()
   // forget the handle (0 and ""): the writer keeps nothing per recording that has ended.
   void close(uint64_t h);
@@ -64,12 +66,23 @@ class RecordingWriter {
   // Blocks until everything queued before the call is written (tests, shutdown).
   void flush();
 
+  // A recording's mark: the output offset its last marked line reached and the file's size just
+  // after that line. A hub killed between writing a line and its mark leaves the file longer than
+  // its mark says: open() cuts it back to the mark's size, so a recording that goes on from the
+  // mark's offset repeats nothing and misses nothing. nullopt: no mark (or not readable).
+  struct Mark {
+    uint64_t offset = 0;
+    uint64_t size = 0;
+  };
+  static std::optional<Mark> read_mark(const std::string& path);
+
  private:
   struct Job {
     enum class Kind { open, append, close } kind;
     uint64_t handle;
     std::string path;  // open
     std::string text;  // open: the header; append: the lines
+    std::optional<uint64_t> mark{};  // append: the output offset the lines reach
   };
   // What the other threads may ask about a handle (under mutex_).
   struct Facts {
@@ -83,6 +96,7 @@ class RecordingWriter {
     std::string header;
     std::optional<Fd> fd;  // empty until an open succeeds (and after one fails)
     bool regular = false;  // a regular file, which a failed write can be truncated back on
+    std::optional<Fd> mark_fd;  // PATH.pos, opened at the first mark
   };
   // What one job did, handed back under the lock.
   struct Outcome {
@@ -94,6 +108,7 @@ class RecordingWriter {
   void run();          // the writer thread
   Outcome perform(const Job& job);
   std::optional<std::string> open_file(File& f, uint64_t& written);
+  void write_mark(File& f, uint64_t offset);
 
   const Options options_;
   mutable std::mutex mutex_;

@@ -19,6 +19,8 @@ nlohmann::json terminal_view(const TerminalRecord& t, Relay& relay, const std::s
   if (!t.reason.empty()) j["reason"] = t.reason;
   auto labels = nlohmann::json::parse(t.labels_json, nullptr, false);
   j["labels"] = labels.is_object() ? labels : nlohmann::json::object();
+  j["record"] = t.record;
+  j["record_input"] = t.record_input;
   int64_t activity = t.created_at;
   if (auto* live = relay.terminal(t.id)) {
     j["output_offset"] = live->output().end();

@@ -61,7 +61,7 @@ int http_status(std::string_view code) {
       {"bad_request", 400}, {"bad_json", 400}, {"bad_field", 400}, {"too_large", 400}, {"image_not_found", 400}, {"unknown_gpu", 400},
       {"unauthorized", 401},
       {"forbidden", 403}, {"read_only", 403}, {"not_found", 404}, {"method_not_allowed", 405},
-      {"conflict", 409}, {"agent_offline", 409}, {"gpu_busy", 409}, {"gpu_reserved", 409}, {"reservation_conflict", 409}, {"quota_exceeded", 409}, {"body_too_large", 413},
+      {"conflict", 409}, {"agent_offline", 409}, {"gpu_busy", 409}, {"gpu_reserved", 409}, {"reservation_conflict", 409}, {"quota_exceeded", 409}, {"body_too_large", 413}, {"range_not_satisfiable", 416},
       {"rate_limited", 429}, {"store_busy", 503}, {"store_unavailable", 503}, {"docker_unavailable", 503},
       {"agent_binary_missing", 503}, {"unavailable", 503},
       {"docker_error", 502}, {"timeout", 504},

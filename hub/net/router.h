@@ -1,5 +1,6 @@
 // Router: maps (method, path pattern) to a handler. Patterns are literal segments and {name}
-// placeholders: "/api/v1/terminals/{id}". A path that matches some pattern but not the method is
+// placeholders: "/api/v1/terminals/{id}"; a placeholder may end in a literal suffix,
+// "/api/v1/recordings/{id}.cast", which the segment must end with (and is not part of the param). A path that matches some pattern but not the method is
 // 405 (with Allow), one that matches nothing is 404: both as JSON errors. routes() lists every
 // route so docs/api.md can be checked against the code.
 #pragma once
@@ -64,9 +65,12 @@ class Router {
       auto xslash = path.find('/', 1);
       auto pseg = pattern.substr(0, pslash);
       auto xseg = path.substr(0, xslash);
-      if (pseg.size() > 3 && pseg[1] == '{' && pseg.back() == '}') {
-        if (xseg.size() < 2) return false;  // "{id}" never matches an empty segment
-        params[std::string(pseg.substr(2, pseg.size() - 3))] = std::string(xseg.substr(1));
+      auto close = pseg.find('}');
+      if (pseg.size() > 3 && pseg[1] == '{' && close != std::string_view::npos) {
+        auto suffix = pseg.substr(close + 1);
+        // "{id}" never matches an empty segment, nor "{id}.cast" a bare ".cast".
+        if (xseg.size() < 2 + suffix.size() || !xseg.ends_with(suffix)) return false;
+        params[std::string(pseg.substr(2, close - 2))] = std::string(xseg.substr(1, xseg.size() - 1 - suffix.size()));
       } else if (pseg != xseg) {
         return false;
       }

@@ -105,6 +105,18 @@ constexpr const char* kMigrations[] = {
     CREATE INDEX agents_name ON agents (name);
     CREATE INDEX terminals_kind_owner ON terminals (kind, owner_id);
     )sql",
+    // 9: terminal recordings. A recording has no foreign keys: it is kept (and listed by its
+    // owner) after its terminal, or the terminal's machine, is deleted.
+    R"sql(
+    ALTER TABLE terminals ADD COLUMN record INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE terminals ADD COLUMN record_input INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE recordings (
+      id TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, owner_id TEXT NOT NULL, kind TEXT NOT NULL,
+      agent_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, started_at INTEGER NOT NULL,
+      ended_at INTEGER, bytes INTEGER NOT NULL DEFAULT 0, duration REAL NOT NULL DEFAULT 0);
+    CREATE INDEX recordings_terminal ON recordings (terminal_id);
+    CREATE INDEX recordings_owner ON recordings (owner_id, started_at);
+    )sql",
 };
 constexpr int kSchemaVersion = int(std::size(kMigrations));
 
@@ -137,10 +149,13 @@ TerminalRecord terminal_from(const Stmt& s) {
   t.container_id = s.text(12);
   t.reason = s.text(13);
   t.labels_json = s.text(14);
+  t.record = s.int64(15) != 0;
+  t.record_input = s.int64(16) != 0;
   return t;
 }
 constexpr const char* kTerminalCols =
-    "id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at, image, container_id, reason, labels_json";
+    "id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at, image, container_id, reason, labels_json,"
+    " record, record_input";
 
 TokenRecord token_from(const Stmt& s) {
   return TokenRecord{s.text(0), s.text(1),         s.text(2),         s.text(3),       s.int64(4),
@@ -431,12 +446,14 @@ Result<uint32_t> SqliteStore::next_channel(const std::string& agent_id) {
 Status SqliteStore::create_terminal(const TerminalRecord& t) {
   auto s = db_.prepare(
       "INSERT INTO terminals (id, owner_id, kind, agent_id, channel, name, cols, rows, status, exit_code, created_at,"
-      " image, container_id, reason, labels_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      " image, container_id, reason, labels_json, record, record_input)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
   return s->bind(1, t.id).bind(2, t.owner_id).bind(3, t.kind).bind(4, t.agent_id).bind(5, int64_t(t.channel))
       .bind(6, t.name).bind(7, int64_t(t.cols)).bind(8, int64_t(t.rows)).bind(9, t.status)
       .bind(10, t.exit_code ? std::optional<int64_t>(*t.exit_code) : std::nullopt).bind(11, t.created_at)
-      .bind(12, t.image).bind(13, t.container_id).bind(14, t.reason).bind(15, t.labels_json).run();
+      .bind(12, t.image).bind(13, t.container_id).bind(14, t.reason).bind(15, t.labels_json)
+      .bind(16, int64_t(t.record)).bind(17, int64_t(t.record_input)).run();
 }
 
 Result<std::optional<TerminalRecord>> SqliteStore::terminal_by_id(const std::string& id) {

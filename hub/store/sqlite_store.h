@@ -68,6 +68,15 @@ class SqliteStore final : public Store {
   Status update_terminal_channel(const std::string& id, uint32_t channel) override;
   Status delete_terminal(const std::string& id) override;
 
+  // sqlite_store_recordings.cpp
+  Status create_recording(const RecordingRecord& r) override;
+  Result<std::optional<RecordingRecord>> recording_by_id(const std::string& id) override;
+  Result<std::optional<RecordingRecord>> recording_of_terminal(const std::string& terminal_id) override;
+  Result<std::vector<RecordingRecord>> list_recordings(const RecordingFilter& f) override;
+  Status update_recording(const std::string& id, int64_t bytes, double duration,
+                          std::optional<int64_t> ended_at) override;
+  Result<bool> delete_recording(const std::string& id) override;
+
   // sqlite_store_gpus.cpp
   Result<bool> put_grant(const GrantRecord& g) override;
   Result<std::vector<GrantRecord>> list_grants(const std::string& agent_id) override;

@@ -61,6 +61,23 @@ struct TerminalRecord {
   std::string container_id;  // container terminals, once created
   std::string reason;        // why it is lost or exited, when known ("OOM-killed", ...)
   std::string labels_json = "{}";  // {"role": "ci"}: what exec --label selects by
+  bool record = true;         // its output is recorded (hub/fanout/recorder.h)
+  bool record_input = false;  // and its keystrokes too: off unless asked, they may hold passwords
+};
+
+// A terminal's recording (hub/fanout/recorder.h): one asciicast file per terminal, kept after the terminal is deleted.
+struct RecordingRecord {
+  std::string id;           // "r_..."
+  std::string terminal_id;
+  std::string owner_id;
+  std::string kind;         // the terminal's: "agent" | "container"
+  std::string agent_id;
+  std::string name;         // the terminal's name when recording began
+  std::string path;         // the .cast file
+  int64_t started_at = 0;   // unix seconds
+  std::optional<int64_t> ended_at;
+  int64_t bytes = 0;        // file size when last updated
+  double duration = 0;      // seconds of the last event when last updated
 };
 
 // A browser sign-in: made from an API token, carried in an HttpOnly cookie. It is only as good
@@ -157,6 +174,17 @@ struct TerminalFilter {
   std::string owner_id;
 };
 
+// list_recordings: empty strings and zeros match everything; newest first (started_at DESC, id DESC); paging by
+// `before` = the id of the last row of the previous page (rows strictly after it in that order).
+struct RecordingFilter {
+  std::string terminal_id;
+  std::string owner_id;
+  int64_t since = 0;  // started_at >= since
+  int64_t until = 0;  // started_at <= until
+  int limit = 100;    // clamped to 1..1000
+  std::string before;
+};
+
 // GET /api/v1/audit filters; empty strings match everything.
 struct AuditFilter {
   int64_t since_id = 0;  // entries with a larger id (paging)
@@ -230,6 +258,18 @@ class Store {
   virtual Status update_terminal_reason(const std::string& id, const std::string& reason) = 0;
   virtual Status update_terminal_channel(const std::string& id, uint32_t channel) = 0;
   virtual Status delete_terminal(const std::string& id) = 0;
+
+  // Recordings. They outlive their terminal: deleting a terminal leaves its recordings, which
+  // only delete_recording removes. recording_of_terminal: the newest of that terminal's.
+  // list_recordings: since/until select started_at, inclusive; limit is clamped to 1..1000; a
+  // `before` that names no recording is not_found. update_recording: ended_at nullopt keeps it.
+  virtual Status create_recording(const RecordingRecord& r) = 0;
+  virtual Result<std::optional<RecordingRecord>> recording_by_id(const std::string& id) = 0;
+  virtual Result<std::optional<RecordingRecord>> recording_of_terminal(const std::string& terminal_id) = 0;
+  virtual Result<std::vector<RecordingRecord>> list_recordings(const RecordingFilter& f) = 0;
+  virtual Status update_recording(const std::string& id, int64_t bytes, double duration,
+                                  std::optional<int64_t> ended_at) = 0;
+  virtual Result<bool> delete_recording(const std::string& id) = 0;  // false: no such recording
 
   // Machine grants. put_grant adds or replaces the subject's grant (true: it is new).
   virtual Result<bool> put_grant(const GrantRecord& g) = 0;

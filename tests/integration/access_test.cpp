@@ -57,6 +57,7 @@ class AccessMatrix : public testing::Test {
   static inline std::string alice_agent;  // owned by alice (the owner), online
   static inline std::unique_ptr<FakeAgent> alice_link;
   static inline std::string alice_terminal;
+  static inline std::string alice_recording;  // alice_terminal's
   // What GET /api/v1/images answers past authentication: 200 with a Docker daemon, else 503.
   static inline int images_status = 0;
 
@@ -88,6 +89,20 @@ class AccessMatrix : public testing::Test {
     auto r = http(hub->port(), "POST", "/api/v1/terminals", tokens[kOwner], json{{"kind", "agent"}, {"agent", alice_agent}}.dump());
     EXPECT_EQ(r.status, 201) << r.body;
     return body(r).value("id", "");
+  }
+
+  // The recording of a terminal of alice's (recorded by default).
+  static std::string recording_of(const std::string& terminal) {
+    json list = call(tokens[kOwner], "GET", "/api/v1/recordings?terminal=" + terminal);
+    EXPECT_EQ(list["recordings"].size(), 1u) << list.dump();
+    return list["recordings"].empty() ? "" : list["recordings"][0].value("id", "");
+  }
+  // A recording of alice's whose terminal is gone (only such a one can be deleted).
+  static std::string ended_recording_of_alice() {
+    std::string terminal = terminal_of_alice();
+    std::string id = recording_of(terminal);
+    EXPECT_EQ(http(hub->port(), "DELETE", "/api/v1/terminals/" + terminal, tokens[kOwner]).status, 200);
+    return id;
   }
 
   static std::string token_of_alice(const std::string& name, const json& extra = json::object()) {
@@ -158,6 +173,7 @@ class AccessMatrix : public testing::Test {
       if (ag["name"] == "alice-box") alice_agent = ag["id"];
     ASSERT_FALSE(alice_agent.empty()) << call(tokens[kOwner], "GET", "/api/v1/agents").dump();
     alice_terminal = terminal_of_alice();
+    alice_recording = recording_of(alice_terminal);
     for (auto [who, role] : {std::pair{"carol", "use"}, std::pair{"dave", "view"}}) {
       auto g = http(hub->port(), "POST", "/api/v1/agents/" + alice_agent + "/grants", tokens[kOwner],
                     json{{"user", who}, {"role", role}}.dump());
@@ -252,6 +268,13 @@ class AccessMatrix : public testing::Test {
         {"GET", "/api/v1/audit", false, false, {200, 200, 200, 200}, fixed("/api/v1/audit")},
         {"GET", "/api/v1/images", false, false, {images_status, images_status, images_status, images_status},
          fixed("/api/v1/images")},
+        {"GET", "/api/v1/recordings", false, false, {200, 200, 200, 200}, fixed("/api/v1/recordings")},
+        {"GET", "/api/v1/recordings/{id}.cast", false, false, {200, 404, 200, 200},
+         [] { return std::make_pair("/api/v1/recordings/" + alice_recording + ".cast", std::string()); }},
+        {"GET", "/api/v1/recordings/{id}", false, false, {200, 404, 200, 200},
+         [] { return std::make_pair("/api/v1/recordings/" + alice_recording, std::string()); }},
+        {"DELETE", "/api/v1/recordings/{id}", false, false, {200, 404, 200, 403},
+         [] { return std::make_pair("/api/v1/recordings/" + ended_recording_of_alice(), std::string()); }},
         {"POST", "/api/v1/terminals/{id}/shares", false, false, {201, 404, 201, 403},
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/shares", std::string(R"({"mode":"view"})")); }},
         {"GET", "/api/v1/terminals/{id}/shares", false, false, {200, 404, 200, 200},

@@ -26,6 +26,7 @@ std::vector<uint8_t> client_frame(uint8_t opcode, const std::vector<uint8_t>& pa
 
 // One HTTP/1.1 request on a fresh connection (Connection: close).
 // `timeout`: how long to wait for the response's head.
+// A chunked answer's body comes without its framing.
 HttpResult http(int port, const std::string& method, const std::string& path, const std::string& token = "",
                 const std::string& body = "", const std::map<std::string, std::string>& headers = {},
                 std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -36,6 +36,7 @@ TEST(Config, EveryKeyIsAcceptedAndBadValuesAreRefused) {
   for (auto key : config_keys()) {
     std::string value = key == "listen"       ? "127.0.0.1:1"
                         : key == "public-url" ? "https://hub.example:8443/"
+                        : key == "record"     ? "off"
                         : (key == "data-dir" || key.starts_with("tls") || key == "docker-socket" || key == "agent-binary" ||
                            key == "web-dir")
                             ? "/x"
@@ -62,6 +63,10 @@ TEST(Config, EveryKeyIsAcceptedAndBadValuesAreRefused) {
   }
   EXPECT_TRUE(apply_setting(c, "listen", "[::1]:9000").ok());
   EXPECT_TRUE(apply_setting(c, "listen", "0.0.0.0:0").ok());
+  EXPECT_FALSE(c.record);
+  for (const char* bad : {"yes", "1", "ON", ""}) EXPECT_FALSE(apply_setting(c, "record", bad).ok()) << bad;
+  EXPECT_TRUE(apply_setting(c, "record", "on").ok());
+  EXPECT_TRUE(c.record);
 }
 
 TEST(Config, FlagsOverrideTheFile) {

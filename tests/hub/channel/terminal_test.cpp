@@ -35,7 +35,13 @@ class RecordingSink final : public OutputSink {
       if (e["type"] == type) return true;
     return false;
   }
+  bool is_viewer() const override { return viewer; }
+  void resized(uint16_t cols, uint16_t rows) override { sizes.push_back({cols, rows}); }
+  void typed(std::span<const uint8_t> b) override { input.append(b.begin(), b.end()); }
   int wakes = 0;
+  bool viewer = true;
+  std::vector<std::pair<uint16_t, uint16_t>> sizes;
+  std::string input;
   std::vector<nlohmann::json> events;
   std::string gone, share;
   uint64_t offset = 0;  // where take_all expects the next chunk
@@ -82,6 +88,35 @@ TEST(Terminal, CreditFollowsTheSlowestSinkAndComesBackWhenItLeaves) {
   t.remove_viewer(&fast);
   t.on_data(20, bytes("nobody"));
   EXPECT_EQ(acked(link), 26u) << "with no sink attached, everything received is consumed";
+}
+
+TEST(Terminal, ASinkThatIsNoViewerIsNotCountedAndHearsSizesAndInput) {
+  RecordingLink link(agent_record());
+  Terminal t("t_1", "a_1", 7, protocol::kDefaultWindow);
+  t.set_size(80, 24);
+  t.attach_agent(&link, 0);
+  RecordingSink recorder, person;
+  recorder.viewer = false;
+  t.add_viewer(&recorder, std::nullopt);
+  EXPECT_EQ(t.viewer_count(), 0u);
+  EXPECT_FALSE(recorder.saw("viewers")) << "no viewer came or went";
+  t.add_viewer(&person, std::nullopt);
+  EXPECT_EQ(t.viewer_count(), 1u);
+  for (const auto& e : person.events) {
+    if (e["type"] == "viewers") {
+      EXPECT_EQ(e["count"], 1) << "the recorder counted as a viewer";
+    }
+  }
+  t.resize(80, 24);  // the size it has: nobody is told
+  t.resize(120, 40);
+  t.resize(120, 40);
+  t.resize(100, 30);
+  EXPECT_EQ(recorder.sizes, (std::vector<std::pair<uint16_t, uint16_t>>{{120, 40}, {100, 30}}));
+  ASSERT_TRUE(t.send_input(bytes("ls\r")).ok());
+  EXPECT_EQ(recorder.input, "ls\r");
+  t.remove_viewer(&recorder);
+  EXPECT_EQ(t.viewer_count(), 1u);
+  t.remove_viewer(&person);
 }
 
 TEST(Terminal, ASinkBehindTheRingIsToldOfTheGap) {

@@ -154,5 +154,24 @@ TEST(Router, TheFirstRouteAddedWinsWhenTwoMatch) {
   EXPECT_EQ(reached(reversed, "GET", "/api/v1/sessions/current"), 2);
 }
 
+TEST(Router, APlaceholderMayEndInALiteralSuffix) {
+  Router<int> router;
+  router.add("GET", "/api/v1/recordings/{id}.cast", 1);
+  router.add("GET", "/api/v1/recordings/{id}", 2);
+  auto r = request("GET", "/api/v1/recordings/r_abc.cast");
+  auto m = router.match(r);
+  ASSERT_TRUE(m.handler);
+  EXPECT_EQ(*m.handler, 1);
+  EXPECT_EQ(r.params["id"], "r_abc");
+  EXPECT_EQ(reached(router, "GET", "/api/v1/recordings/r_abc"), 2);
+  // The suffix alone is not a param and a suffix, and another suffix is another id.
+  EXPECT_EQ(reached(router, "GET", "/api/v1/recordings/.cast"), 2);
+  r = request("GET", "/api/v1/recordings/r_abc.cast.txt");
+  m = router.match(r);
+  ASSERT_TRUE(m.handler);
+  EXPECT_EQ(*m.handler, 2);
+  EXPECT_EQ(r.params["id"], "r_abc.cast.txt");
+}
+
 }  // namespace
 }  // namespace rx::hub

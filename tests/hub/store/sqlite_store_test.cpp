@@ -37,7 +37,7 @@ class SqliteStoreTest : public testing::Test {
 TEST_F(SqliteStoreTest, MigratesAFreshFileAndReopens) {
   auto s = open();
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->schema_version(), 8);
+  EXPECT_EQ(s->schema_version(), 9);
   ASSERT_TRUE(s->create_user("alice", true).ok());
   s.reset();
   auto again = open();
@@ -56,7 +56,7 @@ TEST_F(SqliteStoreTest, UpgradesAnOlderStoreKeepingItsRows) {
   }
   auto s = open();
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->schema_version(), 8);
+  EXPECT_EQ(s->schema_version(), 9);
   EXPECT_TRUE(s->user_by_name("carol")->has_value());
   ASSERT_TRUE(s->audit(audit_entry("u", "a", "t", "", "192.0.2.1")).ok());  // the column migration 2 added
   EXPECT_EQ(s->list_audit(AuditFilter{})->back().ip, "192.0.2.1");

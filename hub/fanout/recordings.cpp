@@ -1,0 +1,103 @@
+#include "hub/fanout/recordings.h"
+
+#include <sys/stat.h>
+
+#include <ctime>
+
+#include "hub/base/tokens.h"
+#include "protocol/log_line.h"
+
+namespace rx::hub {
+namespace {
+
+int64_t now() { return int64_t(std::time(nullptr)); }
+
+int64_t file_size(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? int64_t(st.st_size) : 0;
+}
+
+}  // namespace
+
+Recordings::Recordings(Store& store, WriteBehind& writes, Options options)
+    : store_(store), writes_(writes), options_(std::move(options)), writer_(options_.writer) {}
+
+Recordings::~Recordings() {
+  // The hub stops: each recording's row gets its size so far (the files stay; they go on when
+  // their terminals come back).
+  for (auto& [terminal, r] : recorders_) remember(*r, false);
+  recorders_.clear();
+}
+
+void Recordings::start(Terminal& terminal, const TerminalRecord& t) {
+  if (!options_.enabled || !t.record) return;
+  Recorder::Setup setup;
+  setup.record_input = t.record_input;
+  setup.header = AsciicastHeader{t.cols, t.rows, now(), t.name.empty() ? t.id : t.name, "xterm-256color"};
+  if (auto old = recorders_.find(t.id); old != recorders_.end()) {
+    // The same terminal again in this process: a container started again, a new shell whose
+    // output starts over at offset 0, in the same file, its times going on from the old one's.
+    setup.recording_id = old->second->id();
+    setup.path = old->second->path();
+    setup.resume_at = old->second->duration();
+    remember(*old->second, false);
+    dropped_before_ += old->second->dropped_bytes();
+    recorders_.erase(old);
+  } else if (auto existing = store_.recording_of_terminal(t.id); existing && *existing) {
+    setup.recording_id = (*existing)->id;
+    setup.path = (*existing)->path;
+    setup.resume_at = last_event_time(setup.path);
+    // The hub restarted: the same shell on the same channel, whose output goes on from the
+    // file's mark. A new channel (a container started again) is a new shell from offset 0.
+    if (terminal.channel() == t.channel)
+      if (auto mark = RecordingWriter::read_mark(setup.path)) setup.resume_offset = mark->offset;
+  } else {
+    RecordingRecord r;
+    r.id = new_id("r_");
+    r.terminal_id = t.id;
+    r.owner_id = t.owner_id;
+    r.kind = t.kind;
+    r.agent_id = t.agent_id;
+    r.name = t.name;
+    r.path = options_.dir + "/" + r.id + ".cast";
+    r.started_at = setup.header.timestamp;
+    setup.recording_id = r.id;
+    setup.path = r.path;
+    writes_.write("recording.create", [r](Store& store) { return store.create_recording(r); });
+  }
+  log("info", "recording.start", {{"terminal", t.id}, {"recording", setup.recording_id}});
+  recorders_[t.id] = std::make_unique<Recorder>(terminal, writer_, std::move(setup));
+}
+
+const Recorder* Recordings::live(const std::string& recording_id) const {
+  for (const auto& [terminal, r] : recorders_)
+    if (r->id() == recording_id && r->live()) return r.get();
+  return nullptr;
+}
+
+void Recordings::sweep() {
+  for (auto it = recorders_.begin(); it != recorders_.end();) {
+    if (it->second->live()) {
+      ++it;
+      continue;
+    }
+    remember(*it->second, true);
+    dropped_before_ += it->second->dropped_bytes();
+    it = recorders_.erase(it);
+  }
+}
+
+void Recordings::remember(const Recorder& r, bool ended) {
+  std::optional<int64_t> ended_at;
+  if (ended) ended_at = now();
+  writes_.write("recording.update", [id = r.id(), bytes = file_size(r.path()), duration = r.duration(),
+                                     ended_at](Store& store) { return store.update_recording(id, bytes, duration, ended_at); });
+}
+
+uint64_t Recordings::live_dropped() const {
+  uint64_t n = 0;
+  for (const auto& [terminal, r] : recorders_) n += r->dropped_bytes();
+  return n;
+}
+
+}  // namespace rx::hub

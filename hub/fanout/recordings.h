@@ -1,0 +1,57 @@
+// Recordings: the hub's recorders, one per live terminal that is recorded, and their rows in the
+// store (RecordingRecord). The Relay tells it of every live Terminal (created, loaded at start,
+// restarted); it records unless the hub's `record` setting is off or the terminal was created
+// with "record": false. One recording per terminal: a terminal that comes back (a hub restart,
+// a container started again) goes on in the same file, its times continuing from the file's last.
+// The rows are written behind (WriteBehind), so a locked database costs no terminal its output.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "hub/channel/terminal.h"
+#include "hub/fanout/recorder.h"
+#include "hub/fanout/recording_writer.h"
+#include "hub/store/store.h"
+#include "hub/store/write_behind.h"
+
+namespace rx::hub {
+
+class Recordings {
+ public:
+  struct Options {
+    bool enabled = true;
+    std::string dir;  // DATA/recordings
+    RecordingWriter::Options writer{};
+  };
+  Recordings(Store& store, WriteBehind& writes, Options options);
+  ~Recordings();
+  Recordings(const Recordings&) = delete;
+  Recordings& operator=(const Recordings&) = delete;
+
+  // The Relay's live listener: starts (or continues) `t`'s recording on `terminal`.
+  void start(Terminal& terminal, const TerminalRecord& t);
+  // The recorder of recording `id` while its terminal lives, else null.
+  const Recorder* live(const std::string& recording_id) const;
+  // From the hub's housekeeping: recorders whose terminal is gone are forgotten and their rows
+  // get the file's final size and duration.
+  void sweep();
+  // Output bytes not recorded because the disk was too slow, over all recordings (a metric).
+  uint64_t dropped_bytes() const { return dropped_before_ + live_dropped(); }
+  const std::string& dir() const { return options_.dir; }
+  RecordingWriter& writer() { return writer_; }
+
+ private:
+  void remember(const Recorder& r, bool ended);
+  uint64_t live_dropped() const;
+
+  Store& store_;
+  WriteBehind& writes_;
+  Options options_;
+  RecordingWriter writer_;
+  std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // terminal id -> its recorder
+  uint64_t dropped_before_ = 0;                                  // by recorders already forgotten
+};
+
+}  // namespace rx::hub
