@@ -43,9 +43,10 @@ void Recorder::wake() {
     std::string bytes(chunk.first.begin(), chunk.first.end());
     bytes.append(chunk.second.begin(), chunk.second.end());
     // (A character cut at the chunk's end is held by the encoder and counted as taken: a crash
-    // right then loses those at most 3 bytes.)
+    // right then loses those at most 3 bytes.) Encoded on the writer's thread: here, a copy.
     recorded_offset_ = chunk.offset + chunk.size();
-    put(encoder_.output(t, bytes), bytes.size());
+    size_t n = bytes.size();
+    put(std::move(bytes), n, Line::kOutput, t);
   }
 }
 
@@ -53,7 +54,7 @@ void Recorder::queue_event(const nlohmann::json& event) {
   const auto type = event.value("type", "");
   if (type == "exit") {
     double t = now();
-    put(encoder_.output_rest(t), 0);
+    put({}, 0, Line::kRest, t);
     put(AsciicastEncoder::exit(t, event.value("code", 0)), 0);
   } else if (type == "gap") {
     // Output that left the terminal's ring before it was taken (the recorder attached late).
@@ -67,7 +68,8 @@ void Recorder::resized(uint16_t cols, uint16_t rows) { put(AsciicastEncoder::res
 
 void Recorder::typed(std::span<const uint8_t> bytes) {
   if (!setup_.record_input) return;
-  put(encoder_.input(now(), std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())), 0);
+  // Keystrokes are few: encoded here, with the input's own carry.
+  put(input_.input(now(), std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())), 0);
 }
 
 void Recorder::terminal_gone(const std::string& reason) {
@@ -75,8 +77,8 @@ void Recorder::terminal_gone(const std::string& reason) {
   finish(reason);
 }
 
-void Recorder::put(std::string line, size_t output_bytes) {
-  if (line.empty() || handle_ == 0) return;
+void Recorder::put(std::string line, size_t output_bytes, Line kind, double t) {
+  if (handle_ == 0 || (line.empty() && kind != Line::kRest)) return;
   if (dropped_unmarked_ > 0) {
     std::string marker = AsciicastEncoder::marker(
         last_t_, "rexec: " + std::to_string(dropped_unmarked_) + " bytes of output not recorded (the disk was too slow)");
@@ -88,7 +90,10 @@ void Recorder::put(std::string line, size_t output_bytes) {
     dropped_unmarked_ = 0;
   }
   // Every line carries the mark, so the file never holds a line past its mark but by a crash.
-  if (!writer_.append(handle_, std::move(line), recorded_offset_)) {
+  bool queued = kind == Line::kOutput ? writer_.output(handle_, t, std::move(line), recorded_offset_)
+                : kind == Line::kRest ? writer_.output_rest(handle_, t, recorded_offset_)
+                                      : writer_.append(handle_, std::move(line), recorded_offset_);
+  if (!queued) {
     dropped_ += output_bytes;
     dropped_unmarked_ += output_bytes;
   }
@@ -96,7 +101,7 @@ void Recorder::put(std::string line, size_t output_bytes) {
 
 void Recorder::finish(const std::string& why) {
   if (handle_ == 0) return;
-  put(encoder_.output_rest(last_t_), 0);
+  put({}, 0, Line::kRest, last_t_);
   if (!why.empty()) put(AsciicastEncoder::marker(last_t_, "rexec: " + why), 0);
   writer_.close(handle_);
   handle_ = 0;

@@ -56,8 +56,10 @@ class Recorder final : public OutputSink {
 
  private:
   double now();
-  // Queues `line`, or counts it as dropped; a marker for what was dropped goes first.
-  void put(std::string line, size_t output_bytes);
+  // Queues `line` (kOutput: raw output bytes the writer encodes; kRest: the writer's UTF-8 carry
+  // at `t`), or counts it as dropped; a marker for what was dropped goes first.
+  enum class Line { kEncoded, kOutput, kRest };
+  void put(std::string line, size_t output_bytes, Line kind = Line::kEncoded, double t = 0);
   void finish(const std::string& why);
 
   Terminal* terminal_;
@@ -65,7 +67,7 @@ class Recorder final : public OutputSink {
   RecordingWriter& writer_;
   Setup setup_;
   uint64_t handle_ = 0;
-  AsciicastEncoder encoder_;
+  AsciicastEncoder input_;  // typed input only: output is encoded on the writer's thread
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   double last_t_ = 0;
   uint64_t recorded_offset_ = 0;

@@ -113,14 +113,30 @@ uint64_t RecordingWriter::open(std::string path, std::string header) {
 }
 
 bool RecordingWriter::append(uint64_t h, std::string line, std::optional<uint64_t> mark) {
+  return queue({Job::Kind::append, h, {}, std::move(line), mark});
+}
+
+bool RecordingWriter::output(uint64_t h, double t, std::string bytes, uint64_t mark) {
+  return queue({Job::Kind::output, h, {}, std::move(bytes), mark, t});
+}
+
+bool RecordingWriter::output_rest(uint64_t h, double t, uint64_t mark) {
   std::lock_guard lock(mutex_);
   auto it = facts_.find(h);
   if (it == facts_.end() || it->second.closing) return false;
-  if (line.empty()) return true;
+  post({Job::Kind::rest, h, {}, {}, mark, t});
+  return true;
+}
+
+bool RecordingWriter::queue(Job job) {
+  std::lock_guard lock(mutex_);
+  auto it = facts_.find(job.handle);
+  if (it == facts_.end() || it->second.closing) return false;
+  if (job.text.empty()) return true;
   // queued_bytes_ never exceeds the bound, so this cannot wrap.
-  if (line.size() > options_.max_queued_bytes - queued_bytes_) return false;
-  queued_bytes_ += line.size();
-  post({Job::Kind::append, h, {}, std::move(line), mark});
+  if (job.text.size() > options_.max_queued_bytes - queued_bytes_) return false;
+  queued_bytes_ += job.text.size();
+  post(std::move(job));
   return true;
 }
 
@@ -176,7 +192,7 @@ void RecordingWriter::run() {
         it->second.error.clear();
       }
     }
-    if (job.kind == Job::Kind::append) queued_bytes_ -= job.text.size();
+    if (job.kind == Job::Kind::append || job.kind == Job::Kind::output) queued_bytes_ -= job.text.size();
     ++done_;
     drained_.notify_all();
   }
@@ -194,19 +210,27 @@ RecordingWriter::Outcome RecordingWriter::perform(const Job& job) {
       out.error = open_file(f, out.written);
       break;
     }
-    case Job::Kind::append: {
+    case Job::Kind::append:
+    case Job::Kind::output:
+    case Job::Kind::rest: {
       if (options_.write_delay.count() > 0) std::this_thread::sleep_for(options_.write_delay);
       auto it = files_.find(job.handle);
       if (it == files_.end()) break;
       File& f = it->second;
+      // Encoded here, off the loop; the carry is the file's, so the lines stay in order.
+      std::string encoded;
+      if (job.kind == Job::Kind::output) encoded = f.encoder.output(job.t, job.text);
+      if (job.kind == Job::Kind::rest) encoded = f.encoder.output_rest(job.t);
+      const std::string& text = job.kind == Job::Kind::append ? job.text : encoded;
+      if (text.empty()) break;
       // An open that failed (or a header that did not fit) is tried again: the directory may
       // have been made, or space freed, since.
       if (!f.fd) {
         out.error = open_file(f, out.written);
         if (out.error) break;
       }
-      out.error = write_whole(f.fd->get(), f.regular, job.text);
-      if (!out.error) out.written += job.text.size();
+      out.error = write_whole(f.fd->get(), f.regular, text);
+      if (!out.error) out.written += text.size();
       if (!out.error && job.mark && f.regular) write_mark(f, *job.mark);
       break;
     }

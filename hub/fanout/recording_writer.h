@@ -1,4 +1,4 @@
-// RecordingWriter: the one thread that writes terminal recordings (asciicast lines, see
+// RecordingWriter: the one thread that encodes and writes terminal recordings (asciicast lines, see
 // hub/fanout/asciicast.h) to disk. The loop thread carries every keystroke, and a write to a slow,
 // full or hung disk can take seconds, so the loop only queues lines here and never waits: the
 // queue is bounded (Options::max_queued_bytes), and past the bound append() refuses the line at
@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "hub/base/fd.h"
+#include "hub/fanout/asciicast.h"
 
 namespace rx::hub {
 
@@ -50,6 +51,11 @@ class RecordingWriter {
   // queues nothing when it would take the queue past max_queued_bytes (so a line longer than
   // that is never queued), or when `h` is not open. Never blocks on the disk.
   bool append(uint64_t h, std::string line, std::optional<uint64_t> mark = std::nullopt);
+  // Output bytes at `t` seconds, made an asciicast "o" line (AsciicastEncoder::output, with the
+  // handle's own UTF-8 carry) here on the writer thread: the loop only copies them. Queued and
+  // refused as append() is, by their size. output_rest(): what the carry still holds, as U+FFFD.
+  bool output(uint64_t h, double t, std::string bytes, uint64_t mark);
+  bool output_rest(uint64_t h, double t, uint64_t mark);
   // Closes `h` after what was queued for it is written. Once that is done, written() and error()
   // forget the handle (0 and ""): the writer keeps nothing per recording that has ended.
   void close(uint64_t h);
@@ -78,11 +84,12 @@ class RecordingWriter {
 
  private:
   struct Job {
-    enum class Kind { open, append, close } kind;
+    enum class Kind { open, append, output, rest, close } kind;
     uint64_t handle;
     std::string path;  // open
     std::string text;  // open: the header; append: the lines
     std::optional<uint64_t> mark{};  // append: the output offset the lines reach
+    double t = 0;                    // output, rest: the time of the line
   };
   // What the other threads may ask about a handle (under mutex_).
   struct Facts {
@@ -97,6 +104,7 @@ class RecordingWriter {
     std::optional<Fd> fd;  // empty until an open succeeds (and after one fails)
     bool regular = false;  // a regular file, which a failed write can be truncated back on
     std::optional<Fd> mark_fd;  // PATH.pos, opened at the first mark
+    AsciicastEncoder encoder;   // output lines, with their UTF-8 carry
   };
   // What one job did, handed back under the lock.
   struct Outcome {
@@ -105,6 +113,7 @@ class RecordingWriter {
   };
 
   void post(Job job);  // with mutex_ held
+  bool queue(Job job);  // append, output, rest: under the bound, for an open handle
   void run();          // the writer thread
   Outcome perform(const Job& job);
   std::optional<std::string> open_file(File& f, uint64_t& written);
