@@ -110,11 +110,18 @@ void Api::routes() {
   add("GET", "/api/v1/recordings/{id}.cast", Access::kRead, &Api::get_recording_cast);
   add("GET", "/api/v1/recordings/{id}", Access::kRead, &Api::get_recording);
   add("DELETE", "/api/v1/recordings/{id}", Access::kWrite, &Api::delete_recording);
+  add("POST", "/api/v1/recordings/{id}/shares", Access::kWrite, &Api::create_recording_share);
+  add("GET", "/api/v1/recordings/{id}/shares", Access::kRead, &Api::list_recording_shares);
+  add("DELETE", "/api/v1/recording-shares/{id}", Access::kWrite, &Api::delete_recording_share);
+  // Public: the share code is the credential (in the body, or the X-Rexec-Share header).
+  add("POST", "/api/v1/recording-shares/lookup", Access::kPublic, &Api::lookup_recording_share);
+  add("GET", "/api/v1/recording-shares/cast", Access::kPublic, &Api::shared_recording_cast);
   add("POST", "/api/v1/terminals/{id}/shares", Access::kWrite, &Api::create_share);
   add("GET", "/api/v1/terminals/{id}/shares", Access::kRead, &Api::list_shares);
   add("DELETE", "/api/v1/shares/{id}", Access::kWrite, &Api::delete_share);
   add("POST", "/api/v1/shares/lookup", Access::kPublic, &Api::lookup_share);
-  for (const char* page : {"/", "/login", "/t/{id}", "/s/{code}", "/assets/{file}", "/embed.js", "/favicon.svg"})
+  for (const char* page : {"/", "/login", "/t/{id}", "/s/{code}", "/recordings", "/r/{id}", "/p/{code}", "/assets/{file}",
+                           "/embed.js", "/favicon.svg"})
     add("GET", page, Access::kPublic, &Api::serve_web);
 }
 

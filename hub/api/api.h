@@ -236,6 +236,16 @@ class Api final : public HttpHandler {
   Reply get_recording_cast(const Principal&, Request&, const Exchange&);
   Reply delete_recording(const Principal&, Request&);
   Result<RecordingRecord> find_recording(const Principal& p, const std::string& id);
+  // The .cast file of `r` on `ex`: streamed, one Range honoured (206), 416 outside it.
+  Reply stream_recording(const RecordingRecord& r, Request& req, const Exchange& ex);
+  // api_recording_shares.cpp
+  Reply create_recording_share(const Principal&, Request&);
+  Reply list_recording_shares(const Principal&, Request&);
+  Reply delete_recording_share(const Principal&, Request&);
+  Reply lookup_recording_share(const Principal&, Request&);
+  Reply shared_recording_cast(const Principal&, Request&, const Exchange&);
+  // The recording a share code (X-Rexec-Share, or a lookup's body) lets its holder play.
+  Result<RecordingRecord> find_recording_share(const std::string& code);
   nlohmann::json recording_json(const RecordingRecord& r);
   // api_service.cpp
   Reply list_audit(const Principal&, Request&);

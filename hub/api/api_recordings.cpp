@@ -116,6 +116,11 @@ Reply Api::get_recording(const Principal& p, Request& req) {
 Reply Api::get_recording_cast(const Principal& p, Request& req, const Exchange& ex) {
   auto r = find_recording(p, req.params["id"]);
   if (!r) return r.error();
+  return stream_recording(*r, req, ex);
+}
+
+Reply Api::stream_recording(const RecordingRecord& rec, Request& req, const Exchange& ex) {
+  const RecordingRecord* r = &rec;
   int raw = ::open(r->path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (raw < 0) return make_error("not_found", "recording " + r->id + " has no file (nothing was written yet, or it was removed)");
   Fd fd(raw);

@@ -30,6 +30,7 @@ std::string_view token_prefix(TokenKind kind) {
     case TokenKind::kAgentCredential: return "rxa_";
     case TokenKind::kShare: return "rxs_";
     case TokenKind::kSession: return "rxc_";
+    case TokenKind::kRecordingShare: return "rxr_";
   }
   return "rx?_";
 }

@@ -11,9 +11,9 @@
 
 namespace rx::hub {
 
-enum class TokenKind { kApi, kEnrollment, kAgentCredential, kShare, kSession };
+enum class TokenKind { kApi, kEnrollment, kAgentCredential, kShare, kSession, kRecordingShare };
 
-// "rxk_", "rxe_", "rxa_", "rxs_", "rxc_"
+// "rxk_", "rxe_", "rxa_", "rxs_", "rxc_", "rxr_"
 std::string_view token_prefix(TokenKind kind);
 
 // A new secret of that kind: prefix + 32 base64url characters (192 bits).

@@ -10,14 +10,17 @@ namespace rx::hub {
 namespace {
 
 // The page's own script, styles, sockets and images only: no inline script, no eval, no CDN.
-// xterm.js sets element styles, hence 'unsafe-inline' for styles (not for scripts).
+// xterm.js sets element styles, hence 'unsafe-inline' for styles (not for scripts). The recording
+// player (asciinema-player) runs its terminal emulator as WebAssembly, which needs
+// 'wasm-unsafe-eval' (compiling the page's own wasm; it allows no eval of script text).
 constexpr const char* kPageCsp =
-    "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "connect-src 'self' ws: wss:; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 bool is_page(std::string_view path) {
-  if (path == "/" || path == "/login") return true;
-  for (std::string_view prefix : {"/t/", "/s/"})
+  if (path == "/" || path == "/login" || path == "/recordings") return true;
+  for (std::string_view prefix : {"/t/", "/s/", "/r/", "/p/"})
     if (path.starts_with(prefix) && path.size() > prefix.size() && path.find('/', prefix.size()) == std::string_view::npos)
       return true;
   return false;

@@ -116,6 +116,10 @@ constexpr const char* kMigrations[] = {
       ended_at INTEGER, bytes INTEGER NOT NULL DEFAULT 0, duration REAL NOT NULL DEFAULT 0);
     CREATE INDEX recordings_terminal ON recordings (terminal_id);
     CREATE INDEX recordings_owner ON recordings (owner_id, started_at);
+    CREATE TABLE recording_shares (
+      id TEXT PRIMARY KEY, recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+      owner_id TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+    CREATE INDEX recording_shares_recording ON recording_shares (recording_id);
     )sql",
 };
 constexpr int kSchemaVersion = int(std::size(kMigrations));

@@ -76,6 +76,11 @@ class SqliteStore final : public Store {
   Status update_recording(const std::string& id, int64_t bytes, double duration,
                           std::optional<int64_t> ended_at) override;
   Result<bool> delete_recording(const std::string& id) override;
+  Status create_recording_share(const RecordingShareRecord& s) override;                          // sqlite_store_recordings.cpp
+  Result<std::optional<RecordingShareRecord>> recording_share_by_hash(const std::string& hash) override;
+  Result<std::optional<RecordingShareRecord>> recording_share_by_id(const std::string& id) override;
+  Result<std::vector<RecordingShareRecord>> list_recording_shares(const std::string& recording_id) override;
+  Status delete_recording_share(const std::string& id) override;
 
   // sqlite_store_gpus.cpp
   Result<bool> put_grant(const GrantRecord& g) override;

@@ -108,4 +108,49 @@ Result<bool> SqliteStore::delete_recording(const std::string& id) {
   return db_.changes() > 0;
 }
 
+namespace {
+
+constexpr const char* kRecordingShareCols = "id, recording_id, owner_id, created_at, expires_at, hash";
+RecordingShareRecord recording_share_from(const Stmt& s) {
+  return RecordingShareRecord{s.text(0), s.text(1), s.text(2), s.int64(3), s.int64(4), s.text(5)};
+}
+
+}  // namespace
+
+Status SqliteStore::create_recording_share(const RecordingShareRecord& r) {
+  auto s = db_.prepare(
+      "INSERT INTO recording_shares (id, recording_id, owner_id, created_at, expires_at, hash) VALUES (?, ?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  return s->bind(1, r.id).bind(2, r.recording_id).bind(3, r.owner_id).bind(4, r.created_at).bind(5, r.expires_at)
+      .bind(6, r.hash).run();
+}
+
+Result<std::optional<RecordingShareRecord>> SqliteStore::recording_share_by_hash(const std::string& hash) {
+  auto s = db_.prepare(std::string("SELECT ") + kRecordingShareCols + " FROM recording_shares WHERE hash = ?");
+  if (!s) return s.error();
+  s->bind(1, hash);
+  return one_row(*s, [](const Stmt& r) { return recording_share_from(r); });
+}
+
+Result<std::optional<RecordingShareRecord>> SqliteStore::recording_share_by_id(const std::string& id) {
+  auto s = db_.prepare(std::string("SELECT ") + kRecordingShareCols + " FROM recording_shares WHERE id = ?");
+  if (!s) return s.error();
+  s->bind(1, id);
+  return one_row(*s, [](const Stmt& r) { return recording_share_from(r); });
+}
+
+Result<std::vector<RecordingShareRecord>> SqliteStore::list_recording_shares(const std::string& recording_id) {
+  auto s = db_.prepare(std::string("SELECT ") + kRecordingShareCols +
+                       " FROM recording_shares WHERE recording_id = ? ORDER BY created_at, id");
+  if (!s) return s.error();
+  s->bind(1, recording_id);
+  return all_rows(*s, [](const Stmt& r) { return recording_share_from(r); });
+}
+
+Status SqliteStore::delete_recording_share(const std::string& id) {
+  auto s = db_.prepare("DELETE FROM recording_shares WHERE id = ?");
+  if (!s) return s.error();
+  return s->bind(1, id).run();
+}
+
 }  // namespace rx::hub

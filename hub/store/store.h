@@ -174,6 +174,16 @@ struct TerminalFilter {
   std::string owner_id;
 };
 
+// A link that lets whoever holds its code play one recording, without an account.
+struct RecordingShareRecord {
+  std::string id;  // "rsh_..."
+  std::string recording_id;
+  std::string owner_id;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+  std::string hash;  // of the code; the code itself is shown once
+};
+
 // list_recordings: empty strings and zeros match everything; newest first (started_at DESC, id DESC); paging by
 // `before` = the id of the last row of the previous page (rows strictly after it in that order).
 struct RecordingFilter {
@@ -270,6 +280,12 @@ class Store {
   virtual Status update_recording(const std::string& id, int64_t bytes, double duration,
                                   std::optional<int64_t> ended_at) = 0;
   virtual Result<bool> delete_recording(const std::string& id) = 0;  // false: no such recording
+  // Recording share links; deleting a recording deletes its links.
+  virtual Status create_recording_share(const RecordingShareRecord& s) = 0;
+  virtual Result<std::optional<RecordingShareRecord>> recording_share_by_hash(const std::string& hash) = 0;
+  virtual Result<std::optional<RecordingShareRecord>> recording_share_by_id(const std::string& id) = 0;
+  virtual Result<std::vector<RecordingShareRecord>> list_recording_shares(const std::string& recording_id) = 0;
+  virtual Status delete_recording_share(const std::string& id) = 0;
 
   // Machine grants. put_grant adds or replaces the subject's grant (true: it is new).
   virtual Result<bool> put_grant(const GrantRecord& g) = 0;

@@ -97,6 +97,11 @@ class AccessMatrix : public testing::Test {
     EXPECT_EQ(list["recordings"].size(), 1u) << list.dump();
     return list["recordings"].empty() ? "" : list["recordings"][0].value("id", "");
   }
+  static json recording_share_of_alice() {
+    auto r = http(hub->port(), "POST", "/api/v1/recordings/" + alice_recording + "/shares", tokens[kOwner], "{}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return body(r);
+  }
   // A recording of alice's whose terminal is gone (only such a one can be deleted).
   static std::string ended_recording_of_alice() {
     std::string terminal = terminal_of_alice();
@@ -275,6 +280,17 @@ class AccessMatrix : public testing::Test {
          [] { return std::make_pair("/api/v1/recordings/" + alice_recording, std::string()); }},
         {"DELETE", "/api/v1/recordings/{id}", false, false, {200, 404, 200, 403},
          [] { return std::make_pair("/api/v1/recordings/" + ended_recording_of_alice(), std::string()); }},
+        {"POST", "/api/v1/recordings/{id}/shares", false, false, {201, 404, 201, 403},
+         [] { return std::make_pair("/api/v1/recordings/" + alice_recording + "/shares", std::string("{}")); }},
+        {"GET", "/api/v1/recordings/{id}/shares", false, false, {200, 404, 200, 200},
+         [] { return std::make_pair("/api/v1/recordings/" + alice_recording + "/shares", std::string()); }},
+        {"DELETE", "/api/v1/recording-shares/{id}", false, false, {200, 404, 200, 403},
+         [] { return std::make_pair("/api/v1/recording-shares/" + recording_share_of_alice()["id"].get<std::string>(), std::string()); }},
+        // Public: the code is the credential (body here; the X-Rexec-Share header for the file).
+        {"POST", "/api/v1/recording-shares/lookup", false, true, {200, 200, 200, 200},
+         [] { return std::make_pair(std::string("/api/v1/recording-shares/lookup"), json{{"code", recording_share_of_alice()["code"]}}.dump()); }},
+        // Public, and without the header every caller gets the same 401: the header is the credential.
+        {"GET", "/api/v1/recording-shares/cast", false, true, {401, 401, 401, 401}, fixed("/api/v1/recording-shares/cast")},
         {"POST", "/api/v1/terminals/{id}/shares", false, false, {201, 404, 201, 403},
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/shares", std::string(R"({"mode":"view"})")); }},
         {"GET", "/api/v1/terminals/{id}/shares", false, false, {200, 404, 200, 200},
@@ -296,6 +312,9 @@ class AccessMatrix : public testing::Test {
         {"GET", "/login", false, true, {200, 200, 200, 200}, fixed("/login")},
         {"GET", "/t/{id}", false, true, {200, 200, 200, 200}, [] { return std::make_pair("/t/" + alice_terminal, std::string()); }},
         {"GET", "/s/{code}", false, true, {200, 200, 200, 200}, fixed("/s/rxs_anything")},
+        {"GET", "/recordings", false, true, {200, 200, 200, 200}, fixed("/recordings")},
+        {"GET", "/r/{id}", false, true, {200, 200, 200, 200}, fixed("/r/r_anything")},
+        {"GET", "/p/{code}", false, true, {200, 200, 200, 200}, fixed("/p/rxr_anything")},
         {"GET", "/assets/{file}", false, true, {200, 200, 200, 200}, fixed("/assets/app.js")},
         {"GET", "/embed.js", false, true, {200, 200, 200, 200}, fixed("/embed.js")},
         {"GET", "/favicon.svg", false, true, {200, 200, 200, 200}, fixed("/favicon.svg")},

@@ -246,6 +246,54 @@ TEST(Recording, AfterKill9TheFileIsValidToItsLastLineAndTheRecordingGoesOn) {
   EXPECT_EQ(recording_of(hub, id)["id"], rec["id"]) << "a second recording instead of the same one going on";
 }
 
+TEST(Recording, AShareLinkPlaysWithoutAnAccountUntilItIsDeleted) {
+  HubFixture hub;
+  AgentProcess agent(hub, "box");
+  ASSERT_TRUE(wait_online(hub, "box", 10s)) << agent.process().log();
+  std::string id = create(hub, {{"kind", "agent"}, {"agent", "box"}});
+  Viewer v;
+  ASSERT_TRUE(v.attach(hub, id));
+  v.type("echo shared-$((5*5))\r");
+  ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("shared-25"); }, 10s)) << v.output;
+  json rec = recording_of(hub, id);
+  ASSERT_TRUE(rec.is_object());
+  std::string rid = rec["id"];
+  expect_error(hub.api("POST", "/api/v1/recordings/" + rid + "/shares", R"({"expires_in": 10})"), 400, "bad_field");
+  auto made = hub.api("POST", "/api/v1/recordings/" + rid + "/shares", R"({"expires_in": 3600})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  json share = json::parse(made.body);
+  std::string code = share["code"];
+  EXPECT_TRUE(code.starts_with("rxr_")) << code;
+  EXPECT_EQ(code.size(), 36u);  // 192 bits
+  EXPECT_TRUE(share["url"].get<std::string>().ends_with("/p/" + code));
+  EXPECT_EQ(json::parse(hub.api("GET", "/api/v1/recordings/" + rid + "/shares").body)["shares"][0].count("code"), 0u)
+      << "a listed link shows its code again";
+
+  // No token: the code alone, in a body or a header, never in the URL.
+  auto looked = http(hub.port(), "POST", "/api/v1/recording-shares/lookup", "", json{{"code", code}}.dump());
+  ASSERT_EQ(looked.status, 200) << looked.body;
+  EXPECT_EQ(json::parse(looked.body)["recording"]["id"], rid);
+  EXPECT_EQ(json::parse(looked.body)["recording"].count("owner"), 0u);
+  auto cast = [&](const std::string& c) {
+    return http(hub.port(), "GET", "/api/v1/recording-shares/cast", "", "", {{"X-Rexec-Share", c}});
+  };
+  ASSERT_TRUE(eventually([&] { return parse_cast(cast(code).body).text.find("shared-25") != std::string::npos; }, 10s))
+      << cast(code).body;
+  expect_well_formed(parse_cast(cast(code).body));
+  expect_error(http(hub.port(), "GET", "/api/v1/recording-shares/cast"), 401, "unauthorized");
+  expect_error(cast("rxr_" + std::string(32, 'A')), 401, "unauthorized");
+  auto terminal_share = json::parse(hub.api("POST", "/api/v1/terminals/" + id + "/shares", "{}").body)["code"];
+  expect_error(cast(terminal_share), 401, "unauthorized");  // a terminal's link plays no recording
+  expect_error(http(hub.port(), "POST", "/api/v1/recording-shares/lookup", "", R"({"code": 5})"), 400, "bad_field");
+
+  // Deleted: refused at once.
+  ASSERT_EQ(hub.api("DELETE", "/api/v1/recording-shares/" + share["id"].get<std::string>()).status, 200);
+  expect_error(cast(code), 401, "unauthorized");
+  expect_error(http(hub.port(), "POST", "/api/v1/recording-shares/lookup", "", json{{"code", code}}.dump()), 401,
+               "unauthorized");
+  expect_error(hub.api("DELETE", "/api/v1/recording-shares/" + share["id"].get<std::string>()), 404, "not_found");
+}
+
 class RecordingContainers : public ContainerTest {};
 
 TEST_F(RecordingContainers, AContainerTerminalIsRecordedLikeAnAgentOne) {

@@ -78,7 +78,16 @@ TEST(WebFiles, TheHubServesThemWithTheirHeaders) {
   auto page = http(hub.port(), "GET", "/t/t_whatever");
   ASSERT_EQ(page.status, 200);
   EXPECT_NE(page.headers["content-security-policy"].find("default-src 'self'"), std::string::npos);
+  // Scripts from the hub only: WebAssembly may be compiled (the recording player), script text never evaluated.
+  EXPECT_NE(page.headers["content-security-policy"].find("script-src 'self' 'wasm-unsafe-eval';"), std::string::npos);
+  EXPECT_EQ(page.headers["content-security-policy"].find("'unsafe-eval'"), std::string::npos);
   EXPECT_EQ(page.headers["x-frame-options"], "DENY");
+  for (const char* path : {"/recordings", "/r/r_whatever", "/p/rxr_whatever"}) {
+    auto p = http(hub.port(), "GET", path);
+    EXPECT_EQ(p.status, 200) << path;
+    EXPECT_NE(p.headers["content-security-policy"].find("default-src 'self'"), std::string::npos) << path;
+  }
+  EXPECT_EQ(http(hub.port(), "GET", "/r/a/b").status, 404);
   auto gz = http(hub.port(), "GET", "/assets/app.js", "", "", {{"Accept-Encoding", "gzip, deflate"}});
   ASSERT_EQ(gz.status, 200);
   EXPECT_EQ(gz.headers["content-encoding"], "gzip");

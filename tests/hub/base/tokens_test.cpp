@@ -10,13 +10,14 @@ namespace {
 
 TEST(Tokens, HaveTheirKindsPrefixAnd192RandomBits) {
   for (auto kind : {TokenKind::kApi, TokenKind::kEnrollment, TokenKind::kAgentCredential, TokenKind::kShare,
-                    TokenKind::kSession}) {
+                    TokenKind::kSession, TokenKind::kRecordingShare}) {
     auto t = new_token(kind);
     EXPECT_EQ(t.substr(0, 4), token_prefix(kind));
     EXPECT_EQ(t.size(), 4u + 32u);  // 32 base64url chars = 192 bits
     EXPECT_TRUE(looks_like(kind, t));
   }
   EXPECT_FALSE(looks_like(TokenKind::kApi, new_token(TokenKind::kShare)));
+  EXPECT_FALSE(looks_like(TokenKind::kShare, new_token(TokenKind::kRecordingShare))) << "a recording's link is no terminal's";
   EXPECT_FALSE(looks_like(TokenKind::kApi, "rxk_short"));
   EXPECT_FALSE(looks_like(TokenKind::kApi, "rxk_" + std::string(31, 'a') + "!"));
 }

@@ -341,5 +341,38 @@ TEST_F(RecordingsStoreTest, LimitIsClampedToOneThroughAThousand) {
   EXPECT_EQ(count(RecordingFilter{}.limit), 100u);  // the default
 }
 
+TEST_F(RecordingsStoreTest, ShareLinksByHashAndIdGoWithTheirRecording) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  auto r = recording("t_1", "u_1", 1000), other = recording("t_2", "u_1", 1001);
+  ASSERT_TRUE(s->create_recording(r).ok());
+  ASSERT_TRUE(s->create_recording(other).ok());
+  RecordingShareRecord a{"rsh_a", r.id, "u_1", 1000, 5000, "hash-a"}, b{"rsh_b", r.id, "u_1", 1001, 6000, "hash-b"},
+      c{"rsh_c", other.id, "u_1", 1002, 7000, "hash-c"};
+  for (const auto& sh : {a, b, c}) ASSERT_TRUE(s->create_recording_share(sh).ok()) << sh.id;
+  EXPECT_FALSE(s->create_recording_share(RecordingShareRecord{"rsh_d", r.id, "u_1", 1, 2, "hash-a"}).ok())
+      << "two links with one hash";
+  RecordingShareRecord orphan{"rsh_e", "r_nope", "u_1", 1, 2, "hash-e"};
+  EXPECT_FALSE(s->create_recording_share(orphan).ok()) << "a link to no recording";
+  auto by_hash = s->recording_share_by_hash("hash-b");
+  ASSERT_TRUE(by_hash.ok() && by_hash->has_value());
+  EXPECT_EQ((*by_hash)->id, "rsh_b");
+  EXPECT_EQ((*by_hash)->recording_id, r.id);
+  EXPECT_EQ((*by_hash)->expires_at, 6000);
+  EXPECT_FALSE(s->recording_share_by_hash("hash-x")->has_value());
+  EXPECT_EQ((*s->recording_share_by_id("rsh_c"))->hash, "hash-c");
+  auto listed = s->list_recording_shares(r.id);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].id, "rsh_a");
+  EXPECT_EQ((*listed)[1].id, "rsh_b");
+  ASSERT_TRUE(s->delete_recording_share("rsh_a").ok());
+  EXPECT_FALSE(s->recording_share_by_id("rsh_a")->has_value());
+  // Deleting the recording deletes its links, and only its.
+  ASSERT_TRUE(*s->delete_recording(r.id));
+  EXPECT_FALSE(s->recording_share_by_id("rsh_b")->has_value());
+  EXPECT_TRUE(s->recording_share_by_id("rsh_c")->has_value());
+}
+
 }  // namespace
 }  // namespace rx::hub
