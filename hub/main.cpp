@@ -174,7 +174,9 @@ int serve(HubConfig config) {
     Relay relay(**store, &loop);
     relay.use(&store_thread);
     // Before load(): the terminals loaded go on recording.
-    Recordings recordings(**store, relay.writes(), {config.record, data_dir + "/recordings", {}});
+    Recordings recordings(**store, relay.writes(),
+                          {config.record, data_dir + "/recordings", {}, config.recordings_max_bytes,
+                           config.recordings_max_age_s});
     relay.set_live_listener([&recordings](Terminal& t, const TerminalRecord& r) { recordings.start(t, r); });
     if (auto s = relay.load(); !s) return log("error", "hub.load_failed", {{"reason", s.error().message}}), 1;
     std::error_code ec;

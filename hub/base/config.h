@@ -48,6 +48,9 @@ struct HubConfig {
   // Terminals are recorded (asciicast, DATA/recordings/) unless this is off or the terminal
   // was created with "record": false (hub/fanout/recordings.h).
   bool record = true;
+  // Retention, oldest recordings first, never one still being written (0: no limit).
+  int64_t recordings_max_bytes = int64_t(10) << 30;
+  int64_t recordings_max_age_s = 0;
 };
 
 // One setting: a config-file key and, with "--" before it, a flag of `rexec-hub serve`.

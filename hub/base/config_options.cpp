@@ -78,7 +78,7 @@ constexpr int64_t kDay = 24 * 3600;
 
 std::span<const ConfigOption> config_options() {
   using C = HubConfig;
-  static constexpr std::array<ConfigOption, 20> options{{
+  static constexpr std::array<ConfigOption, 22> options{{
       {"listen", "HOST:PORT", "REST, agents and viewers listen here ([::1]:8080 for IPv6)", listen, show<&C::listen>},
       {"data-dir", "DIR", "the SQLite store and admin.token (required)", text<&C::data_dir>, show<&C::data_dir>},
       {"tls-cert", "FILE", "PEM certificate chain: HTTPS/WSS only (with tls-key)", text<&C::tls_cert>,
@@ -114,6 +114,10 @@ std::span<const ConfigOption> config_options() {
       {"warm-pool", "IMAGE=N,...", "containers started ahead per image", text<&C::warm_pool>, show<&C::warm_pool>},
       {"record", "on|off", "record terminals as asciicast in DATA/recordings (per terminal: \"record\": false)",
        on_off<&C::record>, show<&C::record>},
+      {"recordings-max-bytes", "BYTES", "delete the oldest ended recordings past this total (0: no limit)",
+       integer<&C::recordings_max_bytes, 0, INT64_MAX>, show<&C::recordings_max_bytes>},
+      {"recordings-max-age", "SECONDS", "delete ended recordings older than this (0: keep them)",
+       integer<&C::recordings_max_age_s, 0, 100LL * 365 * kDay>, show<&C::recordings_max_age_s>},
   }};
   return options;
 }

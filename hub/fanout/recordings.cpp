@@ -1,6 +1,9 @@
 #include "hub/fanout/recordings.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <ctime>
 
@@ -76,6 +79,7 @@ const Recorder* Recordings::live(const std::string& recording_id) const {
 }
 
 void Recordings::sweep() {
+  bool ended = false;
   for (auto it = recorders_.begin(); it != recorders_.end();) {
     if (it->second->live()) {
       ++it;
@@ -84,7 +88,62 @@ void Recordings::sweep() {
     remember(*it->second, true);
     dropped_before_ += it->second->dropped_bytes();
     it = recorders_.erase(it);
+    ended = true;
   }
+  if ((options_.max_bytes > 0 || options_.max_age_s > 0) && (ended || ++sweeps_ % 60 == 0)) apply_retention(now());
+}
+
+size_t Recordings::apply_retention(int64_t at) {
+  std::vector<RetentionEntry> all;
+  RecordingFilter page;
+  page.limit = 1000;
+  for (;;) {
+    auto rows = store_.list_recordings(page);
+    if (!rows) {
+      log("warn", "recording.retention_failed", {{"reason", rows.error().message}});
+      return 0;
+    }
+    for (auto& r : *rows) {
+      bool live = this->live(r.id) != nullptr;
+      int64_t bytes = file_size(r.path);
+      all.push_back({std::move(r), bytes, live});
+    }
+    if (rows->size() < size_t(page.limit)) break;
+    page.before = all.back().record.id;
+  }
+  size_t deleted = 0;
+  for (const auto& id : retention_victims(std::move(all), options_.max_bytes, options_.max_age_s, at)) {
+    auto r = store_.recording_by_id(id);
+    if (!r || !*r) continue;
+    auto gone = store_.delete_recording(id);
+    if (!gone || !*gone) continue;  // the database is busy: the next round tries again
+    ::unlink((*r)->path.c_str());
+    ::unlink(((*r)->path + ".pos").c_str());
+    writes_.audit(audit_entry("hub", "recording.expire", id, "terminal=" + (*r)->terminal_id, ""));
+    ++deleted;
+  }
+  if (deleted > 0) log("info", "recording.retention", {{"deleted", std::to_string(deleted)}});
+  return deleted;
+}
+
+std::vector<std::string> retention_victims(std::vector<RetentionEntry> all, int64_t max_bytes, int64_t max_age_s,
+                                           int64_t now) {
+  std::sort(all.begin(), all.end(), [](const RetentionEntry& a, const RetentionEntry& b) {
+    return a.record.started_at != b.record.started_at ? a.record.started_at < b.record.started_at
+                                                      : a.record.id < b.record.id;
+  });
+  int64_t total = 0;
+  for (const auto& e : all) total += e.bytes;
+  std::vector<std::string> out;
+  for (const auto& e : all) {
+    if (e.live) continue;
+    bool too_old = max_age_s > 0 && e.record.started_at + max_age_s < now;
+    bool too_much = max_bytes > 0 && total > max_bytes;
+    if (!too_old && !too_much) continue;
+    out.push_back(e.record.id);
+    total -= e.bytes;
+  }
+  return out;
 }
 
 void Recordings::remember(const Recorder& r, bool ended) {

@@ -24,6 +24,8 @@ class Recordings {
     bool enabled = true;
     std::string dir;  // DATA/recordings
     RecordingWriter::Options writer{};
+    int64_t max_bytes = 0;  // retention (0: no limit), see retention_victims
+    int64_t max_age_s = 0;
   };
   Recordings(Store& store, WriteBehind& writes, Options options);
   ~Recordings();
@@ -34,9 +36,13 @@ class Recordings {
   void start(Terminal& terminal, const TerminalRecord& t);
   // The recorder of recording `id` while its terminal lives, else null.
   const Recorder* live(const std::string& recording_id) const;
-  // From the hub's housekeeping: recorders whose terminal is gone are forgotten and their rows
-  // get the file's final size and duration.
+  // From the hub's housekeeping (once a second): recorders whose terminal is gone are forgotten
+  // and their rows get the file's final size and duration; then, when one went or a minute
+  // passed, retention.
   void sweep();
+  // Deletes what retention_victims picks (rows, files, marks; audited as the hub's own
+  // `recording.expire`); how many.
+  size_t apply_retention(int64_t now);
   // Output bytes not recorded because the disk was too slow, over all recordings (a metric).
   uint64_t dropped_bytes() const { return dropped_before_ + live_dropped(); }
   const std::string& dir() const { return options_.dir; }
@@ -52,6 +58,19 @@ class Recordings {
   RecordingWriter writer_;
   std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // terminal id -> its recorder
   uint64_t dropped_before_ = 0;                                  // by recorders already forgotten
+  int sweeps_ = 0;
 };
+
+// A recording as retention sees it: its size on disk, and whether it is still being written.
+struct RetentionEntry {
+  RecordingRecord record;
+  int64_t bytes = 0;
+  bool live = false;
+};
+// The recordings to delete, oldest first: every ended one that started more than max_age_s ago,
+// then ended ones from the oldest while all of them together take more than max_bytes. A live
+// recording is never picked (it still counts toward the total). 0: that limit is off.
+std::vector<std::string> retention_victims(std::vector<RetentionEntry> all, int64_t max_bytes, int64_t max_age_s,
+                                           int64_t now);
 
 }  // namespace rx::hub

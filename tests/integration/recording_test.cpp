@@ -294,6 +294,28 @@ TEST(Recording, AShareLinkPlaysWithoutAnAccountUntilItIsDeleted) {
   expect_error(hub.api("DELETE", "/api/v1/recording-shares/" + share["id"].get<std::string>()), 404, "not_found");
 }
 
+TEST(Recording, RetentionDeletesTheOldestEndedOnesAndNeverALiveOne) {
+  // One byte in all: every ended recording is over it; a live one is kept whatever it takes.
+  auto flags = HubFixture::relaxed_limits();
+  flags.insert(flags.end(), {"--recordings-max-bytes", "1"});
+  HubFixture hub(flags);
+  AgentProcess agent(hub, "box");
+  ASSERT_TRUE(wait_online(hub, "box", 10s)) << agent.process().log();
+  std::string ended = create(hub, {{"kind", "agent"}, {"agent", "box"}});
+  std::string live = create(hub, {{"kind", "agent"}, {"agent", "box"}});
+  json gone = recording_of(hub, ended), kept = recording_of(hub, live);
+  ASSERT_TRUE(gone.is_object() && kept.is_object());
+  std::string gone_file = hub.data_dir() + "/data/recordings/" + gone["id"].get<std::string>() + ".cast";
+  ASSERT_TRUE(eventually([&] { return fs::exists(gone_file); }, 10s));
+  ASSERT_EQ(hub.api("DELETE", "/api/v1/terminals/" + ended).status, 200);
+  EXPECT_TRUE(eventually([&] { return hub.api("GET", "/api/v1/recordings/" + gone["id"].get<std::string>()).status == 404; }, 10s));
+  EXPECT_FALSE(fs::exists(gone_file));
+  EXPECT_EQ(hub.api("GET", "/api/v1/recordings/" + kept["id"].get<std::string>()).status, 200);
+  auto audit = json::parse(hub.api("GET", "/api/v1/audit?action=recording.expire").body);
+  ASSERT_EQ(audit["entries"].size(), 1u) << audit.dump();
+  EXPECT_EQ(audit["entries"][0]["target"], gone["id"]);
+}
+
 class RecordingContainers : public ContainerTest {};
 
 TEST_F(RecordingContainers, AContainerTerminalIsRecordedLikeAnAgentOne) {
