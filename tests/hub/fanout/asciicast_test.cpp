@@ -6,10 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "hub/base/json_text.h"
+#include "protocol/utf8.h"
 
 namespace rx::hub {
 namespace {
@@ -203,6 +208,36 @@ TEST(Asciicast, ResizeMarkerExit) {
   EXPECT_EQ(x.code, "x");
   EXPECT_EQ(x.data, "7");
   EXPECT_EQ(parse_event(AsciicastEncoder::exit(1, -1)).data, "-1");
+}
+
+TEST(Asciicast, AnyBytesGiveTheTextAndTheExactLineJsonTextWould) {
+  // The line's text is written by hand (fast); it must be what json_text writes for the cleaned
+  // bytes, byte for byte, whatever the bytes: random ones, weighted to the awkward values.
+  std::mt19937 rng(7);
+  const unsigned char awkward[] = {0x00, 0x1b, '\n', '\r', '\t', '"', '\\', 0x7f, 0x80, 0xbf, 0xc0, 0xc3, 0xa9,
+                                   0xe2, 0x82, 0xac, 0xed, 0xa0, 0xf0, 0x9f, 0x98, 0xf4, 0x90, 0xff, 'a'};
+  for (int round = 0; round < 3000; ++round) {
+    std::string bytes(rng() % 40, '\0');
+    for (auto& b : bytes) b = char(rng() % 3 ? awkward[rng() % sizeof awkward] : rng() % 256);
+    AsciicastEncoder e;
+    std::string line = e.output(1.0, bytes);
+    line += e.output_rest(1.0);  // after output(): it holds what output() carried
+    std::string expected;
+    std::string cleaned = protocol::clean_utf8(bytes);
+    if (!cleaned.empty()) expected = "[1.000000, \"o\", " + json_text(cleaned) + "]\n";
+    // The carry may split the text into two lines at the end; compare what they decode to.
+    std::string text;
+    std::istringstream in(line);
+    for (std::string l; std::getline(in, l);) {
+      auto j = nlohmann::json::parse(l, nullptr, false);
+      ASSERT_FALSE(j.is_discarded()) << l;
+      text += j[2].get<std::string>();
+    }
+    EXPECT_EQ(text, cleaned) << "round " << round;
+    if (line.find('\n') == line.size() - 1 && !line.empty()) {
+      EXPECT_EQ(line, expected) << "round " << round;  // one line: the very bytes json_text writes
+    }
+  }
 }
 
 }  // namespace
