@@ -9,6 +9,9 @@
 // only copies PTY bytes to a TCP socket): about the most any relay could reach. Not a test: no
 // assertions.
 //   relay-bench --ttyd PATH [--agent PATH] [--agent-b PATH] [--mb 100] [--echoes 1200] [--rounds 5]
+//               [--record on|off]
+// --record: the hub's `record` setting (default on, as the hub's): what recording every
+// terminal costs is the difference between a run with it and one without.
 // --agent-b adds a second agent build on the same hub, streamed in the same rounds: an A/B of
 // an agent change inside one run, where separate runs differ more than most changes do.
 #include <fcntl.h>
@@ -373,6 +376,7 @@ int main(int argc, char** argv) {
   long long mb = 100;
   int echoes = 1200;
   int rounds = 5;
+  std::string record = "on";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     if (f == "--ttyd") ttyd = argv[i + 1];
@@ -381,9 +385,11 @@ int main(int argc, char** argv) {
     else if (f == "--mb") mb = std::atoll(argv[i + 1]);
     else if (f == "--echoes") echoes = std::atoi(argv[i + 1]);
     else if (f == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
+    else if (f == "--record") record = argv[i + 1];
   }
   if (ttyd.empty()) {
-    std::fprintf(stderr, "usage: relay-bench --ttyd PATH [--agent PATH] [--agent-b PATH] [--mb N] [--echoes N] [--rounds N]\n");
+    std::fprintf(stderr, "usage: relay-bench --ttyd PATH [--agent PATH] [--agent-b PATH] [--mb N] [--echoes N] [--rounds N] "
+                         "[--record on|off]\n");
     return 2;
   }
   TempDir dir("rexec-bench");
@@ -405,7 +411,10 @@ int main(int argc, char** argv) {
   long long expected = st.st_size + lines;  // the tty turns each \n into \r\n
 
   // --- Rexec ---
-  HubFixture hub;
+  auto flags = HubFixture::relaxed_limits();
+  flags.insert(flags.end(), {"--record", record});
+  HubFixture hub(flags);
+  std::printf("hub: record = %s\n", record.c_str());
   auto agent = start_agent(hub, dir, agent_bin, "bench");
   if (!agent) return 1;
   std::this_thread::sleep_for(2s);
