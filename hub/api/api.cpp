@@ -144,6 +144,10 @@ void Api::describe_metrics() {
   metrics_.describe("rexec_terminals", T::kGauge, "Terminals by kind and state.");
   metrics_.describe("rexec_viewers", T::kGauge, "Open viewer sockets.");
   metrics_.describe("rexec_relayed_bytes_total", T::kCounter, "Bytes relayed: out = agent to hub, in = viewers to agents.");
+  metrics_.describe("rexec_recording_dropped_bytes_total", T::kCounter,
+                    "Terminal output not recorded because the recordings' disk was too slow.");
+  metrics_.describe("rexec_recording_write_failures_total", T::kCounter,
+                    "Times a recording's writes began to fail (a full or broken disk); the terminals go on.");
   metrics_.describe("rexec_frames_dropped_total", T::kCounter,
                     "Frames dropped: read-only or overflowing input, frames for unknown channels.");
 }

@@ -11,6 +11,7 @@
 
 #include "hub/api/api.h"
 #include "hub/api/json_fields.h"
+#include "hub/fanout/recordings.h"
 #include "hub/docker/agent_binary.h"
 
 namespace rx::hub {
@@ -95,6 +96,10 @@ Reply Api::get_metrics(const Principal&, Request&) {
   metrics_.set("rexec_relayed_bytes_total", {{"direction", "out"}}, double(c.output_bytes));
   metrics_.set("rexec_relayed_bytes_total", {{"direction", "in"}}, double(c.input_bytes));
   metrics_.set("rexec_frames_dropped_total", {}, double(c.frames_dropped));
+  if (recordings_) {
+    metrics_.set("rexec_recording_dropped_bytes_total", {}, double(recordings_->dropped_bytes()));
+    metrics_.set("rexec_recording_write_failures_total", {}, double(recordings_->write_failures()));
+  }
   metrics_.clear("rexec_terminals");
   if (auto all = store_.list_terminals(TerminalFilter{})) {
     std::map<std::pair<std::string, std::string>, int> counts;

@@ -53,6 +53,10 @@ class Recorder final : public OutputSink {
   double duration() const { return last_t_; }       // the time of the last line
   uint64_t dropped_bytes() const { return dropped_; }  // output lost to a slow or full disk
   uint64_t recorded_offset() const { return recorded_offset_; }  // output taken up to here
+  // Why the writer's last write of this recording failed ("No space left on device"; "": fine).
+  std::string write_error() const { return handle_ ? writer_.error(handle_) : std::string(); }
+  // A marker line now (the hub's own words about the recording).
+  void mark(const std::string& text) { put(AsciicastEncoder::marker(now(), text), 0); }
 
  private:
   double now();

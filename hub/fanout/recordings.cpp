@@ -82,15 +82,33 @@ void Recordings::sweep() {
   bool ended = false;
   for (auto it = recorders_.begin(); it != recorders_.end();) {
     if (it->second->live()) {
+      watch_writes(it->first, *it->second);
       ++it;
       continue;
     }
+    failing_.erase(it->first);
     remember(*it->second, true);
     dropped_before_ += it->second->dropped_bytes();
     it = recorders_.erase(it);
     ended = true;
   }
   if ((options_.max_bytes > 0 || options_.max_age_s > 0) && (ended || ++sweeps_ % 60 == 0)) apply_retention(now());
+}
+
+void Recordings::watch_writes(const std::string& terminal, Recorder& r) {
+  // The terminal goes on whatever the disk does; the recording says what it lost, once the disk
+  // takes lines again.
+  std::string error = r.write_error();
+  auto it = failing_.find(terminal);
+  if (!error.empty() && it == failing_.end()) {
+    failing_[terminal] = error;
+    ++write_failures_;
+    log("warn", "recording.write_failed", {{"terminal", terminal}, {"recording", r.id()}, {"reason", error}});
+  } else if (error.empty() && it != failing_.end()) {
+    r.mark("rexec: output while the disk refused writes (" + it->second + ") is not in this recording");
+    log("info", "recording.write_recovered", {{"terminal", terminal}, {"recording", r.id()}});
+    failing_.erase(it);
+  }
 }
 
 size_t Recordings::apply_retention(int64_t at) {

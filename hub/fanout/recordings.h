@@ -45,11 +45,14 @@ class Recordings {
   size_t apply_retention(int64_t now);
   // Output bytes not recorded because the disk was too slow, over all recordings (a metric).
   uint64_t dropped_bytes() const { return dropped_before_ + live_dropped(); }
+  // Times a recording's writes began to fail (a full or broken disk), over all recordings.
+  uint64_t write_failures() const { return write_failures_; }
   const std::string& dir() const { return options_.dir; }
   RecordingWriter& writer() { return writer_; }
 
  private:
   void remember(const Recorder& r, bool ended);
+  void watch_writes(const std::string& terminal, Recorder& r);
   uint64_t live_dropped() const;
 
   Store& store_;
@@ -59,6 +62,8 @@ class Recordings {
   std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // terminal id -> its recorder
   uint64_t dropped_before_ = 0;                                  // by recorders already forgotten
   int sweeps_ = 0;
+  std::map<std::string, std::string> failing_;  // terminal id -> why its recording's writes fail
+  uint64_t write_failures_ = 0;
 };
 
 // A recording as retention sees it: its size on disk, and whether it is still being written.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -99,6 +100,48 @@ TEST(Finding12DiskFull, WritesAre503WithRetryAfterAndHealthzSaysSo) {
   EXPECT_EQ(hub.api("POST", "/api/v1/tokens", R"({"name": "after"})").status, 201);
   live.expect_alive();
   hub.kill9();
+}
+
+// Issue 18: the recordings' disk fills up. The terminal goes on echoing, the hub says so (log
+// line, metric), and once space is back the recording takes lines again, with a marker saying
+// output is missing.
+TEST(RecordingDiskFull, TheTerminalGoesOnAndTheRecordingSaysWhatItLost) {
+  TmpfsMount mount;
+  HubFixture hub(HubFixture::relaxed_limits(),
+                 [&](const std::string& data_dir) { mount.mount(data_dir + "/recordings", "1m"); });
+  ASSERT_TRUE(mount.mounted()) << "cannot mount a tmpfs (this test runs as root): " << mount.error();
+  LiveTerminal live(hub);
+  auto list = json::parse(hub.api("GET", "/api/v1/recordings?terminal=" + live.id()).body);
+  ASSERT_EQ(list["recordings"].size(), 1u) << list.dump();
+  std::string rid = list["recordings"][0]["id"];
+  std::string filler = hub.data_dir() + "/data/recordings/filler";
+  ASSERT_GT(fill(filler), 0);
+  Viewer v;
+  ASSERT_TRUE(v.attach(hub, live.id()));
+  // Output on a full disk: every line the writer tries fails.
+  v.type("for i in $(seq 1 200); do echo full-disk-line-$i; done\r");
+  ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("full-disk-line-200"); }, 15s)) << v.output;
+  ASSERT_TRUE(hub.process().wait_for_log("recording.write_failed", 10s)) << hub.log();
+  auto metric = [&] {
+    auto m = hub.api("GET", "/metrics").body;
+    auto at = m.find("\nrexec_recording_write_failures_total ");
+    return at == std::string::npos ? -1.0 : std::stod(m.substr(at + 38));
+  };
+  EXPECT_EQ(metric(), 1.0);
+  live.expect_alive();  // keystrokes echo while the recording cannot write
+  // Space again: the next lines land, after a marker that says output is missing.
+  ASSERT_EQ(::unlink(filler.c_str()), 0);
+  v.type("echo space-$((7*6))\r");
+  ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("space-42"); }, 10s)) << v.output;
+  std::string cast;
+  ASSERT_TRUE(eventually([&] {
+    cast = hub.api("GET", "/api/v1/recordings/" + rid + ".cast").body;
+    return cast.find("space-42") != std::string::npos && cast.find("is not in this recording") != std::string::npos;
+  }, 15s)) << cast.substr(cast.size() > 2000 ? cast.size() - 2000 : 0);
+  std::istringstream in(cast);
+  for (std::string line; std::getline(in, line);)
+    EXPECT_FALSE(json::parse(line, nullptr, false).is_discarded()) << "a torn line: " << line;
+  EXPECT_EQ(cast.find("full-disk-line-200\\r\\n"), std::string::npos) << "output written while the disk was full?";
 }
 
 }  // namespace
