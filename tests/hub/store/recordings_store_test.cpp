@@ -7,25 +7,15 @@
 
 #include "hub/base/tokens.h"
 #include "hub/store/sqlite_store.h"
+#include "tests/hub/store/store_dir.h"
 
 namespace rx::hub {
 namespace {
 
 namespace fs = std::filesystem;
 
-class RecordingsStoreTest : public testing::Test {
+class RecordingsStoreTest : public StoreDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("rexec-recordings-" + new_id(""));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path() const { return (dir_ / "hub.db").string(); }
-  std::unique_ptr<SqliteStore> open(int up_to = -1) {
-    auto s = SqliteStore::open(path(), up_to);
-    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
-    return s.ok() ? std::move(s).value() : nullptr;
-  }
   // A terminal of a new user's new machine (terminals need both: foreign keys).
   static TerminalRecord terminal(SqliteStore& s, const std::string& user) {
     auto u = s.create_user(user, false);
@@ -58,7 +48,6 @@ class RecordingsStoreTest : public testing::Test {
     for (const auto& r : rows) out.push_back(r.id);
     return out;
   }
-  fs::path dir_;
 };
 
 TEST_F(RecordingsStoreTest, UpgradesAVersion8StoreKeepingItsTerminals) {

@@ -12,27 +12,14 @@
 #include <thread>
 
 #include "hub/base/tokens.h"
+#include "tests/hub/store/store_dir.h"
 
 namespace rx::hub {
 namespace {
 
 namespace fs = std::filesystem;
 
-class SqliteStoreTest : public testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("rexec-store-" + new_id(""));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path() const { return (dir_ / "hub.db").string(); }
-  std::unique_ptr<SqliteStore> open() {
-    auto s = SqliteStore::open(path());
-    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
-    return s.ok() ? std::move(s).value() : nullptr;
-  }
-  fs::path dir_;
-};
+class SqliteStoreTest : public StoreDirTest {};
 
 TEST_F(SqliteStoreTest, MigratesAFreshFileAndReopens) {
   auto s = open();
