@@ -26,18 +26,35 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
     throw new ApiError("The hub cannot be reached", 0, "network");
   }
   const text = await res.text();
-  let data: any = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      // A proxy's HTML error page, say: fall through to the status text.
-    }
-  }
-  if (!res.ok) {
-    throw new ApiError(data?.error || `${res.status} ${res.statusText}`, res.status, data?.code || "http_" + res.status);
-  }
+  const data = parseJson(text);
+  if (!res.ok) throw refusal(res, data);
   return data as T;
+}
+
+function parseJson(text: string): any {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null; // a proxy's HTML error page, say: the status text says it then
+  }
+}
+
+function refusal(res: Response, data: any): ApiError {
+  return new ApiError(data?.error || `${res.status} ${res.statusText}`, res.status, data?.code || "http_" + res.status);
+}
+
+// A file from the hub, whole, as text (a recording's .cast); a refusal is an ApiError as with api().
+export async function fetchText(url: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url, { credentials: "same-origin" });
+  } catch {
+    throw new ApiError("The hub cannot be reached", 0, "network");
+  }
+  const text = await res.text();
+  if (!res.ok) throw refusal(res, parseJson(text));
+  return text;
 }
 
 // For a refused socket: a 4xx (other than a rate limit) will not change by retrying, so its
@@ -98,6 +115,27 @@ export interface Terminal {
   viewers: number;
   output_offset: number;
   gpus?: number[]; // the GPUs leased for it
+}
+
+// A terminal's recording (asciicast v2 on the hub). `duration` in seconds; `live`: still written.
+export interface Recording {
+  id: string;
+  terminal: string;
+  kind: "agent" | "container";
+  owner: string;
+  agent?: string;
+  name: string;
+  started_at: number;
+  ended_at: number | null;
+  bytes: number;
+  duration: number;
+  live: boolean;
+  cast: string; // the file's path on the hub: /api/v1/recordings/{id}.cast
+}
+
+export interface RecordingPage {
+  recordings: Recording[];
+  next_before: string | null;
 }
 
 // Who holds a GPU now (a lease: the terminal it was made for, since when).

@@ -76,6 +76,7 @@ export function dashboardPage(root: HTMLElement, app: App): Page {
       h("span", { class: "spacer" }),
       h("button", { type: "button", class: "primary", text: "New terminal", "data-testid": "create-terminal", onclick: app.newTerminal }),
       h("button", { type: "button", text: "Add machine", "data-testid": "add-machine", onclick: addMachineDialog }),
+      h("a", { class: "button ghost", href: "/recordings", "data-testid": "recordings-link", text: "Recordings" }),
       h("button", { type: "button", class: "ghost kbd", title: "Command palette (Ctrl-K)", "aria-label": "Command palette", text: "Ctrl K", onclick: app.palette }),
       h("span", { class: "user", text: app.session.user.name }),
       h("button", { type: "button", class: "ghost", text: "Sign out", "data-testid": "sign-out", onclick: app.signOut }),

@@ -58,3 +58,15 @@ export function bytes(n: number | undefined): string {
   }
   return `${n < 10 && i > 0 ? n.toFixed(1) : Math.round(n)} ${units[i]}`;
 }
+
+// A length of time as a clock shows it: 0:07, 12:03, 1:02:03.
+export function clock(seconds: number | undefined): string {
+  const s = Math.max(0, Math.floor(seconds ?? 0));
+  const two = (n: number) => String(n).padStart(2, "0");
+  const hours = Math.floor(s / 3600);
+  return hours ? `${hours}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}` : `${Math.floor(s / 60)}:${two(s % 60)}`;
+}
+
+export function localTime(unixSeconds: number): string {
+  return new Date(unixSeconds * 1000).toLocaleString();
+}

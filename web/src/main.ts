@@ -1,5 +1,5 @@
-// The dashboard's entry: the hub answers /, /login, /t/{id} and /s/{code} with the same page, and
-// this picks what to show. Links inside the app navigate without reloading.
+// The dashboard's entry: the hub answers /, /login, /t/{id}, /s/{code}, /recordings and /r/{id}
+// with the same page, and this picks what to show. Links inside the app navigate without reloading.
 
 import "./styles.css";
 import { api, ApiError, Session, Terminal } from "./api";
@@ -7,6 +7,8 @@ import { dashboardPage } from "./dashboard";
 import { addMachineDialog, createTerminalDialog } from "./dialogs";
 import { loginPage } from "./login";
 import { openPalette, PaletteItem } from "./palette";
+import { playerPage } from "./player_page";
+import { recordingsPage } from "./recordings_page";
 import { sharePage } from "./share_page";
 import { terminalPage } from "./terminal_page";
 import { toastError } from "./toast";
@@ -38,8 +40,9 @@ const app: App = {
   get session() {
     return session!;
   },
+  // path: with its query, if any (/recordings?terminal=t_…).
   navigate(path) {
-    if (path !== location.pathname) history.pushState(null, "", path);
+    if (path !== location.pathname + location.search) history.pushState(null, "", path);
     void route();
   },
   signOut() {
@@ -92,8 +95,12 @@ async function route(): Promise<void> {
     return;
   }
   if (path === "/login") history.replaceState(null, "", "/");
-  const term = /^\/t\/([^/]+)$/.exec(location.pathname);
-  page = term ? terminalPage(root, decodeURIComponent(term[1])) : dashboardPage(root, app);
+  const term = /^\/t\/([^/]+)$/.exec(path);
+  const recording = /^\/r\/([^/]+)$/.exec(path);
+  if (term) page = terminalPage(root, decodeURIComponent(term[1]));
+  else if (recording) page = playerPage(root, decodeURIComponent(recording[1]));
+  else if (path === "/recordings") page = recordingsPage(root, app, new URLSearchParams(location.search));
+  else page = dashboardPage(root, app);
 }
 
 async function showPalette(): Promise<void> {
@@ -108,6 +115,7 @@ async function showPalette(): Promise<void> {
     { label: "New terminal", run: app.newTerminal },
     { label: "Add machine", run: addMachineDialog },
     { label: "Dashboard", run: () => app.navigate("/") },
+    { label: "Recordings", run: () => app.navigate("/recordings") },
     { label: "Sign out", run: app.signOut },
   ];
   openPalette(items);
@@ -131,7 +139,7 @@ document.addEventListener("click", (e) => {
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   if (a.target || a.origin !== location.origin || a.hasAttribute("download")) return;
   e.preventDefault();
-  app.navigate(a.pathname);
+  app.navigate(a.pathname + a.search);
 });
 
 window.addEventListener("popstate", () => void route());

@@ -37,6 +37,7 @@ export function terminalPage(root: HTMLElement, id: string): Page {
         badge,
         viewers,
         h("span", { class: "spacer" }),
+        h("a", { class: "bar-link", href: `/recordings?terminal=${encodeURIComponent(id)}`, title: "This terminal's recordings", "data-testid": "recordings-link", text: "Recordings" }),
         smaller,
         size,
         larger,
