@@ -55,6 +55,7 @@ class Recorder final : public OutputSink {
   uint64_t recorded_offset() const { return recorded_offset_; }  // output taken up to here
   // Why the writer's last write of this recording failed ("No space left on device"; "": fine).
   std::string write_error() const { return handle_ ? writer_.error(handle_) : std::string(); }
+  uint64_t write_failures() const { return handle_ ? writer_.failures(handle_) : 0; }
   // A marker line now (the hub's own words about the recording).
   void mark(const std::string& text) { put(AsciicastEncoder::marker(now(), text), 0); }
 

@@ -99,9 +99,12 @@ RecordingWriter::~RecordingWriter() {
 }
 
 void RecordingWriter::post(Job job) {
+  // The writer waits only on an empty queue: a job behind others needs no wake-up (one per
+  // output chunk would cost a thread switch each, a terminal's output being thousands of chunks).
+  bool was_empty = jobs_.empty();
   jobs_.push_back(std::move(job));
   ++posted_;
-  wake_.notify_one();
+  if (was_empty) wake_.notify_one();
 }
 
 uint64_t RecordingWriter::open(std::string path, std::string header) {
@@ -154,6 +157,12 @@ uint64_t RecordingWriter::written(uint64_t h) const {
   return it == facts_.end() ? 0 : it->second.written;
 }
 
+uint64_t RecordingWriter::failures(uint64_t h) const {
+  std::lock_guard lock(mutex_);
+  auto it = facts_.find(h);
+  return it == facts_.end() ? 0 : it->second.failures;
+}
+
 std::string RecordingWriter::error(uint64_t h) const {
   std::lock_guard lock(mutex_);
   auto it = facts_.find(h);
@@ -188,6 +197,7 @@ void RecordingWriter::run() {
       it->second.written += out.written;
       if (out.error) {
         it->second.error = std::move(*out.error);
+        ++it->second.failures;
       } else {
         it->second.error.clear();
       }

@@ -66,6 +66,9 @@ class RecordingWriter {
   // space may come back, and a line that failed is dropped whole.
   uint64_t written(uint64_t h) const;
   std::string error(uint64_t h) const;
+  // Writes (or opens) of h that failed so far: a count, so a failure between two looks at error()
+  // (a small line that fits after a big one that did not) is not missed.
+  uint64_t failures(uint64_t h) const;
   // Bytes of lines queued or being written.
   size_t queued_bytes() const;
 
@@ -95,6 +98,7 @@ class RecordingWriter {
   struct Facts {
     uint64_t written = 0;
     std::string error;
+    uint64_t failures = 0;
     bool closing = false;  // close() was called: appends are refused
   };
   // A handle's file, touched by the writer thread only.

@@ -86,7 +86,7 @@ void Recordings::sweep() {
       ++it;
       continue;
     }
-    failing_.erase(it->first);
+    writes_seen_.erase(it->first);
     remember(*it->second, true);
     dropped_before_ += it->second->dropped_bytes();
     it = recorders_.erase(it);
@@ -98,16 +98,21 @@ void Recordings::sweep() {
 void Recordings::watch_writes(const std::string& terminal, Recorder& r) {
   // The terminal goes on whatever the disk does; the recording says what it lost, once the disk
   // takes lines again.
-  std::string error = r.write_error();
-  auto it = failing_.find(terminal);
-  if (!error.empty() && it == failing_.end()) {
-    failing_[terminal] = error;
+  Writes& w = writes_seen_[terminal];
+  uint64_t failures = r.write_failures();
+  if (failures > w.seen) {
+    w.seen = failures;
+    if (w.failing) return;
+    w.failing = true;
+    w.why = r.write_error();
+    if (w.why.empty()) w.why = "a write failed";
     ++write_failures_;
-    log("warn", "recording.write_failed", {{"terminal", terminal}, {"recording", r.id()}, {"reason", error}});
-  } else if (error.empty() && it != failing_.end()) {
-    r.mark("rexec: output while the disk refused writes (" + it->second + ") is not in this recording");
+    log("warn", "recording.write_failed", {{"terminal", terminal}, {"recording", r.id()}, {"reason", w.why}});
+  } else if (w.failing && r.write_error().empty()) {
+    // No new failure since the last look, and the last write went in: the disk takes lines again.
+    w.failing = false;
+    r.mark("rexec: output while the disk refused writes (" + w.why + ") is not in this recording");
     log("info", "recording.write_recovered", {{"terminal", terminal}, {"recording", r.id()}});
-    failing_.erase(it);
   }
 }
 

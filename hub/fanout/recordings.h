@@ -62,7 +62,13 @@ class Recordings {
   std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // terminal id -> its recorder
   uint64_t dropped_before_ = 0;                                  // by recorders already forgotten
   int sweeps_ = 0;
-  std::map<std::string, std::string> failing_;  // terminal id -> why its recording's writes fail
+  // What the housekeeping knows of a live recording's writes.
+  struct Writes {
+    uint64_t seen = 0;     // the writer's failure count when last looked at
+    bool failing = false;  // told as failing, not yet as recovered
+    std::string why;       // the reason it was told
+  };
+  std::map<std::string, Writes> writes_seen_;  // terminal id -> its recording's writes
   uint64_t write_failures_ = 0;
 };
 
