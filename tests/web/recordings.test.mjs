@@ -229,6 +229,48 @@ describe("recordings", { skip: skipReason({ docker: false }) }, () => {
     });
   });
 
+  test("a recording share link plays for someone with no account, and not once it is deleted", async () => {
+    await fx.run(async (s) => {
+      const t = await fx.createTerminal({ kind: "agent", agent: "e2e-box", name: "shared-shell" });
+      const owner = await s.page(await s.signedInContext(), "owner");
+      await owner.goto(`${fx.url}/t/${t.id}`);
+      await waitForShell(owner);
+      await typeLine(owner, "echo SHARED-$((8*8))");
+      await waitForLine(owner, "SHARED-64");
+      const rec = await waitFor(
+        async () => {
+          const r = (await fx.api("GET", `/api/v1/recordings?terminal=${t.id}`)).body?.recordings?.[0];
+          if (!r) return null;
+          const cast = await fx.api("GET", `/api/v1/recordings/${r.id}.cast`);
+          return cast.raw.toString("utf8").includes("SHARED-64") && r;
+        },
+        { timeout: 15000, what: "the recording to hold SHARED-64" },
+      );
+      const share = await fx.api("POST", `/api/v1/recordings/${rec.id}/shares`, {});
+      assert.equal(share.status, 201);
+      assert.ok(share.body.url.endsWith(`/p/${share.body.code}`), share.body.url);
+
+      // A fresh context: no cookie, no token; the page plays what the code grants.
+      const stranger = await s.page(undefined, "stranger");
+      await open(stranger, `${fx.url}/p/${share.body.code}`);
+      await waitForScreen(stranger, (lines) => lines.some((l) => l.includes("SHARED-64")), "the shared recording to play");
+      assert.equal(new URL(stranger.url()).pathname, `/p/${share.body.code}`, "sent to sign in instead");
+      assert.equal(await stranger.getByTestId("back").isHidden(), true);
+      const href = await stranger.getByTestId("download").getAttribute("href");
+      assert.ok(href.startsWith("blob:"), href);
+
+      // Deleted: the same link is refused, and the page says so.
+      assert.equal((await fx.api("DELETE", `/api/v1/recording-shares/${share.body.id}`)).status, 200);
+      s.allowErrors(/Failed to load resource: the server responded with a status of 401/);
+      const again = await s.page(undefined, "stranger again");
+      await open(again, `${fx.url}/p/${share.body.code}`);
+      const error = again.getByTestId("player-error");
+      await error.waitFor();
+      assert.match(await error.textContent(), /share link is not valid/);
+      assert.equal((await fx.api("DELETE", `/api/v1/terminals/${t.id}`)).status, 200);
+    });
+  });
+
   test("an unknown recording says so", async () => {
     await fx.run(async (s) => {
       s.allowErrors(/Failed to load resource: the server responded with a status of 404/);

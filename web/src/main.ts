@@ -1,4 +1,4 @@
-// The dashboard's entry: the hub answers /, /login, /t/{id}, /s/{code}, /recordings and /r/{id}
+// The dashboard's entry: the hub answers /, /login, /t/{id}, /s/{code}, /recordings, /r/{id} and /p/{code}
 // with the same page, and this picks what to show. Links inside the app navigate without reloading.
 
 import "./styles.css";
@@ -74,6 +74,12 @@ async function route(): Promise<void> {
     page = sharePage(root, decodeURIComponent(share[1]));
     return;
   }
+  // A recording share link: played for anyone holding it, signed in or not.
+  const shared = /^\/p\/([^/]+)$/.exec(path);
+  if (shared) {
+    page = playerPage(root, { code: decodeURIComponent(shared[1]) });
+    return;
+  }
   if (!session && !asked) {
     try {
       // Signed out is a 200 with user null (not an error in the console).
@@ -98,7 +104,7 @@ async function route(): Promise<void> {
   const term = /^\/t\/([^/]+)$/.exec(path);
   const recording = /^\/r\/([^/]+)$/.exec(path);
   if (term) page = terminalPage(root, decodeURIComponent(term[1]));
-  else if (recording) page = playerPage(root, decodeURIComponent(recording[1]));
+  else if (recording) page = playerPage(root, { id: decodeURIComponent(recording[1]) });
   else if (path === "/recordings") page = recordingsPage(root, app, new URLSearchParams(location.search));
   else page = dashboardPage(root, app);
 }
@@ -125,7 +131,7 @@ async function showPalette(): Promise<void> {
 window.addEventListener(
   "keydown",
   (e) => {
-    if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === "k" && session && !location.pathname.startsWith("/s/")) {
+    if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === "k" && session && !location.pathname.startsWith("/s/") && !location.pathname.startsWith("/p/")) {
       e.preventDefault();
       e.stopPropagation();
       if (!document.querySelector("dialog[open]")) app.palette();

@@ -1,4 +1,4 @@
-// /r/{id}: one recording played back by asciinema-player (the asciicast reference player): its own
+// /r/{id} (yours) and /p/{code} (a recording share link, no account needed): one recording played back by asciinema-player (the asciicast reference player): its own
 // controls (play/pause, seek bar, time, fullscreen, keys), a speed picker, and Download .cast.
 //
 // The player cannot play a .cast file while it is still arriving: its "recording" driver takes the
@@ -22,7 +22,31 @@ declare global {
   }
 }
 
-export function playerPage(root: HTMLElement, id: string): Page {
+// What to play: one of your recordings, or the one a share code names (looked up and fetched
+// with the code in a body and a header, never in a URL the hub would log).
+export type PlayerSource = { id: string } | { code: string };
+
+async function shareCast(code: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch("/api/v1/recording-shares/cast", { headers: { "X-Rexec-Share": code }, credentials: "omit" });
+  } catch {
+    throw new ApiError("The hub cannot be reached", 0, "network");
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let message = "This share link is not valid (it may have expired or been deleted)";
+    try {
+      message = JSON.parse(text).error || message;
+    } catch {}
+    throw new ApiError(message, res.status, "share");
+  }
+  return text;
+}
+
+export function playerPage(root: HTMLElement, source: PlayerSource): Page {
+  const shared = "code" in source;
+  const id = "id" in source ? source.id : "";
   const back = h("a", { class: "back", href: "/recordings", "data-testid": "back" }, "← ", h("span", { class: "wide-only", text: "Recordings" }));
   const name = h("strong", { class: "term-name", text: id });
   const kind = h("span", { class: "badge wide-only", hidden: true });
@@ -105,8 +129,11 @@ export function playerPage(root: HTMLElement, id: string): Page {
     })().catch(() => {}); // a failure is the player's "error" event, shown by fail()
   };
 
+  if (shared) back.hidden = true;  // someone without an account has no list to go back to
   (async () => {
-    const rec = await api<Recording>("GET", `/recordings/${encodeURIComponent(id)}`);
+    const rec = shared
+      ? (await api<{ recording: Recording }>("POST", "/recording-shares/lookup", { code: source.code }, { plain: true })).recording
+      : await api<Recording>("GET", `/recordings/${encodeURIComponent(id)}`);
     if (disposed) return;
     name.textContent = rec.name || rec.terminal;
     document.title = `${rec.name || rec.terminal} (recording) · Rexec`;
@@ -117,16 +144,26 @@ export function playerPage(root: HTMLElement, id: string): Page {
     live.hidden = !rec.live;
     when.textContent = `${localTime(rec.started_at)} · ${clock(rec.duration)} · ${bytes(rec.bytes)}`;
     when.title = `started ${ago(rec.started_at)}`;
-    download.setAttribute("href", castUrl(rec));
     download.setAttribute("download", castFileName(rec));
-    download.hidden = false;
+    if (!shared) {
+      download.setAttribute("href", castUrl(rec));
+      download.hidden = false;
+    }
 
     const loading = h("p", { class: "muted loading player-loading", text: `Loading the recording (${bytes(rec.bytes)})…` });
     main.append(loading);
     // The player (and the WebAssembly terminal inside it) is started only on this page.
-    const [cast, { create }] = await Promise.all([fetchText(castUrl(rec)), import("asciinema-player")]);
+    const [cast, { create }] = await Promise.all([
+      shared ? shareCast(source.code) : fetchText(castUrl(rec)),
+      import("asciinema-player"),
+    ]);
     if (disposed) return;
     loading.remove();
+    if (shared) {
+      // The file is here already: downloading it asks the hub for nothing more.
+      download.setAttribute("href", URL.createObjectURL(new Blob([cast], { type: "application/x-asciicast" })));
+      download.hidden = false;
+    }
     mount(create, cast, 1, 0, true);
     speed.onchange = () => {
       if (!player) return;
@@ -135,7 +172,9 @@ export function playerPage(root: HTMLElement, id: string): Page {
       mount(create, cast, Number(speed.value), ended ? 0 : at, playing);
     };
   })().catch((err) => {
-    if (!disposed) fail(err instanceof ApiError && err.status === 404 ? "No such recording" : "This recording cannot be played", err);
+    if (disposed) return;
+    if (shared && err instanceof ApiError && err.status === 401) fail("This share link is not valid", err);
+    else fail(err instanceof ApiError && err.status === 404 ? "No such recording" : "This recording cannot be played", err);
   });
 
   return {
