@@ -241,6 +241,8 @@ describe("gpu sharing", { skip: skipReason({ docker: false }) }, () => {
       const page = await s.page(await s.signedInContext(undefined, bob.token), "bob's dashboard");
       await page.goto(fx.url + "/");
       await page.locator(`${machine(fx.agentId)} [data-testid=gpu-chip]`).first().waitFor();
+      // Bob's access comes from a REST call after the feed shows the machine: wait for it, not for the chips.
+      await page.locator(`${machine(fx.agentId)}[data-access]`).waitFor();
       assert.equal(await page.locator(machine(fx.agentId)).getAttribute("data-access"), "use");
       assert.equal(await page.locator(`${machine(fx.agentId)} [data-testid=machine-access]`).isHidden(), true);
       await page.locator(`${machine(fx.agentId)} [data-testid=machine-reservations]`).click();
