@@ -64,8 +64,11 @@ bool Connection::ws_send(std::vector<uint8_t>& frame, bool text) {
   uint8_t header[ws::kMaxHeader];
   size_t h = ws_frame_header(header, text ? ws::kText : ws::kBinary, len);
   std::memcpy(frame.data() + kFrameHeadroom - h, header, h);
-  send_plain(std::move(frame), kFrameHeadroom - h);
+  // Taken (and `frame` left empty) before sending: a send that fails closes the connection and
+  // destroys its session, which may own `frame` (a queued message): nothing may touch it after.
+  std::vector<uint8_t> wire = std::move(frame);
   frame.clear();
+  send_plain(std::move(wire), kFrameHeadroom - h);
   return !closed_;
 }
 
