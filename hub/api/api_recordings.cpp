@@ -15,11 +15,6 @@
 namespace rx::hub {
 namespace {
 
-int64_t file_size(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? int64_t(st.st_size) : 0;
-}
-
 struct ByteRange {
   uint64_t first = 0, last = 0;  // inclusive
 };
@@ -66,7 +61,7 @@ nlohmann::json Api::recording_json(const RecordingRecord& r) {
           {"name", r.name},
           {"started_at", r.started_at},
           {"ended_at", r.ended_at ? nlohmann::json(*r.ended_at) : nlohmann::json(nullptr)},
-          {"bytes", file_size(r.path)},
+          {"bytes", recording_file_size(r.path)},
           {"duration", live ? live->duration() : r.duration},
           {"live", live != nullptr},
           {"cast", "/api/v1/recordings/" + r.id + ".cast"}};
@@ -158,8 +153,7 @@ Reply Api::delete_recording(const Principal& p, Request& req) {
     return make_error("conflict", "recording " + r->id + " is still being written: delete its terminal first");
   auto deleted = store_.delete_recording(r->id);
   if (!deleted) return deleted.error();
-  ::unlink(r->path.c_str());
-  ::unlink((r->path + ".pos").c_str());  // its mark (hub/fanout/recording_writer.h)
+  remove_recording_files(r->path);
   audit(p, "recording.delete", r->id, "terminal=" + r->terminal_id);
   return json_response(200, {{"id", r->id}, {"deleted", true}});
 }

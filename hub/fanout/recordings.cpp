@@ -15,12 +15,17 @@ namespace {
 
 int64_t now() { return int64_t(std::time(nullptr)); }
 
-int64_t file_size(const std::string& path) {
+}  // namespace
+
+int64_t recording_file_size(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? int64_t(st.st_size) : 0;
 }
 
-}  // namespace
+void remove_recording_files(const std::string& path) {
+  ::unlink(path.c_str());
+  ::unlink((path + ".pos").c_str());  // its mark (hub/fanout/recording_writer.h)
+}
 
 Recordings::Recordings(Store& store, WriteBehind& writes, Options options)
     : store_(store), writes_(writes), options_(std::move(options)), writer_(options_.writer) {}
@@ -128,21 +133,22 @@ size_t Recordings::apply_retention(int64_t at) {
     }
     for (auto& r : *rows) {
       bool live = this->live(r.id) != nullptr;
-      int64_t bytes = file_size(r.path);
+      int64_t bytes = recording_file_size(r.path);
       all.push_back({std::move(r), bytes, live});
     }
     if (rows->size() < size_t(page.limit)) break;
     page.before = all.back().record.id;
   }
+  // The rows just read, by id: a victim's path and terminal without reading its row again.
+  std::map<std::string, RecordingRecord> by_id;
+  for (const auto& e : all) by_id[e.record.id] = e.record;
   size_t deleted = 0;
   for (const auto& id : retention_victims(std::move(all), options_.max_bytes, options_.max_age_s, at)) {
-    auto r = store_.recording_by_id(id);
-    if (!r || !*r) continue;
+    const RecordingRecord& r = by_id[id];
     auto gone = store_.delete_recording(id);
     if (!gone || !*gone) continue;  // the database is busy: the next round tries again
-    ::unlink((*r)->path.c_str());
-    ::unlink(((*r)->path + ".pos").c_str());
-    writes_.audit(audit_entry("hub", "recording.expire", id, "terminal=" + (*r)->terminal_id, ""));
+    remove_recording_files(r.path);
+    writes_.audit(audit_entry("hub", "recording.expire", id, "terminal=" + r.terminal_id, ""));
     ++deleted;
   }
   if (deleted > 0) log("info", "recording.retention", {{"deleted", std::to_string(deleted)}});
@@ -172,7 +178,7 @@ std::vector<std::string> retention_victims(std::vector<RetentionEntry> all, int6
 void Recordings::remember(const Recorder& r, bool ended) {
   std::optional<int64_t> ended_at;
   if (ended) ended_at = now();
-  writes_.write("recording.update", [id = r.id(), bytes = file_size(r.path()), duration = r.duration(),
+  writes_.write("recording.update", [id = r.id(), bytes = recording_file_size(r.path()), duration = r.duration(),
                                      ended_at](Store& store) { return store.update_recording(id, bytes, duration, ended_at); });
 }
 

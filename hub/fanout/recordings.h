@@ -72,6 +72,11 @@ class Recordings {
   uint64_t write_failures_ = 0;
 };
 
+// The size of a recording's file (0: none yet), and removing it with its mark: the files are
+// this module's (RecordingWriter writes them), so the API deletes through these too.
+int64_t recording_file_size(const std::string& path);
+void remove_recording_files(const std::string& path);
+
 // A recording as retention sees it: its size on disk, and whether it is still being written.
 struct RetentionEntry {
   RecordingRecord record;
