@@ -121,7 +121,7 @@ class Fields {
   const msgpack::object_array& a_;
   std::string_view name_;
   size_t count_;
-  std::array<const char*, 8> names_{};  // the longest frame has 6 fields
+  std::array<const char*, 8> names_{};  // the longest frame (FILE) has 7 fields
 };
 
 // Calls fn(key, value, "field.key") for every entry of the map `o`.
@@ -337,6 +337,29 @@ Frame decode_fields(uint32_t type, uint32_t channel, const msgpack::object_array
     case FrameType::kError: {
       Fields f(a, name, {"code", "message"});
       return ErrorFrame{channel, get_str(f.at(0), f.name(0)), get_str(f.at(1), f.name(1))};
+    }
+    case FrameType::kFile: {
+      Fields f(a, name, {"op", "path", "window", "mode", "flags", "user", "account"});
+      FileOpen o;
+      o.channel = channel;
+      o.op = get_str(f.at(0), f.name(0));
+      if (o.op != "get" && o.op != "put" && o.op != "list" && o.op != "delete")
+        fail("bad_value", f.name(0) + ": \"" + o.op.substr(0, 32) + "\" is not \"get\", \"put\", \"list\" or \"delete\"");
+      o.path = get_str(f.at(1), f.name(1));
+      if (o.path.empty()) fail("bad_value", f.name(1) + ": empty");
+      if (o.path.find('\0') != std::string::npos) fail("bad_value", f.name(1) + ": holds a NUL byte");
+      if (o.path.size() > kMaxFilePath)
+        fail("bad_value", f.name(1) + ": " + std::to_string(o.path.size()) + " bytes, over the limit of " +
+                              std::to_string(kMaxFilePath));
+      o.window = static_cast<uint32_t>(get_uint(f.at(2), f.name(2), kMaxWindow));
+      if (o.window < kMinWindow)
+        fail("out_of_range", f.name(2) + ": " + std::to_string(o.window) + " is under the minimum " +
+                                 std::to_string(kMinWindow));
+      o.mode = static_cast<uint32_t>(get_uint(f.at(3), f.name(3), 07777));
+      o.flags = static_cast<uint32_t>(get_uint(f.at(4), f.name(4), UINT32_MAX));
+      o.user = get_str(f.at(5), f.name(5));
+      o.account = get_str(f.at(6), f.name(6));
+      return o;
     }
   }
   return Unknown{type, channel};

@@ -175,6 +175,16 @@ struct Encoder {
     put_str(pk, f.code);
     put_str(pk, f.message);
   }
+  void operator()(const FileOpen& f) {
+    put_header(pk, 7, FrameType::kFile, f.channel);
+    put_str(pk, f.op);
+    put_str(pk, f.path);
+    pk.pack_uint32(f.window);
+    pk.pack_uint32(f.mode);
+    pk.pack_uint32(f.flags);
+    put_str(pk, f.user);
+    put_str(pk, f.account);
+  }
   void operator()(const Unknown& f) {
     // Only useful to tests: an Unknown re-encodes as its bare header.
     pk.pack_array(2);
@@ -269,6 +279,15 @@ struct Checker {
   void operator()(const ErrorFrame& f) {
     str("code", f.code);
     str("message", f.message);
+  }
+  void operator()(const FileOpen& f) {
+    str("op", f.op);
+    str("path", f.path);
+    if (!error && f.path.size() > kMaxFilePath)
+      error = make_error("too_large", frame + ".path: " + std::to_string(f.path.size()) +
+                                          " bytes are over the limit of " + std::to_string(kMaxFilePath) + " bytes");
+    str("user", f.user);
+    str("account", f.account);
   }
   void operator()(const Unknown&) {}
 };

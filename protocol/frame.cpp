@@ -16,15 +16,17 @@ std::string_view frame_type_name(uint32_t type) {
     case FrameType::kClose: return "CLOSE";
     case FrameType::kStats: return "STATS";
     case FrameType::kError: return "ERROR";
+    case FrameType::kFile: return "FILE";
   }
   return "UNKNOWN";
 }
 
 namespace {
-// The variant's alternatives are in wire-type order (Hello = 1 ... ErrorFrame = 12); the
-// static_assert keeps the two from drifting apart when a type is appended.
-static_assert(std::variant_size_v<Frame> == 13);
+// The variant's alternatives are in wire-type order (Hello = 1 ... FileOpen = 13, then Unknown);
+// the static_asserts keep the two from drifting apart when a type is appended.
+static_assert(std::variant_size_v<Frame> == 14);
 static_assert(std::is_same_v<std::variant_alternative_t<11, Frame>, ErrorFrame>);
+static_assert(std::is_same_v<std::variant_alternative_t<12, Frame>, FileOpen>);
 }  // namespace
 
 uint32_t frame_type(const Frame& frame) {

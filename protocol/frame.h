@@ -27,6 +27,7 @@ enum class FrameType : uint32_t {
   kClose = 10,
   kStats = 11,
   kError = 12,
+  kFile = 13,
 };
 
 // Byte streams of a channel. Offsets count bytes per (channel, stream) from 0.
@@ -227,6 +228,26 @@ struct ErrorFrame {
   bool operator==(const ErrorFrame&) const = default;
 };
 
+// [13, ch, op:"get"|"put"|"list"|"delete", path:str, window:u32, mode:u32, flags:u32, user:str, account:str]
+// hub -> agent: a file channel (SPEC.md 1.10). The agent runs the operation as the account an OPEN
+// with the same user/account would run as, and answers as for an exec channel: OPENED, a status
+// line on stream 2, the file or listing on stream 1 (credit as for output), the upload on stream
+// 0 (ended by an empty DATA), EXIT (0: done), CLOSE. `path` is relative to that account's home
+// unless absolute; `mode` the permission bits of an uploaded file (0: 0644); `flags` kFileOverwrite.
+struct FileOpen {
+  uint32_t channel = 0;
+  std::string op;
+  std::string path;
+  uint32_t window = 0;
+  uint32_t mode = 0;
+  uint32_t flags = 0;
+  std::string user = {};
+  std::string account = {};
+  bool operator==(const FileOpen&) const = default;
+};
+inline constexpr uint32_t kFileOverwrite = 1;  // put: replace an existing file
+inline constexpr size_t kMaxFilePath = 4096;   // bytes of FILE.path (Linux PATH_MAX)
+
 // A well-formed frame of a type this build does not know: the receiver ignores it.
 struct Unknown {
   uint32_t type = 0;
@@ -235,7 +256,7 @@ struct Unknown {
 };
 
 using Frame = std::variant<Hello, Welcome, Open, Opened, Data, Ack, Resize, Signal, Exit, Close, Stats,
-                           ErrorFrame, Unknown>;
+                           ErrorFrame, FileOpen, Unknown>;
 
 // "HELLO", "DATA", ... ; "UNKNOWN" for types this build does not know.
 std::string_view frame_type_name(uint32_t type);

@@ -68,6 +68,10 @@ struct ToJson {
     return {{"stats", {{"cpu", f.cpu_permille}, {"mem_used", f.memory_used}, {"mem_total", f.memory_total}, {"gpus", gpus}}}};
   }
   json operator()(const ErrorFrame& f) { return {{"code", f.code}, {"message", f.message}}; }
+  json operator()(const FileOpen& f) {
+    return {{"op", f.op},       {"path", f.path}, {"window", f.window}, {"mode", f.mode},
+            {"flags", f.flags}, {"user", f.user}, {"account", f.account}};
+  }
   json operator()(const Unknown&) { return json::object(); }
 };
 
@@ -173,6 +177,15 @@ Frame from_json(const json& j) {
     return st;
   }
   if (type == "ERROR") return ErrorFrame{channel, j.at("code").get<std::string>(), j.at("message").get<std::string>()};
+  if (type == "FILE")
+    return FileOpen{channel,
+                    j.at("op").get<std::string>(),
+                    j.at("path").get<std::string>(),
+                    j.at("window").get<uint32_t>(),
+                    j.at("mode").get<uint32_t>(),
+                    j.at("flags").get<uint32_t>(),
+                    j.at("user").get<std::string>(),
+                    j.at("account").get<std::string>()};
   throw BadJson{"unknown frame type \"" + type + "\""};
 }
 

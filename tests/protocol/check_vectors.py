@@ -23,6 +23,7 @@ FIELDS = {
     10: ("CLOSE", ["reason"]),
     11: ("STATS", ["stats"]),
     12: ("ERROR", ["code", "message"]),
+    13: ("FILE", ["op", "path", "window", "mode", "flags", "user", "account"]),
 }
 # Positional compound values become objects in JSON (SPEC.md section 3).
 TUPLES = {

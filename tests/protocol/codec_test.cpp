@@ -76,6 +76,10 @@ std::vector<Frame> one_of_each() {
       Stats{0, 5, 1, 2, {{0, 1, 3, 4, {{42, "python3", 1 << 20, "alice", "alice", 7}, {UINT32_MAX, "", 0, "#1001", "", 0}}},
                          {1, 0, 0, 4}}},
       ErrorFrame{7, "unknown_channel", "channel 7 is not open"},
+      FileOpen{12, "get", "notes.txt", kDefaultWindow, 0, 0, "alice", ""},
+      FileOpen{UINT32_MAX, "put", std::string(kMaxFilePath, 'p'), kMaxWindow, 07777, kFileOverwrite | 0x80000000u, "", "ml"},
+      FileOpen{13, "list", "/", kMinWindow, 0, 0},
+      FileOpen{14, "delete", "été/ünïcode", kDefaultWindow, 0, 0},
   };
 }
 
@@ -90,7 +94,7 @@ TEST(Codec, EveryFrameTypeRoundTrips) {
     EXPECT_EQ(encoded(*back), bytes);
     types.insert(frame_type(frame));
   }
-  EXPECT_EQ(types.size(), 12u) << "a frame type has no round-trip case";
+  EXPECT_EQ(types.size(), 13u) << "a frame type has no round-trip case";
 }
 
 TEST(Codec, DataHasTheExactBytesOfTheSpec) {
@@ -186,6 +190,39 @@ TEST(Codec, UnknownMapKeysAreIgnored) {
 }
 
 // ---- malformed input: one test each ------------------------------------------------------------
+
+// FILE (SPEC.md 1.10): every field's refusal names the field.
+TEST(CodecMalformed, FileFramesAreChecked) {
+  auto file = [](std::string_view op, std::string_view path, uint64_t window, uint64_t mode) {
+    return Raw().array(9).u(13).u(5).str(op).str(path).u(window).u(mode).u(0).str("").str("").bytes;
+  };
+  auto e = decode_error(file("chmod", "a", kDefaultWindow, 0));
+  EXPECT_EQ(e.code, "bad_value");
+  EXPECT_NE(e.message.find("FILE.op"), std::string::npos) << e.message;
+  e = decode_error(file("get", "", kDefaultWindow, 0));
+  EXPECT_EQ(e.code, "bad_value");
+  EXPECT_NE(e.message.find("FILE.path: empty"), std::string::npos) << e.message;
+  e = decode_error(file("get", std::string_view("a\0b", 3), kDefaultWindow, 0));
+  EXPECT_EQ(e.code, "bad_value");
+  EXPECT_NE(e.message.find("NUL"), std::string::npos) << e.message;
+  e = decode_error(file("get", std::string(kMaxFilePath + 1, 'a'), kDefaultWindow, 0));
+  EXPECT_EQ(e.code, "bad_value");
+  EXPECT_NE(e.message.find("over the limit of 4096"), std::string::npos) << e.message;
+  e = decode_error(file("get", "a", kMinWindow - 1, 0));
+  EXPECT_EQ(e.code, "out_of_range");
+  EXPECT_NE(e.message.find("FILE.window"), std::string::npos) << e.message;
+  e = decode_error(file("put", "a", kDefaultWindow, 010000));
+  EXPECT_EQ(e.code, "out_of_range");
+  EXPECT_NE(e.message.find("FILE.mode"), std::string::npos) << e.message;
+  e = decode_error(Raw().array(8).u(13).u(5).str("get").str("a").u(kDefaultWindow).u(0).u(0).str("").bytes);
+  EXPECT_EQ(e.code, "missing_field");
+  EXPECT_NE(e.message.find("account"), std::string::npos) << e.message;
+  // And the encoder refuses what the decoder would: an over-long path never leaves.
+  auto refused = encode(FileOpen{5, "get", std::string(kMaxFilePath + 1, 'a'), kDefaultWindow, 0, 0});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "too_large");
+  EXPECT_NE(refused.error().message.find("FILE.path"), std::string::npos) << refused.error().message;
+}
 
 TEST(CodecMalformed, EmptyMessage) { EXPECT_EQ(decode_error({}).code, "empty_frame"); }
 
