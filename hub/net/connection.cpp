@@ -170,6 +170,8 @@ void Connection::on_eof() {
 
 void Connection::update_reading() {
   bool want = !closed_ && !session_paused_ && !peer_eof_;
+  // A streamed body is read only while its handler takes it (backpressure to the client).
+  if (streaming_body_ && (body_paused_ || !exchange_ || !exchange_->on_body)) want = false;
   // While an answer is being made, later requests wait in in_, up to a bound.
   if (state_ != State::kWs && !shutting_ && in_.size() > kMaxPipelined) want = false;
   if (want == reading_) return;
@@ -194,12 +196,22 @@ void Connection::process_http() {
       exchange_ = std::make_shared<HttpExchange>();
       exchange_->conn_ = this;
       if (head_.upgrade) return upgrade();
-      body_ = BodyReader(head_.body, head_.content_length, server_.options_.max_body);
+      bool streamed = !server_.draining_ && server_.handler_.streams_body(make_request(head_, "", peer_, via_socket_));
+      body_ = BodyReader(head_.body, head_.content_length, streamed ? SIZE_MAX : server_.options_.max_body);
       if (body_.error()) return refuse(*body_.error());  // declared over the limit: 413 before reading it
       if (head_.expect_continue) send_plain(std::string("HTTP/1.1 100 Continue\r\n\r\n"));
       state_ = State::kBody;
       deadline_ = 0;
+      if (streamed) {
+        // The handler decides (authorisation, the size it accepts) before any body byte is read.
+        streaming_body_ = true;
+        body_paused_ = false;
+        body_end_sent_ = false;
+        dispatch();
+        return feed_body();
+      }
     }
+    if (streaming_body_) return feed_body();
     if (state_ == State::kBody) {
       if (!body_.done()) {
         size_t used = body_.feed(in_, exchange_->request.body);
@@ -212,6 +224,37 @@ void Connection::process_http() {
     }
     return;  // handling or responding: later requests wait
   }
+}
+
+void Connection::feed_body() {
+  while (!closed_ && streaming_body_ && !body_paused_ && exchange_ && exchange_->on_body && !body_end_sent_ &&
+         (!in_.empty() || body_.done())) {
+    std::string piece;
+    if (!body_.done()) {
+      size_t used = body_.feed(in_, piece);
+      in_.erase(0, used);
+      if (body_.error()) {
+        // A malformed chunked body: the handler hears of it as a client gone (on_gone).
+        keep_alive_ = false;
+        return close_now("bad request body");
+      }
+      if (piece.empty() && !body_.done()) break;  // a chunk header split across reads
+    }
+    body_end_sent_ = body_.done();
+    auto ex = exchange_;  // on_body may reply, or close this connection
+    ex->on_body(piece, body_end_sent_);
+  }
+  if (closed_) return;
+  if (body_end_sent_ || !exchange_) streaming_body_ = false;
+  update_reading();
+}
+
+void Connection::body_pause(bool paused) {
+  if (closed_ || !streaming_body_) return;
+  body_paused_ = paused;
+  if (paused) return update_reading();
+  last_rx_ = uv_now(server_.loop_);  // the idle clock starts when we want bytes again
+  feed_body();
 }
 
 Request make_request(const RequestHead& head, std::string body, std::string peer, bool via_socket) {
@@ -228,6 +271,7 @@ Request make_request(const RequestHead& head, std::string body, std::string peer
 
 void Connection::dispatch() {
   state_ = State::kHandling;
+  last_rx_ = uv_now(server_.loop_);
   exchange_->request = make_request(head_, std::move(exchange_->request.body), peer_, via_socket_);
   update_reading();
   if (server_.draining_) {
@@ -329,9 +373,17 @@ void Connection::respond(HttpExchange& ex, Response r, bool stream) {
   if (closed_ || &ex != exchange_.get()) return;
   state_ = State::kResponding;
   if (!keep_alive_ || server_.draining_) close_after_ = true;
+  // An answer before the whole streamed body came (an error): the rest is not worth reading.
+  if (streaming_body_ && !body_end_sent_) {
+    close_after_ = true;
+    streaming_body_ = false;
+    update_reading();
+  }
   bool no_body = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
-  chunked_out_ = stream && head_.minor == 1 && !no_body;
-  if (stream && !chunked_out_) close_after_ = true;  // HTTP/1.0: the end of the body is the close
+  // A stream whose handler knows its length (a download) says so and is not chunked.
+  bool sized = stream && has_header(r, "content-length");
+  chunked_out_ = stream && !sized && head_.minor == 1 && !no_body;
+  if (stream && !chunked_out_ && !sized) close_after_ = true;  // HTTP/1.0: the end of the body is the close
   std::string out;
   out.reserve(256 + (head_only_ ? 0 : r.body.size()));
   out += "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\n";
@@ -377,6 +429,7 @@ void Connection::response_done() {
   if (exchange_) exchange_->conn_ = nullptr;
   exchange_.reset();
   response_complete_ = false;
+  streaming_body_ = false;
   if (close_after_ || !keep_alive_ || server_.draining_) return close_gracefully();
   state_ = State::kHead;
   deadline_ = uv_now(server_.loop_) + server_.options_.head_timeout_ms;

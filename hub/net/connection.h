@@ -48,6 +48,7 @@ class Connection final : private WsReader::Handler {
   void stream_write(std::string_view bytes);
   void stream_finish();
   size_t backlog() const { return out_bytes_; }
+  void body_pause(bool paused);
   // --- for WsConn ---
   void ws_want_write();
   bool ws_send(std::vector<uint8_t>& frame, bool text);
@@ -76,6 +77,7 @@ class Connection final : private WsReader::Handler {
   // HTTP
   void process_http();
   void dispatch();
+  void feed_body();  // a streamed body: what in_ holds goes to the exchange's on_body
   void upgrade();
   void refuse(const HttpError& error, std::vector<std::pair<std::string, std::string>> headers = {});
   void response_done();
@@ -126,11 +128,17 @@ class Connection final : private WsReader::Handler {
   bool response_complete_ = false;
   bool close_after_ = false;  // close once the answer is out
   bool peer_eof_ = false;
+  bool streaming_body_ = false;  // the handler has the request; its body is still arriving
+  bool body_paused_ = false;
+  bool body_end_sent_ = false;
 
   // WebSocket
   std::unique_ptr<WsSession> session_;
   WsConn conn_{this};
   WsReader reader_{0};
+  // A session whose connection ended during this loop turn, destroyed in run_due (or with the
+  // connection, when the server stopped): after conn_ here, so it goes before conn_ does.
+  std::unique_ptr<WsSession> ended_session_;
   bool write_wanted_ = false;
   bool ws_closing_ = false;  // our close is decided
   bool close_sent_ = false;

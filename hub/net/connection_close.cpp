@@ -13,6 +13,7 @@ namespace rx::hub {
 // ---- deferred work, deadlines, closing ---------------------------------------------------------
 
 void Connection::run_due() {
+  ended_session_.reset();  // its on_close ran in an earlier callback of this turn (end_session)
   if (closed_) return;
   if (state_ == State::kWs) return ws_step();
   if (state_ == State::kHead && !in_.empty()) process_http();
@@ -34,6 +35,8 @@ void Connection::check(uint64_t now) {
       if (now - last_rx_ >= o.body_idle_ms) return refuse({408, "request_timeout", "the request body stopped arriving"});
       return;
     case State::kHandling:
+      // A streamed body that stops arriving while the handler wants it (it is not paused).
+      if (streaming_body_ && !body_paused_ && now - last_rx_ >= o.body_idle_ms) return close_now("request body stalled");
       return;  // the handler has its own limits (exec's timeout, Docker's)
     case State::kResponding:
       if ((writing_ || !out_.empty()) && now - last_tx_ >= o.write_idle_ms) return close_now("client not reading");
@@ -116,12 +119,16 @@ void Connection::close_now(const char* why) {
 void Connection::end_session() {
   if (!session_) return;
   --server_.ws_count_;
-  auto session = std::move(session_);
+  // The session hears now that its connection is gone, but is destroyed only at the end of this
+  // loop turn: end_session may run inside one of the session's own calls (a failed send of its
+  // own frame closes the connection), which must not return into a destroyed object.
+  ended_session_ = std::move(session_);
   try {
-    session->on_close();
+    ended_session_->on_close();
   } catch (const std::exception& e) {
     log("error", "ws.exception", {{"peer", peer_}, {"what", e.what()}});
   }
+  server_.defer(this);
 }
 
 void Connection::on_closed(uv_handle_t* h) {

@@ -65,7 +65,18 @@ void HttpExchange::finish() {
   if (conn_) conn_->stream_finish();
 }
 
+void HttpExchange::abort() {
+  finished_ = true;  // no on_gone: the handler knows
+  if (conn_) conn_->close_now("answer cut");
+}
+
 size_t HttpExchange::backlog() const { return conn_ ? conn_->backlog() : 0; }
+void HttpExchange::pause_body(bool paused) {
+  if (conn_) conn_->body_pause(paused);
+}
+void HttpExchange::body_wanted() {
+  if (conn_) conn_->body_pause(false);
+}
 
 void WsConn::want_write() { c_->ws_want_write(); }
 bool WsConn::send(std::vector<uint8_t>& frame, bool text) { return c_->ws_send(frame, text); }

@@ -54,6 +54,9 @@ class HttpExchange {
   // Queues body bytes; false once the client is gone (stop producing).
   bool write(std::string_view bytes);
   void finish();
+  // Cuts the connection: a streamed answer that cannot be completed must not look complete (a
+  // download whose file shrank: the client sees fewer bytes than Content-Length).
+  void abort();
   // Bytes queued for this client that the kernel has not taken yet: a producer stops while this
   // is over its budget and resumes on on_drain.
   size_t backlog() const;
@@ -62,6 +65,16 @@ class HttpExchange {
   // a client that ends its side of the connection (EOF) before the answer counts as gone: a
   // handler that sets it gives up answering half-closing clients.
   std::function<void()> on_gone;
+
+  // A streamed request body (HttpHandler::streams_body said so): request.body stays empty and the
+  // bytes come here as they arrive, `end` set with the last (maybe empty) piece. Until this is set,
+  // and while the body is paused, the connection does not read: the client's TCP window fills.
+  // The handler may reply before the end (an error): the rest is read and dropped, then the
+  // connection closes.
+  std::function<void(std::string_view bytes, bool end)> on_body;
+  void pause_body(bool paused);
+  // Set on_body from a later loop turn than handle() (or after a pause): the bytes waiting go.
+  void body_wanted();
 
   // The last response given (tests and fuzzing read it from detached exchanges).
   const Response& response() const { return response_; }
@@ -124,6 +137,12 @@ class HttpHandler {
   // A WebSocket upgrade of `request` to `protocol` (the client's Sec-WebSocket-Protocol list): a
   // session, or an error response to send instead (401, 404, ...).
   virtual std::variant<std::unique_ptr<WsSession>, Response> upgrade(Request& request, const std::string& protocol) = 0;
+  // True: `head` (a Request with an empty body) is dispatched as soon as its head is read, and
+  // its body streams to HttpExchange::on_body, with no size cap but the handler's own (uploads).
+  virtual bool streams_body(const Request& head) {
+    (void)head;
+    return false;
+  }
 };
 
 // The Request a parsed head and its body make, as a handler sees it (HEAD is routed as GET).
