@@ -86,6 +86,10 @@ void Api::routes() {
   add("DELETE", "/api/v1/terminals/{id}", Access::kWrite, &Api::delete_terminal);
   add("POST", "/api/v1/terminals/{id}/stop", Access::kWrite, &Api::stop_terminal);
   add("POST", "/api/v1/terminals/{id}/start", Access::kWrite, &Api::start_terminal);
+  // Write, reading too: a file download is as much as running cat in the terminal.
+  add("GET", "/api/v1/terminals/{id}/files", Access::kWrite, &Api::get_file);
+  add("PUT", "/api/v1/terminals/{id}/files", Access::kWrite, &Api::put_file);
+  add("DELETE", "/api/v1/terminals/{id}/files", Access::kWrite, &Api::delete_file);
   add("POST", "/api/v1/exec", Access::kWrite, &Api::exec);
   add("DELETE", "/api/v1/terminals/{id}/gpus", Access::kWrite, &Api::release_gpus);
   add("POST", "/api/v1/agents/{id}/grants", Access::kWrite, &Api::create_grant);

@@ -73,6 +73,8 @@ class Api final : public HttpHandler {
 
   void handle(std::shared_ptr<HttpExchange> exchange) override;
   std::variant<std::unique_ptr<WsSession>, Response> upgrade(Request& request, const std::string& protocol) override;
+  // Uploads (PUT .../files) stream their body to the agent instead of the hub holding it.
+  bool streams_body(const Request& head) override;
 
   // Every route, for docs checks: "GET /api/v1/terminals".
   std::vector<std::string> route_list() const;
@@ -247,6 +249,13 @@ class Api final : public HttpHandler {
   // The recording a share code (X-Rexec-Share, or a lookup's body) lets its holder play.
   Result<RecordingRecord> find_recording_share(const std::string& code);
   nlohmann::json recording_json(const RecordingRecord& r);
+  // api_files.cpp: a terminal's files, through its agent (docs/files.md)
+  Reply get_file(const Principal&, Request&, const Exchange&);
+  Reply put_file(const Principal&, Request&, const Exchange&);
+  Reply delete_file(const Principal&, Request&, const Exchange&);
+  Reply start_file(const Principal& p, Request& req, const Exchange& ex, const std::string& op);
+  // The terminal, the checked path and the account the operation runs as; audited.
+  Result<FileRequest> file_request(const Principal& p, Request& req, const std::string& op);
   // api_service.cpp
   Reply list_audit(const Principal&, Request&);
   Reply healthz(const Principal&, Request&);

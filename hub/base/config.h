@@ -51,6 +51,8 @@ struct HubConfig {
   // Retention, oldest recordings first, never one still being written (0: no limit).
   int64_t recordings_max_bytes = int64_t(10) << 30;
   int64_t recordings_max_age_s = 0;
+  // The largest upload PUT .../files takes (docs/files.md): more is 413 and nothing is kept.
+  int64_t files_max_bytes = int64_t(1) << 30;
 };
 
 // One setting: a config-file key and, with "--" before it, a flag of `rexec-hub serve`.

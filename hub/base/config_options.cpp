@@ -78,7 +78,7 @@ constexpr int64_t kDay = 24 * 3600;
 
 std::span<const ConfigOption> config_options() {
   using C = HubConfig;
-  static constexpr std::array<ConfigOption, 22> options{{
+  static constexpr std::array<ConfigOption, 23> options{{
       {"listen", "HOST:PORT", "REST, agents and viewers listen here ([::1]:8080 for IPv6)", listen, show<&C::listen>},
       {"data-dir", "DIR", "the SQLite store and admin.token (required)", text<&C::data_dir>, show<&C::data_dir>},
       {"tls-cert", "FILE", "PEM certificate chain: HTTPS/WSS only (with tls-key)", text<&C::tls_cert>,
@@ -118,6 +118,8 @@ std::span<const ConfigOption> config_options() {
        integer<&C::recordings_max_bytes, 0, INT64_MAX>, show<&C::recordings_max_bytes>},
       {"recordings-max-age", "SECONDS", "delete ended recordings older than this (0: keep them)",
        integer<&C::recordings_max_age_s, 0, 100LL * 365 * kDay>, show<&C::recordings_max_age_s>},
+      {"files-max-bytes", "BYTES", "the largest file an upload to a terminal may bring (413 past it)",
+       integer<&C::files_max_bytes, 1, INT64_MAX>, show<&C::files_max_bytes>},
   }};
   return options;
 }

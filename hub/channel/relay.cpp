@@ -32,7 +32,7 @@ nlohmann::json host_json(const HostInfo& h) {
 
 }  // namespace
 
-Relay::Relay(Store& store, uv_loop_t* loop) : store_(store), writes_(store), fanout_(store, loop, agents_), gpus_(store) {}
+Relay::Relay(Store& store, uv_loop_t* loop) : store_(store), writes_(store), fanout_(store, loop, agents_), files_(store, agents_), gpus_(store) {}
 
 void Relay::use(StoreThread* thread) {
   writes_.use(thread);
@@ -117,6 +117,7 @@ void Relay::agent_gone(AgentLink& link) {
   for (const auto& [id, t] : channels_)
     if (t->agent_id() == agent_id) t->detach_agent();
   fanout_.agent_gone(agent_id);
+  files_.agent_gone(agent_id);
   log("info", "agent.offline", {{"agent", agent_id}});
 }
 
@@ -141,6 +142,7 @@ void Relay::agent_data(AgentLink& link, const DataView& d) {
     return;
   }
   if (fanout_.on_data(link, d)) return;
+  if (files_.on_data(link, d)) return;
   ++counters_.frames_dropped;
   link.send(ErrorFrame{d.channel, "unknown_channel", "channel " + std::to_string(d.channel) + " is not open"});
 }
@@ -161,6 +163,7 @@ void Relay::agent_frame(AgentLink& link, const Frame& frame) {
     return;
   }
   if (fanout_.on_frame(link, ch, frame)) return;
+  if (files_.on_frame(link, ch, frame)) return;
   if (std::holds_alternative<Close>(frame) || std::holds_alternative<ErrorFrame>(frame)) return;  // after a delete
   ++counters_.frames_dropped;
   link.send(ErrorFrame{ch, "unknown_channel", "channel " + std::to_string(ch) + " is not open"});

@@ -21,6 +21,7 @@
 #include "hub/channel/agent_registry.h"
 #include "hub/channel/channel_table.h"
 #include "hub/channel/exec_fanout.h"
+#include "hub/channel/file_transfer.h"
 #include "hub/channel/gpu_leases.h"
 #include "hub/channel/terminal.h"
 #include "hub/link/agent_link.h"
@@ -150,6 +151,8 @@ class Relay final : public LinkHandler {
 
   // --- exec fan-out ---
   ExecFanout& fanout() { return fanout_; }
+  // --- file channels (docs/files.md) ---
+  FileTransfers& files() { return files_; }
   // The OPEN of a pty terminal with this environment fits the agent link's limits; else
   // too_large naming the field and the limit.
   static Status pty_open_ok(const std::map<std::string, std::string>& env);
@@ -172,6 +175,7 @@ class Relay final : public LinkHandler {
   AgentRegistry agents_;
   ChannelTable channels_;
   ExecFanout fanout_;
+  FileTransfers files_;
   std::map<std::pair<std::string, std::string>, int> viewer_sockets_;
   std::map<std::string, protocol::Open> pending_open_;  // terminal id -> OPEN waiting for its agent
   std::set<std::string> deleting_;

@@ -36,6 +36,8 @@ TEST(BoundsDoc, SpecStatesTheBoundsOfTheCode) {
   has(grouped(kExecStreamCap) + " bytes per stream of a target; " + grouped(kExecRequestCap) + " bytes per request; " +
       grouped(kExecUserCap) + " bytes per user");
   has("queued for its client | " + grouped(kExecStreamBacklog) + " bytes per request");
+  has("not yet sent to the agent | " + grouped(kFileUploadBuffer) + " bytes");
+  has("(`GET .../files`) queued for its client | " + grouped(kFileClientBacklog) + " bytes");
   EXPECT_NE(spec.find("clamped to 1.." + std::to_string(Terminal::kMaxSize) + " columns and rows"), std::string::npos);
 }
 

@@ -224,6 +224,14 @@ class AccessMatrix : public testing::Test {
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/stop", std::string()); }},
         {"POST", "/api/v1/terminals/{id}/start", false, false, {409, 404, 409, 403},
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/start", std::string()); }},
+        // Files: a path the hub refuses itself (400), so the fake agent is never asked; the
+        // point is who gets that far (write scope, the terminal's owner or an admin).
+        {"GET", "/api/v1/terminals/{id}/files", false, false, {400, 404, 400, 403},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/files?path=a/../b", std::string()); }},
+        {"PUT", "/api/v1/terminals/{id}/files", false, false, {400, 404, 400, 403},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/files?path=a/../b", std::string("x")); }},
+        {"DELETE", "/api/v1/terminals/{id}/files", false, false, {400, 404, 400, 403},
+         [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/files?path=a/../b", std::string()); }},
         {"GET", "/api/v1/terminals/{id}/attach", true, false, {101, 404, 101, 101},
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/attach", std::string()); }},
         {"POST", "/api/v1/exec", false, false, {200, 404, 200, 403, 200, 403},
