@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -181,6 +182,8 @@ void RecordingWriter::flush() {
 }
 
 void RecordingWriter::run() {
+  // Named, so an operator's top -H (and a test that freezes it as a stuck disk would) finds it.
+  pthread_setname_np(pthread_self(), "rx-recorder");
   std::unique_lock lock(mutex_);
   for (;;) {
     wake_.wait(lock, [&] { return stop_ || !jobs_.empty(); });

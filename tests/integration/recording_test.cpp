@@ -3,10 +3,15 @@
 // `asciinema cat` plays it, a password typed at `read -s` is not in it, and after `kill -9` of the
 // hub the file is valid to its last line and the recording goes on in it.
 #include <gtest/gtest.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <algorithm>
+#include <cstring>
 #include <fstream>
+#include <limits>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -314,6 +319,105 @@ TEST(Recording, RetentionDeletesTheOldestEndedOnesAndNeverALiveOne) {
   auto audit = json::parse(hub.api("GET", "/api/v1/audit?action=recording.expire").body);
   ASSERT_EQ(audit["entries"].size(), 1u) << audit.dump();
   EXPECT_EQ(audit["entries"][0]["target"], gone["id"]);
+}
+
+// The hub's recording writer thread ("rx-recorder"), found by its name.
+pid_t recorder_thread(pid_t hub) {
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(hub) + "/task")) {
+    std::ifstream comm(e.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "rx-recorder") return pid_t(std::stoi(e.path().filename().string()));
+  }
+  return -1;
+}
+
+std::string wchan(pid_t hub, pid_t tid) {
+  std::ifstream in("/proc/" + std::to_string(hub) + "/task/" + std::to_string(tid) + "/wchan");
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+// Echo round trips of single keys typed into `cat` (sorted, in ms).
+std::vector<double> echo_times(Viewer& v, int count) {
+  std::vector<double> ms;
+  for (int i = 0; i < count; ++i) {
+    std::string key(1, char('a' + i % 26));
+    size_t before = v.output.size();
+    auto sent = std::chrono::steady_clock::now();
+    v.type(key);
+    if (!v.until([&](const Viewer& v) { return v.output.find(key, before) != std::string::npos; }, 10s)) break;
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count());
+    std::this_thread::sleep_for(10ms);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms;
+}
+
+// A disk that stops answering, for real: the writer thread itself is frozen (ptrace stops that
+// one thread, the hub's loop runs on) while a second terminal floods output, so the writer's
+// queue fills and the recorder must drop. The typist's echo must not notice; the recording
+// must say what it lost once the writer runs again.
+TEST(Recording, AStuckRecordingDiskNeverDelaysTheShellsEcho) {
+  HubFixture hub;
+  AgentProcess agent(hub, "box", {"--shell", "/bin/sh"});
+  ASSERT_TRUE(wait_online(hub, "box", 10s)) << agent.process().log();
+  std::string typing = create(hub, {{"kind", "agent"}, {"agent", "box"}});
+  std::string flood = create(hub, {{"kind", "agent"}, {"agent", "box"}});
+  ASSERT_FALSE(typing.empty());
+  ASSERT_FALSE(flood.empty());
+  Viewer v, f;
+  ASSERT_TRUE(v.attach(hub, typing));
+  ASSERT_TRUE(v.wait_prompt()) << agent.process().log();
+  ASSERT_TRUE(f.attach(hub, flood));
+  ASSERT_TRUE(f.wait_prompt()) << agent.process().log();
+  v.type("cat\r");
+  ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("cat\r\n"); }, 10s)) << v.output;
+  // The same flood first with the writer running: the baseline the stuck disk is compared with.
+  f.type("head -c 40000000 /dev/zero | tr '\\0' x; echo; echo FLOOD''-ONE\r");
+  f.ws.close();
+  auto running = echo_times(v, 100);
+  ASSERT_EQ(running.size(), 100u);
+  Viewer f2;
+  ASSERT_TRUE(f2.attach(hub, flood));
+  ASSERT_TRUE(f2.until([](const Viewer& v) { return v.saw("FLOOD-ONE"); }, 60s)) << "the first flood never ended";
+
+  pid_t hub_pid = hub.process().pid();
+  pid_t tid = recorder_thread(hub_pid);
+  ASSERT_GT(tid, 0) << "no rx-recorder thread in the hub";
+  // Frozen while it waits for work (its lock is free then), as a writer stuck in write() is.
+  ASSERT_TRUE(eventually([&] { return wchan(hub_pid, tid).find("futex") != std::string::npos; }, 10s)) << wchan(hub_pid, tid);
+  ASSERT_EQ(::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr), 0) << std::strerror(errno);
+  ASSERT_EQ(::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr), 0) << std::strerror(errno);
+  int st = 0;
+  ASSERT_EQ(::waitpid(tid, &st, __WALL), tid);
+  // 40 MB of output, five times the writer's queue, while the typist types. Its viewer leaves at
+  // once: with no viewer to hold it back, only the (frozen) recorder sees the flood.
+  f2.type("head -c 40000000 /dev/zero | tr '\\0' x; echo; echo FLOOD''-DONE\r");
+  f2.ws.close();
+  auto stuck = echo_times(v, 100);
+  ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  ASSERT_EQ(stuck.size(), 100u) << "a keystroke never came back while the disk was stuck";
+  auto p = [](const std::vector<double>& ms, int pct) { return ms[ms.size() * size_t(pct) / 100]; };
+  std::printf("recording: echo beside a 40 MB flood, p50 %.2f ms p99 %.2f ms with the writer running; p50 %.2f ms "
+              "p99 %.2f ms with it frozen (p99 ratio frozen/running %.2fx)\n",
+              p(running, 50), p(running, 99), p(stuck, 50), p(stuck, 99), p(stuck, 99) / std::max(p(running, 99), 0.001));
+  // The flood's recording says what it lost, before the next output it records.
+  Viewer after;
+  ASSERT_TRUE(after.attach(hub, flood));
+  ASSERT_TRUE(after.until([](const Viewer& v) { return v.saw("FLOOD-DONE"); }, 60s)) << "the flood never ended";
+  after.type("echo AFTER''-FLOOD\r");
+  ASSERT_TRUE(after.until([](const Viewer& v) { return v.saw("AFTER-FLOOD"); }, 10s));
+  json rec = recording_of(hub, flood);
+  ASSERT_TRUE(rec.is_object());
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : parse_cast(cast_body(hub, rec["id"])).events)
+      if (e[1] == "m" && e[2].get<std::string>().find("not recorded") != std::string::npos) return true;
+    return false;
+  }, 30s)) << "no gap marker in the flooded terminal's recording";
+  auto metrics = hub.api("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("rexec_recording_dropped_bytes_total"), std::string::npos);
 }
 
 class RecordingContainers : public ContainerTest {};
