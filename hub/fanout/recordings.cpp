@@ -74,13 +74,15 @@ void Recordings::start(Terminal& terminal, const TerminalRecord& t) {
     writes_.write("recording.create", [r](Store& store) { return store.create_recording(r); });
   }
   log("info", "recording.start", {{"terminal", t.id}, {"recording", setup.recording_id}});
+  by_recording_[setup.recording_id] = t.id;
   recorders_[t.id] = std::make_unique<Recorder>(terminal, writer_, std::move(setup));
 }
 
 const Recorder* Recordings::live(const std::string& recording_id) const {
-  for (const auto& [terminal, r] : recorders_)
-    if (r->id() == recording_id && r->live()) return r.get();
-  return nullptr;
+  auto terminal = by_recording_.find(recording_id);
+  if (terminal == by_recording_.end()) return nullptr;
+  auto r = recorders_.find(terminal->second);
+  return r != recorders_.end() && r->second->live() ? r->second.get() : nullptr;
 }
 
 void Recordings::sweep() {
@@ -92,6 +94,7 @@ void Recordings::sweep() {
       continue;
     }
     writes_seen_.erase(it->first);
+    by_recording_.erase(it->second->id());
     remember(*it->second, true);
     dropped_before_ += it->second->dropped_bytes();
     it = recorders_.erase(it);

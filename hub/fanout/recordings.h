@@ -60,6 +60,7 @@ class Recordings {
   Options options_;
   RecordingWriter writer_;
   std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // terminal id -> its recorder
+  std::map<std::string, std::string> by_recording_;             // recording id -> terminal id, for live()
   uint64_t dropped_before_ = 0;                                  // by recorders already forgotten
   int sweeps_ = 0;
   // What the housekeeping knows of a live recording's writes.
