@@ -121,7 +121,9 @@ void FileTransfers::resume(const Handle& h) {
 void FileTransfers::ack(Transfer& t) {
   AgentLink* link = agents_.link(t.agent_id);
   if (t.done || !link) return;
-  if (auto a = t.out_cursor.take_ack()) link->send(Ack{t.channel, Stream::kOutput, *a});
+  // Once the child exited, everything taken is ACKed at once: the agent sends CLOSE only when
+  // all of its output is acknowledged, and the last bytes may be under a quarter window.
+  if (auto a = t.out_cursor.take_ack(t.exit_code.has_value())) link->send(Ack{t.channel, Stream::kOutput, *a});
 }
 
 bool FileTransfers::on_data(AgentLink& link, const DataView& d) {
@@ -207,6 +209,7 @@ bool FileTransfers::on_frame(AgentLink& link, uint32_t channel, const Frame& fra
     }
   } else if (auto* e = std::get_if<Exit>(&frame)) {
     t->exit_code = e->code;
+    if (!t->held) ack(*t);
   } else if (auto* err = std::get_if<ErrorFrame>(&frame)) {
     if (!t->failure) t->failure = agent_error(*err);
   } else if (std::holds_alternative<Close>(frame)) {

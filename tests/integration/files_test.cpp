@@ -289,28 +289,35 @@ TEST_F(Files, A200MBDownloadLeavesAnotherTerminalsEchoAlone) {
   auto quiet = echoes(150, [] { return true; });
   ASSERT_EQ(quiet.size(), 150u) << "a keystroke never came back";
 
+  // The same 200 MB, downloaded again and again (at most 4 times) while keys are typed, so the
+  // echoes are measured beside a transfer at full speed rather than after it.
+  std::ifstream in(dir_ / "huge.bin", std::ios::binary);
+  const std::string want((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::atomic<bool> downloading{true};
-  HttpResult got;
-  auto started = Clock::now();
+  std::vector<HttpResult> got;
+  std::vector<double> seconds;
   std::thread download([&] {
-    got = http(hub.port(), "GET", files_url(t, (dir_ / "huge.bin").string()), hub.admin_token(), "", {}, 300s);
+    for (int i = 0; i < 4; ++i) {
+      auto began = Clock::now();
+      got.push_back(http(hub.port(), "GET", files_url(t, (dir_ / "huge.bin").string()), hub.admin_token(), "", {}, 300s));
+      seconds.push_back(std::chrono::duration<double>(Clock::now() - began).count());
+      if (got.back().status != 200) break;
+      got.back().body = got.back().body == want ? "same" : "differs";  // 200 MB each: keep the verdict only
+    }
     downloading = false;
   });
-  auto busy = echoes(150, [&] { return downloading.load(); });
-  double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  bool overlapped = downloading.load();
+  auto busy = echoes(300, [&] { return downloading.load(); });
   download.join();
-  ASSERT_EQ(got.status, 200) << got.body.substr(0, 200);
-  ASSERT_EQ(got.body.size(), size);
-  std::ifstream in(dir_ / "huge.bin", std::ios::binary);
-  std::string want((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_TRUE(got.body == want) << "the 200 MB download differs from the file";
-  ASSERT_GE(busy.size(), 20u) << "the download ended before the echoes could be measured";
-  std::printf("files: echo while quiet p50 %.2f ms p99 %.2f ms (%zu keys); during a 200 MB download p50 %.2f ms "
-              "p99 %.2f ms (%zu keys, %s); p99 ratio %.2fx; download %.1f s so far\n",
-              p(quiet, 50), p(quiet, 99), quiet.size(), p(busy, 50), p(busy, 99), busy.size(),
-              overlapped ? "all during the download" : "the download ended first", p(busy, 99) / std::max(p(quiet, 99), 0.001),
-              seconds);
+  ASSERT_FALSE(got.empty());
+  for (const auto& g : got) {
+    ASSERT_EQ(g.status, 200) << g.body.substr(0, 200);
+    EXPECT_EQ(g.body, "same") << "a 200 MB download differs from the file";
+  }
+  ASSERT_GE(busy.size(), 20u) << "the downloads ended before the echoes could be measured";
+  std::printf("files: echo while quiet p50 %.2f ms p99 %.2f ms (%zu keys); during %zu downloads of 200 MB (%.2f s "
+              "each at best) p50 %.2f ms p99 %.2f ms (%zu keys); p99 ratio %.2fx\n",
+              p(quiet, 50), p(quiet, 99), quiet.size(), got.size(), *std::min_element(seconds.begin(), seconds.end()),
+              p(busy, 50), p(busy, 99), busy.size(), p(busy, 99) / std::max(p(quiet, 99), 0.001));
 }
 
 class FileContainers : public ContainerTest {};

@@ -192,6 +192,12 @@ TEST_F(FileTransferTest, ADownloadIsAckedOnlyAsFastAsItsClientTakesIt) {
   ASSERT_GT(acks.size(), acks_before);
   EXPECT_EQ(acks.back().stream, Stream::kOutput);
   EXPECT_EQ(acks.back().offset, kDefaultWindow);
+  // The last bytes, under a quarter window, are ACKed once the child exited: the agent sends
+  // CLOSE only when all its output is acknowledged.
+  from_agent(Data{ch, Stream::kOutput, kDefaultWindow, text("tail")});
+  EXPECT_EQ(link_->sent<Ack>().back().offset, kDefaultWindow) << "a few bytes were ACKed before they had to be";
+  from_agent(Exit{ch, 0, ""});
+  EXPECT_EQ(link_->sent<Ack>().back().offset, kDefaultWindow + 4);
 }
 
 TEST_F(FileTransferTest, ACancelClosesTheChannelAndEndsWhenTheAgentSaysItIsGone) {
