@@ -331,7 +331,8 @@ TEST_F(FileContainers, UploadThenDownload50MBByteIdenticalOnAContainerTerminal) 
   auto list = hub.api("GET", files_url(id, ".", "&list=1"));
   ASSERT_EQ(list.status, 200) << list.body;
   bool found = false;
-  for (const auto& e : json::parse(list.body)["entries"]) found |= e["name"] == "big.bin" && e["size"] == 50u << 20;
+  const json listing = json::parse(list.body);  // named: a temporary's member would dangle in the loop
+  for (const auto& e : listing["entries"]) found |= e["name"] == "big.bin" && e["size"] == (50u << 20);
   EXPECT_TRUE(found) << list.body;
   EXPECT_EQ(hub.api("DELETE", files_url(id, "big.bin")).status, 204);
 }

@@ -412,7 +412,8 @@ TEST(Recording, AStuckRecordingDiskNeverDelaysTheShellsEcho) {
   json rec = recording_of(hub, flood);
   ASSERT_TRUE(rec.is_object());
   ASSERT_TRUE(eventually([&] {
-    for (const auto& e : parse_cast(cast_body(hub, rec["id"])).events)
+    const Cast c = parse_cast(cast_body(hub, rec["id"]));  // named: a temporary's member would dangle
+    for (const auto& e : c.events)
       if (e[1] == "m" && e[2].get<std::string>().find("not recorded") != std::string::npos) return true;
     return false;
   }, 30s)) << "no gap marker in the flooded terminal's recording";
