@@ -225,7 +225,7 @@ int Agent::on_link(lws* wsi, lws_callback_reasons reason, void* in, size_t len) 
       h.proto_min = kProtocolVersionMin;
       h.proto_max = kProtocolVersionMax;
       h.agent_version = kVersion;
-      h.capabilities = {"pty", "exec"};
+      h.capabilities = {"pty", "exec", "file"};  // "file": FILE frames (an older agent ignores them)
       h.labels = options_.labels;
       h.host = collect_host_info(options_.host);
       h.host.gpu_policy = options_.channels.gpu_policy;
@@ -364,10 +364,17 @@ void Agent::on_frame(const Frame& frame) {
   if (auto* w = std::get_if<Welcome>(&frame)) return on_welcome(*w);
   if (!welcomed_) return;
   if (auto* o = std::get_if<Open>(&frame)) return open_channel(*o);
+  if (auto* f = std::get_if<FileOpen>(&frame)) return open_file_channel(*f);
   uint32_t id = frame_channel(frame);
   auto it = channels_.find(id);
   if (auto* c = std::get_if<Close>(&frame)) {
-    if (it != channels_.end()) close_channel(id);
+    if (it != channels_.end()) {
+      bool answer = it->second->is_file();
+      close_channel(id);  // hangs the child up and reaps it: a put removes its temporary file first
+      // Answered only once the child is gone, so the hub can tell its client that nothing was
+      // left behind (SPEC 1.10); pty and exec channels are forgotten without a word.
+      if (answer) send_control(Close{id, "cancelled"});
+    }
     (void)c;
     return;
   }
@@ -428,21 +435,31 @@ void Agent::on_welcome(const Welcome& w) {
 }
 
 void Agent::open_channel(const Open& o) {
-  if (channels_.count(o.channel)) {
-    send_control(ErrorFrame{o.channel, "channel_exists", "channel " + std::to_string(o.channel) + " is already open"});
+  start_channel(o.channel, channel_kind_name(o.kind), "", [&] { return Channel::open(o, options_.channels); });
+}
+
+void Agent::open_file_channel(const FileOpen& f) {
+  // Logged without the path: that is the user's business (the hub's audit log has it).
+  start_channel(f.channel, "file", f.op, [&] { return Channel::open(f, options_.channels); });
+}
+
+void Agent::start_channel(uint32_t id, std::string_view kind, std::string_view op,
+                          const std::function<Result<std::unique_ptr<Channel>>()>& open) {
+  if (channels_.count(id)) {
+    send_control(ErrorFrame{id, "channel_exists", "channel " + std::to_string(id) + " is already open"});
     return;
   }
-  auto ch = Channel::open(o, options_.channels);
+  auto ch = open();
   if (!ch) {
-    log("warn", "channel.spawn_failed", {{"channel", std::to_string(o.channel)}, {"reason", ch.error().message}});
-    send_control(ErrorFrame{o.channel, ch.error().code, ch.error().message});
-    send_control(Close{o.channel, "could not start"});
+    log("warn", "channel.spawn_failed", {{"channel", std::to_string(id)}, {"reason", ch.error().message}});
+    send_control(ErrorFrame{id, ch.error().code, ch.error().message});
+    send_control(Close{id, "could not start"});
     return;
   }
-  uint32_t id = o.channel;
   send_control(Opened{id, uint32_t((*ch)->pid())});
-  log("info", "channel.open", {{"channel", std::to_string(id)}, {"kind", std::string(channel_kind_name(o.kind))},
-                               {"pid", std::to_string((*ch)->pid())}});
+  std::string channel = std::to_string(id), pid = std::to_string((*ch)->pid());
+  if (op.empty()) log("info", "channel.open", {{"channel", channel}, {"kind", kind}, {"pid", pid}});
+  else log("info", "channel.open", {{"channel", channel}, {"kind", kind}, {"op", op}, {"pid", pid}});
   channels_[id] = std::move(ch).value();
   service(id);
 }

@@ -8,11 +8,13 @@
 #include <libwebsockets.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/backoff.h"
@@ -77,6 +79,10 @@ class Agent {
   void on_frame(const protocol::Frame& frame);
   void on_welcome(const protocol::Welcome& w);
   void open_channel(const protocol::Open& o);
+  void open_file_channel(const protocol::FileOpen& f);
+  // Both: ERROR then CLOSE when `open` fails, else OPENED and the channel joins the table.
+  void start_channel(uint32_t id, std::string_view kind, std::string_view op,
+                     const std::function<Result<std::unique_ptr<Channel>>()>& open);
   void close_channel(uint32_t id);
   void service(uint32_t id);  // after any event on a channel: ACKs, EXIT, CLOSE, watches
   void send_control(const protocol::Frame& frame);

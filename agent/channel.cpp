@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "agent/file_op.h"
 #include "protocol/codec.h"
 #include "protocol/limits.h"
 
@@ -49,6 +50,30 @@ Result<std::unique_ptr<Channel>> Channel::open(const protocol::Open& o, const Ch
     ch->err_.present = true;
   }
   ch->out_.present = true;
+  return ch;
+}
+
+Result<std::unique_ptr<Channel>> Channel::open(const protocol::FileOpen& f, const ChannelConfig& config) {
+  std::unique_ptr<Channel> ch(new Channel(f.channel, protocol::ChannelKind::kExec,
+                                          f.window ? f.window : protocol::kDefaultWindow));
+  // The account by the very rules of an OPEN: a file is read or written by whoever the same
+  // user's terminal runs as, never by someone with more rights.
+  protocol::Open as;
+  as.channel = f.channel;
+  as.kind = protocol::ChannelKind::kExec;
+  as.user = f.user;
+  as.account = f.account;
+  auto who = choose_account(as, config.user_map, config.account, config.etc, ::getuid());
+  if (!who) return who.error();
+  SpawnOptions s;
+  s.account = who->account;
+  s.run = [op = f.op, path = f.path, mode = f.mode, flags = f.flags] { return file_op(op, path, mode, flags); };
+  auto e = ExecProcess::spawn(s);
+  if (!e) return e.error();
+  ch->exec_ = std::move(e).value();
+  ch->file_ = true;
+  ch->out_.present = true;
+  ch->err_.present = true;
   return ch;
 }
 

@@ -38,9 +38,13 @@ class Channel {
  public:
   using Clock = std::chrono::steady_clock;
   static Result<std::unique_ptr<Channel>> open(const protocol::Open& open, const ChannelConfig& config);
+  // A file channel (FILE frame): an exec channel whose child runs file_op (file_op.h) instead of
+  // a program, as the account an OPEN with the same user/account would get. Its kind() is exec.
+  static Result<std::unique_ptr<Channel>> open(const protocol::FileOpen& file, const ChannelConfig& config);
 
   uint32_t id() const { return id_; }
   protocol::ChannelKind kind() const { return kind_; }
+  bool is_file() const { return file_; }  // opened by a FILE frame
   pid_t pid();
 
   // --- file descriptors the Agent watches (-1 when there is none / no longer) ---
@@ -92,7 +96,8 @@ class Channel {
   bool awaiting_exit_status() const { return !exit_ && orphan_exit_seen_.has_value(); }
 
   // --- upgrades (handover.h) ---
-  // Only terminals go to a successor: an exec's caller, a hub request, ends with the link anyway.
+  // Only terminals go to a successor: an exec's (or a file channel's) caller, a hub request, ends
+  // with the link anyway.
   bool can_hand_over() const { return pty_ != nullptr; }
   ChannelSnapshot snapshot(Clock::time_point now) const;
   // A terminal from a predecessor's snapshot. master or pidfd is -1 when it did not come along
@@ -116,6 +121,7 @@ class Channel {
 
   uint32_t id_;
   protocol::ChannelKind kind_;
+  bool file_ = false;
   std::unique_ptr<PtyProcess> pty_;
   std::unique_ptr<ExecProcess> exec_;
   Output out_;

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -254,10 +255,26 @@ ssize_t write_some(int fd, std::span<const uint8_t> bytes) {
 
 namespace {
 
-// Forks; in the child runs `setup(status_fd)` and execs. Returns the child and reports an exec
-// failure (errno written to the status pipe) as spawn_failed.
+// In a forked child whose work is a function (SpawnOptions::run), in place of execve: never returns.
+[[noreturn]] void run_in_child(const std::function<int()>& run, char** envp, pid_t agent) {
+  ::close(3);       // the status pipe: its EOF tells the parent the child started
+  environ = envp;   // the clean environment, as execve would have given it
+  // Dies with the agent (a half-done upload must not be committed for a caller that is gone).
+  // Set after setuid(), which clears it; the getppid() check covers an agent already gone.
+  ::prctl(PR_SET_PDEATHSIG, SIGHUP);
+  if (::getppid() != agent) ::_exit(128 + SIGHUP);
+  int code = 1;
+  try {
+    code = run();
+  } catch (...) {  // never unwind into the agent's own frames, which this copy of it still has
+  }
+  ::_exit(code);
+}
+
+// Forks; in the child runs `setup(status_fd)` and execs (or runs `run`). Returns the child and
+// reports an exec failure (errno written to the status pipe) as spawn_failed.
 template <typename Setup>
-Result<std::unique_ptr<Child>> spawn_child(const Prepared& p, bool drop, Setup setup) {
+Result<std::unique_ptr<Child>> spawn_child(const Prepared& p, bool drop, const std::function<int()>& run, Setup setup) {
   int status[2];
   if (::pipe2(status, O_CLOEXEC) != 0) return make_error("spawn_failed", std::string("pipe: ") + std::strerror(errno));
   std::vector<char*> argv, envp;
@@ -265,6 +282,7 @@ Result<std::unique_ptr<Child>> spawn_child(const Prepared& p, bool drop, Setup s
   argv.push_back(nullptr);
   for (const auto& e : p.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
+  pid_t agent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(status[0]);
@@ -289,6 +307,7 @@ Result<std::unique_ptr<Child>> spawn_child(const Prepared& p, bool drop, Setup s
       ::_exit(126);
     }
     if (::chdir(p.account.home.c_str()) != 0) (void)!::chdir("/");
+    if (run) run_in_child(run, envp.data(), agent);
     ::execve(p.path.c_str(), argv.data(), envp.data());
     int e = errno;
     (void)!::write(3, &e, sizeof(e));
@@ -331,7 +350,7 @@ Result<std::unique_ptr<PtyProcess>> PtyProcess::spawn(const SpawnOptions& o) {
   std::string slave_path = name;
   bool drop = o.account && ::getuid() == 0 && o.account->uid != 0;
   if (o.account && ::getuid() == 0 && o.account->uid != 0) ::chown(slave_path.c_str(), o.account->uid, -1);
-  auto child = spawn_child(p, drop, [&] {
+  auto child = spawn_child(p, drop, nullptr, [&] {
     ::setsid();  // new session: the pty becomes its controlling terminal
     int slave = ::open(slave_path.c_str(), O_RDWR);
     if (slave < 0) ::_exit(125);
@@ -374,14 +393,14 @@ Status PtyProcess::signal(const std::string& name) {
 }
 
 Result<std::unique_ptr<ExecProcess>> ExecProcess::spawn(const SpawnOptions& o) {
-  if (o.argv.empty()) return make_error("spawn_failed", "exec needs a program");
+  if (o.argv.empty() && !o.run) return make_error("spawn_failed", "exec needs a program");
   Prepared p = prepare(o, false);
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) != 0) return make_error("spawn_failed", "pipe failed");
   if (::pipe2(out, O_CLOEXEC) != 0) return make_error("spawn_failed", "pipe failed");
   if (::pipe2(err, O_CLOEXEC) != 0) return make_error("spawn_failed", "pipe failed");
   bool drop = o.account && ::getuid() == 0 && o.account->uid != 0;
-  auto child = spawn_child(p, drop, [&] {
+  auto child = spawn_child(p, drop, o.run, [&] {
     ::setsid();  // its own process group, so a timeout's KILL takes its children too
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);

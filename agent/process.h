@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,6 +89,12 @@ struct SpawnOptions {
   uint16_t rows = 24;
   std::optional<Account> account;  // run as this user (the agent must be root); else as the agent
   std::string shell;               // overrides the account's shell
+  // Exec only: run this function in the forked child instead of execve(argv), then _exit with
+  // what it returns (a file channel, file_op.h). The agent is single-threaded, so the child may
+  // run ordinary code. Everything else is as for an exec: the pipes, session, signals, fds, the
+  // account, its home as the current directory, the clean environment. Such a child also gets
+  // SIGHUP when the agent dies: nobody is left to want its result.
+  std::function<int()> run;
 };
 
 // Result of a non-blocking read.
