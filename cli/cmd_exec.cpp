@@ -3,13 +3,11 @@
 //   rexec exec web-1 web-2 --label role=ci -- sh -c 'uname -m'
 // Exit status: 0 when every target exited 0, else 1 + the number of targets that did not
 // (offline, timed out, failed to start, non-zero exit), at most 100.
-#include <signal.h>
-
-#include <atomic>
 #include <chrono>
 
 #include "cli/commands.h"
 #include "cli/failure.h"
+#include "cli/interrupt.h"
 #include "cli/output.h"
 #include "cli/parse.h"
 #include "cli/targets.h"
@@ -26,27 +24,6 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kKeepPerStream = 1024 * 1024;
 // A line longer than this is printed in pieces (a target printing without newlines).
 constexpr size_t kMaxLine = 64 * 1024;
-
-std::atomic<bool> g_interrupted{false};  // set by SIGINT/SIGTERM: async-signal-safe, nothing else
-
-// SIGINT and SIGTERM stop the request (and so the runs on the hub) instead of killing us mid-line.
-class InterruptGuard {
- public:
-  InterruptGuard() {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) { g_interrupted = true; };
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, &old_int_);
-    ::sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~InterruptGuard() {
-    ::sigaction(SIGINT, &old_int_, nullptr);
-    ::sigaction(SIGTERM, &old_term_, nullptr);
-  }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 struct Stream {
   std::string line;  // text mode: the unfinished line
@@ -247,11 +224,10 @@ void add_exec_command(CLI::App& app, Context& ctx) {
 
     Fanout fanout(ctx, targets, o->json_stream ? Mode::kJsonStream : o->json ? Mode::kJson : Mode::kText);
     InterruptGuard guard;
-    g_interrupted = false;
     bool completed = false;
     try {
       completed = ctx.hub().post_stream("/api/v1/exec", body, [&fanout](const nlohmann::json& j) { fanout.on_line(j); },
-                                        [] { return g_interrupted.load(); });
+                                        [&guard] { return guard.raised(); });
     } catch (const HubError& e) {
       if (e.http_status() != 0 && e.http_status() != 200) throw;  // refused before anything ran
       fanout.finish_missing(e.what());

@@ -39,6 +39,7 @@ void add_exec_command(CLI::App& app, Context& ctx);       // exec
 void add_misc_commands(CLI::App& app, Context& ctx);      // version, completion
 void add_connect_command(CLI::App& app, Context& ctx);    // connect
 void add_mcp_command(CLI::App& app, Context& ctx);        // mcp
+void add_cp_command(CLI::App& app, Context& ctx);         // cp
 
 // Attaches to a terminal like ssh (cmd_connect.cpp); `create --connect` uses it too. Returns the
 // exit status: the shell's exit code, or 0 after a detach.

@@ -1,7 +1,9 @@
 #include "cli/hub_client.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace rx::cli {
@@ -20,6 +22,11 @@ struct LineSink {
   std::string error_body;  // a non-200 answer is JSON, not lines
   long status = 0;
 };
+
+// An error answer is one JSON line; more than this is not one, and is not kept.
+constexpr size_t kMaxErrorBody = 65536;
+// Bigger than curl's 16 KiB default: a 1 GB transfer in fewer, larger reads and writes.
+constexpr long kTransferBuffer = 256 * 1024;
 
 }  // namespace
 
@@ -153,6 +160,115 @@ bool HubClient::post_stream(const std::string& path, const nlohmann::json& body,
   if (o.rc == CURLE_ABORTED_BY_CALLBACK) return false;
   if (o.rc != CURLE_OK) fail_transport(o.rc, o.os_errno, o.error.c_str());
   if (o.status >= 400) fail_status(o.status, sink.error_body);
+  return true;
+}
+
+}  // namespace rx::cli
+
+namespace rx::cli {
+
+std::optional<nlohmann::json> HubClient::put_stream(const std::string& path, int fd, std::optional<uint64_t> size,
+                                                    const std::string& source, const Progress& progress) {
+  struct Ctx {
+    int fd;
+    const Progress* progress;
+    uint64_t sent = 0, total = 0;
+    int read_errno = 0;
+    std::string response;
+  } ctx{fd, &progress, 0, size.value_or(0), 0, {}};
+  auto read = +[](char* buf, size_t size, size_t n, void* user) -> size_t {
+    auto* x = static_cast<Ctx*>(user);
+    for (;;) {
+      ssize_t got = ::read(x->fd, buf, size * n);
+      if (got >= 0) {
+        x->sent += uint64_t(got);
+        return size_t(got);  // 0: the end of a chunked body
+      }
+      // A signal while a pipe blocks: ask whether to go on, since curl cannot while we wait here.
+      if (errno == EINTR && (*x->progress)(x->sent, x->total)) continue;
+      if (errno != EINTR) x->read_errno = errno;
+      return CURL_READFUNC_ABORT;
+    }
+  };
+  auto write = +[](char* data, size_t size, size_t n, void* user) -> size_t {
+    auto* x = static_cast<Ctx*>(user);
+    if (x->response.size() < kMaxErrorBody) x->response.append(data, size * n);
+    return size * n;
+  };
+  auto xfer = +[](void* user, curl_off_t, curl_off_t, curl_off_t ultotal, curl_off_t ulnow) -> int {
+    auto* x = static_cast<Ctx*>(user);
+    return (*x->progress)(uint64_t(ulnow), uint64_t(ultotal)) ? 0 : 1;
+  };
+  auto o = perform("PUT", path, nullptr, "application/json", [&](CURL* c) {
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &ctx);
+    if (size) curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, curl_off_t(*size));
+    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, kTransferBuffer);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  });
+  if (ctx.read_errno) throw Failure("cannot read " + source + ": " + std::strerror(ctx.read_errno));
+  if (o.rc == CURLE_ABORTED_BY_CALLBACK) return std::nullopt;
+  // A hub that refuses early (exists, too_large) may close while the body is still going: its
+  // answer, when it came, says more than the broken pipe.
+  if (o.status >= 400 && (o.rc == CURLE_OK || !ctx.response.empty())) fail_status(o.status, ctx.response);
+  if (o.rc != CURLE_OK) fail_transport(o.rc, o.os_errno, o.error.c_str());
+  auto j = nlohmann::json::parse(ctx.response, nullptr, false);
+  if (j.is_discarded()) throw HubError(profile_.hub + " did not answer with JSON (is it a Rexec hub?)", o.status, "bad_response");
+  return j;
+}
+
+bool HubClient::get_stream(const std::string& path, const std::function<bool(const char*, size_t)>& sink,
+                           const Progress& progress) {
+  struct Ctx {
+    const std::function<bool(const char*, size_t)>* sink;
+    const Progress* progress;
+    CURL* c;
+    long status = 0;
+    bool sink_failed = false;
+    std::string error_body;
+  } ctx{&sink, &progress, curl_->easy, 0, false, {}};
+  auto write = +[](char* data, size_t size, size_t n, void* user) -> size_t {
+    auto* x = static_cast<Ctx*>(user);
+    if (x->status == 0) curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &x->status);
+    if (x->status < 200 || x->status >= 300) {  // the error's JSON, not the file
+      if (x->error_body.size() < kMaxErrorBody) x->error_body.append(data, size * n);
+      return size * n;
+    }
+    if ((*x->sink)(data, size * n)) return size * n;
+    x->sink_failed = true;
+    return CURL_WRITEFUNC_ERROR;
+  };
+  auto xfer = +[](void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, curl_off_t) -> int {
+    auto* x = static_cast<Ctx*>(user);
+    long status = 0;
+    curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &status);
+    bool file = status >= 200 && status < 300;  // not an error answer's few bytes
+    return (*x->progress)(file ? uint64_t(dlnow) : 0, file ? uint64_t(dltotal) : 0) ? 0 : 1;
+  };
+  auto o = perform("GET", path, nullptr, "*/*", [&](CURL* c) {
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kTransferBuffer);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  });
+  if (o.rc == CURLE_ABORTED_BY_CALLBACK || (o.rc == CURLE_WRITE_ERROR && ctx.sink_failed)) return false;
+  if (o.status >= 400) fail_status(o.status, ctx.error_body);
+  if (o.rc == CURLE_PARTIAL_FILE) {
+    curl_off_t got = 0, want = 0;
+    curl_easy_getinfo(curl_->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+    curl_easy_getinfo(curl_->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &want);
+    throw HubError("the download was cut short: " + std::to_string(got) + " of " + std::to_string(want) +
+                       " bytes came (did the file shrink while it was read?)",
+                   o.status, "partial");
+  }
+  if (o.rc != CURLE_OK) fail_transport(o.rc, o.os_errno, o.error.c_str());
   return true;
 }
 

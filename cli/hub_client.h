@@ -4,8 +4,10 @@
 // again after a 401, or the hub's own message.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +45,20 @@ class HubClient {
   // Returns false when stopped.
   bool post_stream(const std::string& path, const nlohmann::json& body,
                    const std::function<void(const nlohmann::json&)>& on_line, const std::function<bool()>& stop);
+
+  // File transfers (docs/files.md), streamed: neither side is ever held whole in memory.
+  // `progress` gets the bytes moved so far and the total (0: unknown) at least once a second;
+  // false from it ends the transfer (the hub then cancels and keeps nothing).
+  using Progress = std::function<bool(uint64_t done, uint64_t total)>;
+  // PUT with the body read from `fd` as curl sends it: `size` bytes, or chunked to EOF when
+  // nullopt (a pipe). The hub's JSON answer, or nullopt when stopped by `progress`. A failed
+  // read of `fd` throws a Failure naming `source`.
+  std::optional<nlohmann::json> put_stream(const std::string& path, int fd, std::optional<uint64_t> size,
+                                           const std::string& source, const Progress& progress);
+  // GET whose body (when 2xx) goes to `sink` piece by piece. False when `progress` or the sink
+  // (its write failed: it knows why) stopped it; a body cut short is a HubError.
+  bool get_stream(const std::string& path, const std::function<bool(const char*, size_t)>& sink,
+                  const Progress& progress);
 
   const Profile& profile() const { return profile_; }
   // The hub's URL with ws:// or wss:// for a WebSocket path.

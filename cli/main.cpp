@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   add_terminal_commands(app, ctx);
   add_agent_commands(app, ctx);
   add_exec_command(app, ctx);
+  add_cp_command(app, ctx);
   add_misc_commands(app, ctx);
   add_connect_command(app, ctx);
   add_mcp_command(app, ctx);

@@ -38,4 +38,11 @@ nlohmann::json parse_gpus(const std::string& text) {
   }
 }
 
+unsigned parse_mode(const std::string& text) {
+  if (text.empty() || text.size() > 5 || text.find_first_not_of("01234567") != std::string::npos ||
+      std::stoul(text, nullptr, 8) > 07777)
+    throw Failure("bad --mode '" + text + "': expected octal permission bits like 0644");
+  return unsigned(std::stoul(text, nullptr, 8));
+}
+
 }  // namespace rx::cli

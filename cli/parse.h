@@ -16,5 +16,7 @@ int64_t parse_duration(const std::string& text);
 std::pair<std::string, std::string> parse_label(const std::string& text);
 // "0,1" -> [0, 1].
 nlohmann::json parse_gpus(const std::string& text);
+// "0644", "755" -> permission bits (octal, at most 07777).
+unsigned parse_mode(const std::string& text);
 
 }  // namespace rx::cli

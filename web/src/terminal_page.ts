@@ -1,6 +1,7 @@
 // /t/{id}: one terminal filling the window, with a slim bar on top.
 import { api, lastingError, Terminal, wsBase } from "./api";
 import { h } from "./dom";
+import { filesPanel } from "./files_panel";
 import type { Page } from "./main";
 import { mountTerminal } from "./terminal_view";
 import { toast, toastError } from "./toast";
@@ -23,6 +24,7 @@ export function terminalPage(root: HTMLElement, id: string): Page {
   const size = h("span", { class: "font-size", "aria-live": "polite" });
   const smaller = h("button", { type: "button", class: "ghost", text: "A−", title: "Smaller text", "aria-label": "Smaller text", "data-testid": "font-smaller" });
   const larger = h("button", { type: "button", class: "ghost", text: "A+", title: "Larger text", "aria-label": "Larger text", "data-testid": "font-larger" });
+  const filesButton = h("button", { type: "button", class: "ghost", text: "Files", title: "Browse, download and upload files (or drop files on the terminal)", "aria-expanded": "false", "data-testid": "files-button" });
   const main = h("div", { class: "term-main" });
   root.append(
     h(
@@ -38,6 +40,7 @@ export function terminalPage(root: HTMLElement, id: string): Page {
         viewers,
         h("span", { class: "spacer" }),
         h("a", { class: "bar-link", href: `/recordings?terminal=${encodeURIComponent(id)}`, title: "This terminal's recordings", "data-testid": "recordings-link", text: "Recordings" }),
+        filesButton,
         smaller,
         size,
         larger,
@@ -71,6 +74,13 @@ export function terminalPage(root: HTMLElement, id: string): Page {
       api<Terminal>("GET", `/terminals/${encodeURIComponent(id)}`).then(() => null, lastingError),
   });
   window.__rexec = { term: view.term };
+  // However the panel opens (a drop opens it too), the button says so.
+  const files = filesPanel(id, main, (open) => filesButton.setAttribute("aria-expanded", String(open)));
+  main.append(files.element);
+  filesButton.onclick = (e) => {
+    files.toggle();
+    if (e.detail && files.element.hidden) view.focus();
+  };
 
   const setFont = (n: number) => {
     fontSize = Math.min(FONT_MAX, Math.max(FONT_MIN, n));
@@ -102,6 +112,7 @@ export function terminalPage(root: HTMLElement, id: string): Page {
   view.focus();
   return {
     dispose() {
+      files.dispose();
       view.dispose();
       delete window.__rexec;
     },
