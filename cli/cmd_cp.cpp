@@ -9,8 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include "cli/commands.h"
@@ -49,22 +52,12 @@ std::string dir_name(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// Everything but the unreserved characters and '/' (left readable: legal in a query) as %XX, so
-// a name with spaces, '&', '#', '+' or any UTF-8 reaches the hub as typed.
+// libcurl's escaping (every byte but the unreserved ones as %XX), so a name with spaces, '&',
+// '#', '+' or any UTF-8 reaches the hub as typed.
 std::string percent_encode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (alnum || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
-      out += char(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+  std::unique_ptr<char, decltype(&curl_free)> escaped(curl_easy_escape(nullptr, s.data(), int(s.size())), &curl_free);
+  if (!escaped) throw Failure("out of memory encoding the path");
+  return escaped.get();
 }
 
 std::string files_url(const std::string& terminal_id, const std::string& path) {

@@ -11,27 +11,14 @@
 #include <set>
 #include <string>
 
+#include "tests/support/process.h"
+
 namespace rx::agent::test {
 
 // A directory of its own per test (0755, so another account may look in when a test wants it).
-class TempDir {
+class TempDir : public rx::test::TempDir {
  public:
-  TempDir() {
-    char name[] = "/tmp/rexec-files-XXXXXX";
-    if (::mkdtemp(name)) path_ = name;
-    ::chmod(path_.c_str(), 0755);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : rx::test::TempDir("rexec-files") { ::chmod(path().c_str(), 0755); }
 };
 
 inline void write_file(const std::string& path, const std::string& bytes, mode_t mode = 0644) {
