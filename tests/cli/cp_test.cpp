@@ -70,23 +70,6 @@ mode_t mode_of(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
 }
 
-// How many open descriptors of any process here are of files in `dir`: the agent writes an
-// upload to an unnamed O_TMPFILE there (no name to see in the directory), which /proc shows as
-// "DIR/#INODE (deleted)".
-size_t open_in(const std::string& dir) {
-  size_t n = 0;
-  for (const auto& pid : entries("/proc")) {
-    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string fds = "/proc/" + pid + "/fd";
-    for (const auto& fd : entries(fds)) {
-      char target[4096];
-      ssize_t len = ::readlink((fds + "/" + fd).c_str(), target, sizeof target);
-      if (len > 0 && std::string(target, size_t(len)).rfind(dir + "/", 0) == 0) ++n;
-    }
-  }
-  return n;
-}
-
 // rexec with stderr on a pseudo-terminal (stdin and stdout on /dev/null): what it drew there.
 CliResult run_on_tty(Cli& cli, const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s) {
   CliResult r;
@@ -307,7 +290,7 @@ TEST_F(CliCp, CtrlCDuringAnUploadLeavesNothingOnTheMachine) {
   CliChild child(cli, {"cp", "-", id + ":" + (remote / "cut.bin")});
   ASSERT_TRUE(child.write(random_bytes(200 * 1024, 3)));  // less than the way holds: never blocks
   // The agent's temp file open in the target directory: the upload has reached the machine.
-  ASSERT_TRUE(eventually([&] { return open_in(remote.path()) > 0; }, 15s)) << child.err();
+  ASSERT_TRUE(eventually([&] { return open_files_in(remote.path()) > 0; }, 15s)) << child.err();
   EXPECT_FALSE(exists(remote / "cut.bin")) << "not renamed into place before the end";
   ::kill(child.pid(), SIGINT);
   auto status = child.wait(15s);
@@ -315,7 +298,7 @@ TEST_F(CliCp, CtrlCDuringAnUploadLeavesNothingOnTheMachine) {
   EXPECT_EQ(*status, 130) << child.err();
   EXPECT_NE(child.err().find("interrupted"), std::string::npos) << child.err();
   // The hub cancels, the agent's child drops its temp file and goes: nothing open, nothing named.
-  EXPECT_TRUE(eventually([&] { return open_in(remote.path()) == 0; }, 15s)) << "the agent still holds a file there";
+  EXPECT_TRUE(eventually([&] { return open_files_in(remote.path()) == 0; }, 15s)) << "the agent still holds a file there";
   EXPECT_TRUE(entries(remote.path()).empty()) << "left on the machine: " << entries(remote.path())[0];
 }
 

@@ -245,11 +245,46 @@ TEST_F(Files, AnUploadOverTheCapIs413AndLeavesNothingBehind) {
   auto chunked = chunked_put(hub.port(), hub.admin_token(), files_url(t, (dir_ / "big").string()), 4u << 20);
   EXPECT_EQ(refusal(chunked), std::make_pair(413, std::string("too_large"))) << chunked.body;
   EXPECT_TRUE(names_in(dir_).empty()) << "left behind: " << *names_in(dir_).begin();
+  // Not even an unnamed temporary file still open: the 413 came after the agent's child was gone.
+  EXPECT_EQ(open_files_in(dir_.string()), 0u);
   // Under the cap, chunked too, it lands whole.
   auto fits = chunked_put(hub.port(), hub.admin_token(), files_url(t, (dir_ / "fits").string()), 512 * 1024);
   EXPECT_EQ(fits.status, 201) << fits.body;
   EXPECT_EQ(fs::file_size(dir_ / "fits"), 512u * 1024);
   EXPECT_EQ(names_in(dir_), std::set<std::string>{"fits"});
+}
+
+// A chunked upload that turns into garbage half-way: the connection is cut, the agent's child is
+// stopped, and nothing is left; the hub goes on serving.
+TEST_F(Files, AMalformedUploadBodyIsCutAndLeavesNothing) {
+  HubFixture hub;
+  AgentProcess agent(hub, "box");
+  ASSERT_TRUE(wait_online(hub, "box", 10s)) << agent.process().log();
+  std::string t = create_terminal(hub, "box");
+  ASSERT_FALSE(t.empty());
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(hub.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  std::string head = "PUT " + files_url(t, (dir_ / "bad").string()) + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                     hub.admin_token() + "\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string good = "10000\r\n" + std::string(0x10000, 'g') + "\r\n";
+  ASSERT_GT(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), 0);
+  for (int i = 0; i < 4; ++i) ASSERT_GT(::send(fd, good.data(), good.size(), MSG_NOSIGNAL), 0);
+  // The agent's child has the upload open before the garbage comes.
+  ASSERT_TRUE(eventually([&] { return open_files_in(dir_.string()) > 0; }, 10s));
+  std::string garbage = "zz-not-hex\r\n";
+  ::send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL);
+  std::string in;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) in.append(buf, size_t(n));
+  ::close(fd);
+  EXPECT_EQ(in.find("HTTP/1.1 201"), std::string::npos) << in;
+  EXPECT_TRUE(eventually([&] { return open_files_in(dir_.string()) == 0; }, 10s)) << "the agent's child still holds the upload";
+  EXPECT_TRUE(names_in(dir_).empty()) << "left behind: " << *names_in(dir_).begin();
+  EXPECT_EQ(hub.api("PUT", files_url(t, (dir_ / "good").string()), "fine").status, 201);
 }
 
 TEST_F(Files, A200MBDownloadLeavesAnotherTerminalsEchoAlone) {

@@ -164,3 +164,23 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
 }
 
 }  // namespace rx::test
+
+namespace rx::test {
+
+size_t open_files_in(const std::string& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = proc.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::error_code gone;  // a process may end while it is looked at
+    for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fd", gone)) {
+      char target[4096];
+      ssize_t len = ::readlink(fd.path().c_str(), target, sizeof target);
+      if (len > 0 && std::string(target, size_t(len)).rfind(dir + "/", 0) == 0) ++n;
+    }
+  }
+  return n;
+}
+
+}  // namespace rx::test
