@@ -152,6 +152,10 @@ void Api::describe_metrics() {
                     "Terminal output not recorded because the recordings' disk was too slow.");
   metrics_.describe("rexec_recording_write_failures_total", T::kCounter,
                     "Times a recording's writes began to fail (a full or broken disk); the terminals go on.");
+  metrics_.describe("rexec_file_transfers_total", T::kCounter,
+                    "File requests through agents (docs/files.md) by op and result (ok, or the error code).");
+  metrics_.describe("rexec_file_bytes_total", T::kCounter,
+                    "File bytes moved through agents: up = uploads to machines, down = downloads and listings.");
   metrics_.describe("rexec_frames_dropped_total", T::kCounter,
                     "Frames dropped: read-only or overflowing input, frames for unknown channels.");
 }

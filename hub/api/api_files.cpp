@@ -69,8 +69,8 @@ std::string disposition(const std::string& path) {
 // One transfer as its HTTP client sees it. Holds the exchange; the transfer holds it back.
 class FileAnswer final : public FileClient {
  public:
-  FileAnswer(std::shared_ptr<HttpExchange> ex, FileTransfers& files, std::string op, std::string path)
-      : ex_(std::move(ex)), files_(files), op_(std::move(op)), path_(std::move(path)) {}
+  FileAnswer(std::shared_ptr<HttpExchange> ex, FileTransfers& files, Metrics& metrics, std::string op, std::string path)
+      : ex_(std::move(ex)), files_(files), metrics_(metrics), op_(std::move(op)), path_(std::move(path)) {}
   FileTransfers::Handle handle;
   uint64_t max_bytes = 0;  // a put's cap
   uint64_t received = 0;   // a put's body so far
@@ -93,6 +93,7 @@ class FileAnswer final : public FileClient {
   }
   void data(std::string_view bytes) override {
     if (!streaming_) return;
+    metrics_.add("rexec_file_bytes_total", {{"direction", "down"}}, double(bytes.size()));
     if (op_ == "get") {
       ex_->write(bytes);
       return;
@@ -112,6 +113,8 @@ class FileAnswer final : public FileClient {
   size_t backlog() const override { return ex_->backlog(); }
   void room() override { ex_->pause_body(false); }
   void finished(const std::optional<Error>& error, const nlohmann::json& status) override {
+    metrics_.add("rexec_file_transfers_total", {{"op", op_}, {"result", error ? error->code : "ok"}});
+    if (op_ == "put" && !error) metrics_.add("rexec_file_bytes_total", {{"direction", "up"}}, double(received));
     if (streaming_) {
       // The head went out already: a failure can only cut the answer short, never complete it.
       if (error) return ex_->abort();
@@ -141,6 +144,7 @@ class FileAnswer final : public FileClient {
  private:
   std::shared_ptr<HttpExchange> ex_;
   FileTransfers& files_;
+  Metrics& metrics_;
   std::string op_;
   std::string path_;
   bool streaming_ = false;
@@ -182,7 +186,7 @@ Result<FileRequest> Api::file_request(const Principal& p, Request& req, const st
 Reply Api::start_file(const Principal& p, Request& req, const Exchange& ex, const std::string& op) {
   auto r = file_request(p, req, op);
   if (!r) return file_error(r.error());
-  auto answer = std::make_shared<FileAnswer>(ex, relay_.files(), op, r->path);
+  auto answer = std::make_shared<FileAnswer>(ex, relay_.files(), metrics_, op, r->path);
   if (op == "put") {
     answer->max_bytes = uint64_t(config_.files_max_bytes);
     auto length = req.header("content-length");

@@ -252,6 +252,11 @@ TEST_F(Files, AnUploadOverTheCapIs413AndLeavesNothingBehind) {
   EXPECT_EQ(fits.status, 201) << fits.body;
   EXPECT_EQ(fs::file_size(dir_ / "fits"), 512u * 1024);
   EXPECT_EQ(names_in(dir_), std::set<std::string>{"fits"});
+  // An operator sees both outcomes, and the bytes that went up.
+  auto metrics = hub.api("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("rexec_file_transfers_total{op=\"put\",result=\"too_large\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("rexec_file_transfers_total{op=\"put\",result=\"ok\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("rexec_file_bytes_total{direction=\"up\"} 524288"), std::string::npos) << metrics;
 }
 
 // A chunked upload that turns into garbage half-way: the connection is cut, the agent's child is
