@@ -1,6 +1,7 @@
 #include "tests/cli/cli_support.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -46,6 +47,44 @@ Cli::Cli(std::string hub_url, std::string token) {
   env_["HOME"] = home_.path();
   env_["REXEC_HUB"] = std::move(hub_url);
   if (!token.empty()) env_["REXEC_TOKEN"] = std::move(token);
+}
+
+CliResult Cli::run_on_tty(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
+  CliResult r;
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0 || ::grantpt(master) || ::unlockpt(master)) return r;
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  pid_t pid = spawn(args, env_, null, null, slave);
+  ::close(slave);
+  ::close(null);
+  // Read until the child has exited and the terminal has nothing more (EIO once no one holds it).
+  auto deadline = Clock::now() + timeout;
+  int raw = 0;
+  bool exited = false;
+  while (Clock::now() < deadline) {
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {
+      char buf[4096];
+      ssize_t n = ::read(master, buf, sizeof buf);
+      if (n > 0) {
+        r.err.append(buf, size_t(n));
+        continue;
+      }
+      if (exited) break;
+    } else if (exited) {
+      break;
+    }
+    if (!exited && ::waitpid(pid, &raw, WNOHANG) == pid) exited = true;
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &raw, 0);
+  } else {
+    r.status = exit_status(raw);
+  }
+  ::close(master);
+  return r;
 }
 
 CliResult Cli::run(const std::vector<std::string>& args, const std::string& input, std::chrono::milliseconds timeout) const {

@@ -32,6 +32,10 @@ class Cli {
   // Runs `rexec ARGS...`, stdin from `input`, and waits for it.
   CliResult run(const std::vector<std::string>& args, const std::string& input = "",
                 std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+  // Runs it with stderr on a pseudo-terminal (stdin and stdout on /dev/null): what it drew there
+  // comes back as `err` (progress bars are drawn only on a terminal).
+  CliResult run_on_tty(const std::vector<std::string>& args,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
 
  private:
   TempDir home_{"rexec-cli-home"};

@@ -70,60 +70,6 @@ mode_t mode_of(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
 }
 
-// rexec with stderr on a pseudo-terminal (stdin and stdout on /dev/null): what it drew there.
-CliResult run_on_tty(Cli& cli, const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s) {
-  CliResult r;
-  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (master < 0 || ::grantpt(master) || ::unlockpt(master)) return r;
-  std::string slave_name = ::ptsname(master);
-  std::vector<std::string> argv{binary("cli/rexec")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<std::string> envs;
-  for (const auto& [k, v] : cli.env()) envs.push_back(k + "=" + v);
-  std::vector<char*> a, e;
-  for (auto& s : argv) a.push_back(s.data());
-  for (auto& s : envs) e.push_back(s.data());
-  a.push_back(nullptr);
-  e.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int slave = ::open(slave_name.c_str(), O_RDWR | O_NOCTTY);
-    int null = ::open("/dev/null", O_RDWR);
-    ::dup2(null, 0);
-    ::dup2(null, 1);
-    ::dup2(slave, 2);
-    ::execve(a[0], a.data(), e.data());
-    ::_exit(127);
-  }
-  // Read until the child has exited and the terminal has nothing more (EIO once no one holds it).
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int raw = 0;
-  bool exited = false;
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p{master, POLLIN, 0};
-    if (::poll(&p, 1, 50) > 0) {
-      char buf[4096];
-      ssize_t n = ::read(master, buf, sizeof buf);
-      if (n > 0) {
-        r.err.append(buf, size_t(n));
-        continue;
-      }
-      if (exited) break;
-    } else if (exited) {
-      break;
-    }
-    if (!exited && ::waitpid(pid, &raw, WNOHANG) == pid) exited = true;
-  }
-  if (!exited) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &raw, 0);
-  } else {
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-  }
-  ::close(master);
-  return r;
-}
-
 class CliCp : public testing::Test {
  protected:
   void SetUp() override {
@@ -274,12 +220,12 @@ TEST_F(CliCp, AProgressBarOnlyOnATerminal) {
   ASSERT_EQ(quiet.status, 0) << quiet.err;
   EXPECT_EQ(quiet.err, "");
 
-  auto up = run_on_tty(cli, {"cp", local / "p.bin", id + ":" + (remote / "p.bin")});
+  auto up = cli.run_on_tty({"cp", local / "p.bin", id + ":" + (remote / "p.bin")});
   ASSERT_EQ(up.status, 0) << up.err;
   EXPECT_NE(up.err.find("100%"), std::string::npos) << up.err;
   EXPECT_NE(up.err.find("3.0 MiB / 3.0 MiB"), std::string::npos) << up.err;
   EXPECT_NE(up.err.find(remote / "p.bin"), std::string::npos) << up.err;
-  auto down = run_on_tty(cli, {"cp", id + ":" + (remote / "p.bin"), local / "q.bin"});
+  auto down = cli.run_on_tty({"cp", id + ":" + (remote / "p.bin"), local / "q.bin"});
   ASSERT_EQ(down.status, 0) << down.err;
   EXPECT_NE(down.err.find("100%"), std::string::npos) << down.err;
   EXPECT_EQ(read_file(local / "q.bin"), read_file(local / "p.bin"));
