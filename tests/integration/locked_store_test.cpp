@@ -86,7 +86,8 @@ TEST(LockedStore, KeystrokesEchoWritesAre503AndBookkeepingLandsAfter) {
   double p50 = echo_ms[echo_ms.size() / 2], p99 = echo_ms[echo_ms.size() * 99 / 100], worst = echo_ms.back();
   std::printf("locked store: %zu keystrokes, echo p50 %.2f ms, p99 %.2f ms, max %.2f ms; %zu API writes refused\n",
               echo_ms.size(), p50, p99, worst, writes.size());
-  EXPECT_LT(p99, 50.0) << "keystrokes waited for the database lock";
+  // No bound on the times (the machines are shared): a keystroke that waited for the lock would
+  // never have echoed before ROLLBACK, which comes only after the typing, and failed above.
   ASSERT_FALSE(writes.empty());
   for (const auto& w : writes) expect_error(w, 503, "store_busy");
   for (const auto& r : reads) EXPECT_EQ(r.status, 200) << r.body;
