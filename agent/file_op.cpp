@@ -20,13 +20,13 @@
 #include <vector>
 
 #include "protocol/error.h"
+#include "protocol/file_path.h"
 #include "protocol/frame.h"
 #include "protocol/utf8.h"
 
 namespace rx::agent {
 namespace {
 
-constexpr size_t kMaxComponent = 255;  // NAME_MAX
 constexpr size_t kChunk = 64 * 1024;
 constexpr size_t kShownPath = 256;  // bytes of a path quoted in a message: a line stays short
 
@@ -128,24 +128,11 @@ Error not_regular(std::string_view path) {
   return make_error("not_regular_file", shown(path) + " is not a regular file (a FIFO, socket or device)");
 }
 
-// The hub refuses these already (docs/files.md, Paths); checked again so the agent never relies on it.
+// The hub refuses these already (protocol/file_path.h); checked again so the agent never relies on it.
 std::optional<Error> path_problem(std::string_view path) {
-  auto bad = [&](const std::string& why) { return make_error("bad_path", "bad path " + shown(path) + ": " + why); };
-  if (path.empty()) return bad("it is empty");
-  if (path.find('\0') != std::string_view::npos) return bad("it holds a NUL byte");
-  if (path.size() > protocol::kMaxFilePath)
-    return bad(std::to_string(path.size()) + " bytes, over the limit of " + std::to_string(protocol::kMaxFilePath));
-  for (std::string_view rest = path; !rest.empty();) {
-    size_t slash = std::min(rest.find('/'), rest.size());
-    std::string_view part = rest.substr(0, slash);
-    // A path means what it says, never "up from here": no component climbs.
-    if (part == "..") return bad("it has a \"..\" component");
-    if (part.size() > kMaxComponent)
-      return bad("a component of " + std::to_string(part.size()) + " bytes, over the limit of " +
-                 std::to_string(kMaxComponent));
-    rest.remove_prefix(std::min(slash + 1, rest.size()));
-  }
-  return std::nullopt;
+  auto why = protocol::file_path_problem(path);
+  if (!why) return std::nullopt;
+  return make_error("bad_path", "bad path " + shown(path) + ": " + *why);
 }
 
 class Fd {
@@ -270,7 +257,7 @@ int delete_path(const std::string& path) {
 std::string temp_name(std::string_view base) {
   constexpr std::string_view kTag = ".rexec-";
   constexpr size_t kRandom = 6;
-  std::string name = "." + std::string(base.substr(0, kMaxComponent - 1 - kTag.size() - kRandom));
+  std::string name = "." + std::string(base.substr(0, protocol::kMaxFileComponent - 1 - kTag.size() - kRandom));
   name += kTag;
   unsigned char r[kRandom] = {};
   if (::getrandom(r, sizeof(r), 0) != ssize_t(sizeof(r))) {  // no entropy yet: the clock differs per try

@@ -8,30 +8,15 @@
 
 #include "hub/api/api.h"
 #include "hub/base/json_text.h"
+#include "protocol/file_path.h"
 
 namespace rx::hub {
 namespace {
 
-constexpr size_t kMaxPathComponent = 255;  // NAME_MAX
-
-// docs/files.md "Paths": what never reaches the agent.
+// docs/files.md "Paths": what never reaches the agent (the rules are protocol/file_path.h's).
 Status file_path_ok(const std::string& path) {
-  auto bad = [](const std::string& why) { return make_error("bad_path", "path: " + why); };
-  if (path.empty()) return bad("is required (?path=NAME, relative to the account's home, or absolute)");
-  if (path.find('\0') != std::string::npos) return bad("NUL bytes are not allowed");
-  if (path.size() > protocol::kMaxFilePath)
-    return bad(std::to_string(path.size()) + " bytes, over the limit of " + std::to_string(protocol::kMaxFilePath));
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    std::string_view part(path.data() + start, end - start);
-    if (part == "..") return bad("\"..\" is not allowed (name the directory you mean)");
-    if (part.size() > kMaxPathComponent)
-      return bad("a name of " + std::to_string(part.size()) + " bytes, over the limit of " +
-                 std::to_string(kMaxPathComponent));
-    start = end + 1;
-  }
+  if (path.empty()) return make_error("bad_path", "path: is required (?path=NAME, relative to the account's home, or absolute)");
+  if (auto why = protocol::file_path_problem(path)) return make_error("bad_path", "path: " + *why);
   return Ok{};
 }
 
