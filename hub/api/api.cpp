@@ -50,7 +50,8 @@ Api::Api(Store& store, Relay& relay, const HubConfig& config, Containers& contai
 }
 
 void Api::routes() {
-  auto add = [this](const char* method, const char* pattern, Access access, auto member) {
+  // `streamed`: the handler takes the request body as it arrives (HttpHandler::streams_body).
+  auto add = [this](const char* method, const char* pattern, Access access, auto member, bool streamed = false) {
     // Most handlers answer from what they are given; the few that answer later also take the exchange.
     router_.add(method, pattern, Route{access, [this, member](const Principal& p, Request& r, const Exchange& ex) {
                                          if constexpr (std::is_invocable_v<decltype(member), Api*, const Principal&,
@@ -58,7 +59,7 @@ void Api::routes() {
                                            return (this->*member)(p, r, ex);
                                          else
                                            return (this->*member)(p, r);
-                                       }});
+                                       }, streamed});
   };
   auto add_upgrade = [this](const char* pattern, auto protocol_ok, const char* needed, auto handler) {
     upgrades_.add("GET", pattern, UpgradeRoute{protocol_ok, needed, handler});
@@ -88,7 +89,7 @@ void Api::routes() {
   add("POST", "/api/v1/terminals/{id}/start", Access::kWrite, &Api::start_terminal);
   // Write, reading too: a file download is as much as running cat in the terminal.
   add("GET", "/api/v1/terminals/{id}/files", Access::kWrite, &Api::get_file);
-  add("PUT", "/api/v1/terminals/{id}/files", Access::kWrite, &Api::put_file);
+  add("PUT", "/api/v1/terminals/{id}/files", Access::kWrite, &Api::put_file, /*streamed=*/true);
   add("DELETE", "/api/v1/terminals/{id}/files", Access::kWrite, &Api::delete_file);
   add("POST", "/api/v1/exec", Access::kWrite, &Api::exec);
   add("DELETE", "/api/v1/terminals/{id}/gpus", Access::kWrite, &Api::release_gpus);
@@ -127,6 +128,14 @@ void Api::routes() {
   for (const char* page : {"/", "/login", "/t/{id}", "/s/{code}", "/recordings", "/r/{id}", "/p/{code}", "/assets/{file}",
                            "/embed.js", "/favicon.svg"})
     add("GET", page, Access::kPublic, &Api::serve_web);
+}
+
+bool Api::streams_body(const RequestHead& head) {
+  Request r;
+  r.method = head.method == "HEAD" ? "GET" : head.method;
+  r.path = head.path;
+  auto match = router_.match(r);
+  return match.handler && match.handler->streams_body;
 }
 
 std::vector<std::string> Api::route_list() const {

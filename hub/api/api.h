@@ -73,8 +73,8 @@ class Api final : public HttpHandler {
 
   void handle(std::shared_ptr<HttpExchange> exchange) override;
   std::variant<std::unique_ptr<WsSession>, Response> upgrade(Request& request, const std::string& protocol) override;
-  // Uploads (PUT .../files) stream their body to the agent instead of the hub holding it.
-  bool streams_body(const Request& head) override;
+  // The routes marked so in the table (uploads: PUT .../files) take their body as it arrives.
+  bool streams_body(const RequestHead& head) override;
 
   // Every route, for docs checks: "GET /api/v1/terminals".
   std::vector<std::string> route_list() const;
@@ -91,6 +91,7 @@ class Api final : public HttpHandler {
   struct Route {
     Access access;
     Handler handler;
+    bool streams_body = false;  // the handler takes the body as it arrives (streams_body())
   };
   using Upgrade = std::variant<std::unique_ptr<WsSession>, Response>;
   // A WebSocket endpoint: the subprotocol it needs (checked before its handler runs) and the

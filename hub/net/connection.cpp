@@ -196,7 +196,7 @@ void Connection::process_http() {
       exchange_ = std::make_shared<HttpExchange>();
       exchange_->conn_ = this;
       if (head_.upgrade) return upgrade();
-      bool streamed = !server_.draining_ && server_.handler_.streams_body(make_request(head_, "", peer_, via_socket_));
+      bool streamed = !server_.draining_ && server_.handler_.streams_body(head_);
       body_ = BodyReader(head_.body, head_.content_length, streamed ? SIZE_MAX : server_.options_.max_body);
       if (body_.error()) return refuse(*body_.error());  // declared over the limit: 413 before reading it
       if (head_.expect_continue) send_plain(std::string("HTTP/1.1 100 Continue\r\n\r\n"));

@@ -137,9 +137,9 @@ class HttpHandler {
   // A WebSocket upgrade of `request` to `protocol` (the client's Sec-WebSocket-Protocol list): a
   // session, or an error response to send instead (401, 404, ...).
   virtual std::variant<std::unique_ptr<WsSession>, Response> upgrade(Request& request, const std::string& protocol) = 0;
-  // True: `head` (a Request with an empty body) is dispatched as soon as its head is read, and
-  // its body streams to HttpExchange::on_body, with no size cap but the handler's own (uploads).
-  virtual bool streams_body(const Request& head) {
+  // True: the request of `head` is dispatched as soon as its head is read, and its body (maybe
+  // empty) streams to HttpExchange::on_body, with no size cap but the handler's own (uploads).
+  virtual bool streams_body(const RequestHead& head) {
     (void)head;
     return false;
   }
