@@ -1,13 +1,12 @@
 // Files of a terminal's machine (docs/files.md): GET (download, or list=1), PUT (upload, the body
 // streamed to the agent as its credit allows), DELETE, all through a file channel on the
 // terminal's agent (hub/channel/file_transfer.h), run as the terminal's account.
-#include <cctype>
 #include <charconv>
-#include <cstdio>
 #include <map>
 
 #include "hub/api/api.h"
 #include "hub/base/json_text.h"
+#include "hub/docker/docker.h"
 #include "protocol/file_path.h"
 
 namespace rx::hub {
@@ -37,18 +36,10 @@ Response file_error(const Error& e) { return json_response(file_status(e.code), 
 std::string disposition(const std::string& path) {
   std::string name = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
   if (name.empty()) name = "download";
-  std::string plain, exact;
-  for (unsigned char c : name) {
-    plain += (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? char(c) : '_';
-    if (std::isalnum(c) || c == '.' || c == '-' || c == '_') {
-      exact += char(c);
-    } else {
-      char hex[4];
-      std::snprintf(hex, sizeof(hex), "%%%02X", c);
-      exact += hex;
-    }
-  }
-  return "attachment; filename=\"" + plain + "\"; filename*=UTF-8''" + exact;
+  std::string plain;
+  for (unsigned char c : name) plain += (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? char(c) : '_';
+  // RFC 8187's value is the name percent-encoded, as Docker's paths are (hub/docker/docker.h).
+  return "attachment; filename=\"" + plain + "\"; filename*=UTF-8''" + percent_encode(name);
 }
 
 // One transfer as its HTTP client sees it. Holds the exchange; the transfer holds it back.
@@ -138,10 +129,6 @@ class FileAnswer final : public FileClient {
 };
 
 }  // namespace
-
-bool Api::streams_body(const Request& head) {
-  return head.method == "PUT" && head.path.starts_with("/api/v1/terminals/") && head.path.ends_with("/files");
-}
 
 Result<FileRequest> Api::file_request(const Principal& p, Request& req, const std::string& op) {
   auto t = find_terminal(p, req.params["id"]);

@@ -183,11 +183,7 @@ void FileTransfers::status_line(Transfer& t, std::string_view line) {
   t.last_status = j;
   if (!j["ok"].get<bool>()) {
     // The first failure is the one to report (a second line may follow it).
-    if (!t.failure || t.cancelled) {
-      std::string code = j.value("code", "io_error");
-      std::string message = j.value("message", "the file operation failed");
-      if (!t.failure) t.failure = Error{code, message};
-    }
+    if (!t.failure) t.failure = Error{j.value("code", "io_error"), j.value("message", "the file operation failed")};
     return;
   }
   if (!t.started) {
@@ -227,16 +223,15 @@ void FileTransfers::agent_gone(const std::string& agent_id) {
   std::vector<std::shared_ptr<Transfer>> gone;
   for (auto& [key, t] : transfers_)
     if (key.first == agent_id) gone.push_back(t);
-  for (auto& t : gone) finish(*t, t->cancelled && t->failure ? t->failure
-                                                              : make_error("agent_offline",
-                                                                           "the agent disconnected during the transfer"));
+  // A cancelled one ends as its cancel said (cancel() always sets the failure).
+  for (auto& t : gone)
+    finish(*t, t->cancelled ? t->failure : make_error("agent_offline", "the agent disconnected during the transfer"));
 }
 
 void FileTransfers::finish(Transfer& t, std::optional<Error> error) {
   if (t.done) return;
   t.done = true;
-  auto keep = transfers_[{t.agent_id, t.channel}];  // the map's reference goes below; t lives on here
-  transfers_.erase({t.agent_id, t.channel});
+  auto keep = transfers_.extract({t.agent_id, t.channel});  // out of the map, alive until we return
   log("info", "file.end", {{"agent", t.agent_id}, {"channel", std::to_string(t.channel)}, {"op", t.op},
                            {"result", error ? error->code : "ok"}});
   auto client = std::move(t.client);
