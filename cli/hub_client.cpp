@@ -28,6 +28,16 @@ constexpr size_t kMaxErrorBody = 65536;
 // Bigger than curl's 16 KiB default: a 1 GB transfer in fewer, larger reads and writes.
 constexpr long kTransferBuffer = 256 * 1024;
 
+// A streamed call's callbacks: the body as it comes, and a progress call at least once a second
+// (where the caller may stop it), both given `ctx`.
+void stream_callbacks(CURL* c, curl_write_callback write, curl_xferinfo_callback progress, void* ctx) {
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, ctx);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, ctx);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+}
+
 }  // namespace
 
 struct HubClient::Curl {
@@ -133,7 +143,7 @@ bool HubClient::post_stream(const std::string& path, const nlohmann::json& body,
     auto* x = static_cast<Ctx*>(user);
     if (x->sink->status == 0) curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &x->sink->status);
     if (x->sink->status != 200) {
-      if (x->sink->error_body.size() < 65536) x->sink->error_body.append(data, size * n);
+      if (x->sink->error_body.size() < kMaxErrorBody) x->sink->error_body.append(data, size * n);
       return size * n;
     }
     std::string& p = x->sink->pending;
@@ -150,22 +160,13 @@ bool HubClient::post_stream(const std::string& path, const nlohmann::json& body,
     auto* x = static_cast<Ctx*>(user);
     return (*x->stop)() ? 1 : 0;
   };
-  auto o = perform("POST", path, &text, "application/x-ndjson", [&](CURL* easy) {
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &ctx);
-    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, progress);
-    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &ctx);
-    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
-  });
+  auto o = perform("POST", path, &text, "application/x-ndjson",
+                   [&](CURL* easy) { stream_callbacks(easy, write, progress, &ctx); });
   if (o.rc == CURLE_ABORTED_BY_CALLBACK) return false;
   if (o.rc != CURLE_OK) fail_transport(o.rc, o.os_errno, o.error.c_str());
   if (o.status >= 400) fail_status(o.status, sink.error_body);
   return true;
 }
-
-}  // namespace rx::cli
-
-namespace rx::cli {
 
 std::optional<nlohmann::json> HubClient::put_stream(const std::string& path, int fd, std::optional<uint64_t> size,
                                                     const std::string& source, const Progress& progress) {
@@ -205,11 +206,7 @@ std::optional<nlohmann::json> HubClient::put_stream(const std::string& path, int
     curl_easy_setopt(c, CURLOPT_READDATA, &ctx);
     if (size) curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, curl_off_t(*size));
     curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, kTransferBuffer);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    stream_callbacks(c, write, xfer, &ctx);
   });
   if (ctx.read_errno) throw Failure("cannot read " + source + ": " + std::strerror(ctx.read_errno));
   if (o.rc == CURLE_ABORTED_BY_CALLBACK) return std::nullopt;
@@ -252,11 +249,7 @@ bool HubClient::get_stream(const std::string& path, const std::function<bool(con
   };
   auto o = perform("GET", path, nullptr, "*/*", [&](CURL* c) {
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kTransferBuffer);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    stream_callbacks(c, write, xfer, &ctx);
   });
   if (o.rc == CURLE_ABORTED_BY_CALLBACK || (o.rc == CURLE_WRITE_ERROR && ctx.sink_failed)) return false;
   if (o.status >= 400) fail_status(o.status, ctx.error_body);
