@@ -311,22 +311,7 @@ TEST_F(Files, A200MBDownloadLeavesAnotherTerminalsEchoAlone) {
   ASSERT_TRUE(v.wait_prompt()) << agent.process().log();
   v.type("cat\r");
   ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("cat\r\n"); }, 10s)) << v.output;
-  auto echoes = [&](int count, const std::function<bool()>& going) {
-    std::vector<double> ms;
-    for (int i = 0; i < count && going(); ++i) {
-      std::string key(1, char('a' + i % 26));
-      size_t before = v.output.size();
-      auto sent = Clock::now();
-      v.type(key);
-      if (!v.until([&](const Viewer& v) { return v.output.find(key, before) != std::string::npos; }, 10s)) break;
-      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent).count());
-      std::this_thread::sleep_for(10ms);
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms;
-  };
-  auto p = [](const std::vector<double>& ms, int pct) { return ms.empty() ? 0.0 : ms[ms.size() * size_t(pct) / 100]; };
-  auto quiet = echoes(150, [] { return true; });
+  auto quiet = echo_times(v, 150);
   ASSERT_EQ(quiet.size(), 150u) << "a keystroke never came back";
 
   // The same 200 MB, downloaded again and again (at most 4 times) while keys are typed, so the
@@ -346,7 +331,7 @@ TEST_F(Files, A200MBDownloadLeavesAnotherTerminalsEchoAlone) {
     }
     downloading = false;
   });
-  auto busy = echoes(300, [&] { return downloading.load(); });
+  auto busy = echo_times(v, 300, [&] { return downloading.load(); });
   download.join();
   ASSERT_FALSE(got.empty());
   for (const auto& g : got) {
@@ -356,8 +341,9 @@ TEST_F(Files, A200MBDownloadLeavesAnotherTerminalsEchoAlone) {
   ASSERT_GE(busy.size(), 20u) << "the downloads ended before the echoes could be measured";
   std::printf("files: echo while quiet p50 %.2f ms p99 %.2f ms (%zu keys); during %zu downloads of 200 MB (%.2f s "
               "each at best) p50 %.2f ms p99 %.2f ms (%zu keys); p99 ratio %.2fx\n",
-              p(quiet, 50), p(quiet, 99), quiet.size(), got.size(), *std::min_element(seconds.begin(), seconds.end()),
-              p(busy, 50), p(busy, 99), busy.size(), p(busy, 99) / std::max(p(quiet, 99), 0.001));
+              percentile(quiet, 50), percentile(quiet, 99), quiet.size(), got.size(),
+              *std::min_element(seconds.begin(), seconds.end()), percentile(busy, 50), percentile(busy, 99), busy.size(),
+              percentile(busy, 99) / std::max(percentile(quiet, 99), 0.001));
 }
 
 class FileContainers : public ContainerTest {};

@@ -339,22 +339,6 @@ std::string wchan(pid_t hub, pid_t tid) {
   return s;
 }
 
-// Echo round trips of single keys typed into `cat` (sorted, in ms).
-std::vector<double> echo_times(Viewer& v, int count) {
-  std::vector<double> ms;
-  for (int i = 0; i < count; ++i) {
-    std::string key(1, char('a' + i % 26));
-    size_t before = v.output.size();
-    auto sent = std::chrono::steady_clock::now();
-    v.type(key);
-    if (!v.until([&](const Viewer& v) { return v.output.find(key, before) != std::string::npos; }, 10s)) break;
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count());
-    std::this_thread::sleep_for(10ms);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms;
-}
-
 // A disk that stops answering, for real: the writer thread itself is frozen (ptrace stops that
 // one thread, the hub's loop runs on) while a second terminal floods output, so the writer's
 // queue fills and the recorder must drop. The typist's echo must not notice; the recording
@@ -399,10 +383,10 @@ TEST(Recording, AStuckRecordingDiskNeverDelaysTheShellsEcho) {
   auto stuck = echo_times(v, 100);
   ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
   ASSERT_EQ(stuck.size(), 100u) << "a keystroke never came back while the disk was stuck";
-  auto p = [](const std::vector<double>& ms, int pct) { return ms[ms.size() * size_t(pct) / 100]; };
   std::printf("recording: echo beside a 40 MB flood, p50 %.2f ms p99 %.2f ms with the writer running; p50 %.2f ms "
               "p99 %.2f ms with it frozen (p99 ratio frozen/running %.2fx)\n",
-              p(running, 50), p(running, 99), p(stuck, 50), p(stuck, 99), p(stuck, 99) / std::max(p(running, 99), 0.001));
+              percentile(running, 50), percentile(running, 99), percentile(stuck, 50), percentile(stuck, 99),
+              percentile(stuck, 99) / std::max(percentile(running, 99), 0.001));
   // The flood's recording says what it lost, before the next output it records.
   Viewer after;
   ASSERT_TRUE(after.attach(hub, flood));

@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include <sstream>
+#include <thread>
 
 #include <cstring>
 
@@ -64,6 +65,24 @@ std::string AgentProcess::id() const {
     if (a["name"] == name_) return a["id"];
   return "";
 }
+
+std::vector<double> echo_times(Viewer& v, int count, const std::function<bool()>& going) {
+  std::vector<double> ms;
+  for (int i = 0; i < count && going(); ++i) {
+    std::string key(1, char('a' + i % 26));
+    size_t before = v.output.size();
+    auto sent = std::chrono::steady_clock::now();
+    v.type(key);
+    if (!v.until([&](const Viewer& v) { return v.output.find(key, before) != std::string::npos; }, std::chrono::seconds(10)))
+      break;
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms;
+}
+
+double percentile(const std::vector<double>& ms, int pct) { return ms.empty() ? 0.0 : ms[ms.size() * size_t(pct) / 100]; }
 
 bool Viewer::attach(HubFixture& hub, const std::string& terminal, std::optional<uint64_t> since) {
   std::string path = "/api/v1/terminals/" + terminal + "/attach";

@@ -65,6 +65,13 @@ struct Viewer {
   uint64_t gaps = 0;        // bytes skipped (must stay 0)
 };
 
+// Echo round trips, in ms and sorted, of up to `count` single keys typed into `cat` running in
+// `v`'s terminal, 10 ms apart, while `going()` holds; a key that never comes back ends it early
+// (the caller checks the count).
+std::vector<double> echo_times(Viewer& v, int count, const std::function<bool()>& going = [] { return true; });
+// The pct-th percentile of sorted `ms` (0 when empty).
+double percentile(const std::vector<double>& ms, int pct);
+
 // The shell's PID, from `echo PID=$$` typed now (empty on timeout).
 std::string ask_pid(Viewer& v);
 // Has the shell print its PID (returned; empty on timeout), then lines 1..lines between the
