@@ -119,6 +119,18 @@ std::unique_ptr<Channel> open_file(const protocol::FileOpen& f, const ChannelCon
 }
 
 // The agent's own account, with `home` as its home: relative paths resolve there.
+// A channel whose operation must fail: it exits 1 with one status line of `code`, and no output.
+void expect_refused(Channel& ch, const std::string& code) {
+  Hub hub;
+  auto e = run_to_exit(ch, hub);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code, 1);
+  auto lines = hub.status();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["code"], code);
+  EXPECT_EQ(hub.got[Stream::kOutput], "");
+}
+
 ChannelConfig home_at(const std::string& home) {
   ChannelConfig c;
   c.account = current_account();
@@ -215,14 +227,7 @@ TEST(FileChannel, AFailureIsAStatusLineAndExitOneNotAnError) {
   TempDir dir;
   auto ch = open_file(file_frame("get", "missing"), home_at(dir.path()));
   ASSERT_TRUE(ch);  // OPENED: the operation started and failed, the channel did not
-  Hub hub;
-  auto e = run_to_exit(*ch, hub);
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->code, 1);
-  auto lines = hub.status();
-  ASSERT_EQ(lines.size(), 1u);
-  EXPECT_EQ(lines[0]["code"], "not_found");
-  EXPECT_EQ(hub.got[Stream::kOutput], "");
+  expect_refused(*ch, "not_found");
 }
 
 TEST(FileChannel, ClosingTheChannelCancelsAnUploadAndLeavesNothing) {
@@ -294,14 +299,7 @@ TEST_F(FileChannelAsNobody, TheHubsAccountOwnsTheUploadAndCannotReadRootsFile) {
   g.account = "daemon";
   ch = open_file(g, config);
   ASSERT_TRUE(ch);
-  Hub denied;
-  e = run_to_exit(*ch, denied);
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->code, 1);
-  auto lines = denied.status();
-  ASSERT_EQ(lines.size(), 1u);
-  EXPECT_EQ(lines[0]["code"], "permission_denied");
-  EXPECT_EQ(denied.got[Stream::kOutput], "");
+  expect_refused(*ch, "permission_denied");
 }
 
 }  // namespace
