@@ -29,6 +29,7 @@
 #include "hub/docker/container_supervisor.h"
 #include "hub/docker/containers.h"
 #include "hub/docker/warm_pool.h"
+#include "hub/fanout/cast_indexes.h"
 #include "hub/fanout/events.h"
 #include "hub/fanout/recordings.h"
 #include "hub/net/server.h"
@@ -189,6 +190,8 @@ int serve(HubConfig config) {
     Api api(**store, relay, config, containers);
     api.set_events(&events);
     api.set_recordings(&recordings);
+    CastIndexes cast_indexes(&loop);
+    api.set_cast_indexes(&cast_indexes);
     ContainerSupervisor supervisor(&loop, **store, relay, containers);
     auto pool_sizes = parse_warm_pool(config.warm_pool);
     if (!pool_sizes) return log("error", "hub.config_failed", {{"reason", pool_sizes.error().message}}), 2;

@@ -13,6 +13,7 @@ build_pkgs=(
   libmsgpack-cxx-dev libfmt-dev libsqlite3-dev libsystemd-dev
   libcurl4-openssl-dev   # the hub talks to Docker's unix socket through libcurl
   libcli11-dev           # the rexec CLI parses its commands and flags with CLI11
+  libvterm-dev           # the hub replays recordings through a terminal emulator for the player's segments
   libgtest-dev libgmock-dev nlohmann-json3-dev   # JSON: test vectors now, the REST API next
   dpkg-dev                   # make deb: dpkg-shlibdeps finds the hub package's dependencies
   # The arm64 static agent (preset static-agent-arm64): Debian's cross compiler and the arm64

@@ -114,6 +114,8 @@ void Api::routes() {
   // Before "{id}", which would take "r_1.cast" as an id: the first route that matches wins.
   add("GET", "/api/v1/recordings/{id}.cast", Access::kRead, &Api::get_recording_cast);
   add("GET", "/api/v1/recordings/{id}", Access::kRead, &Api::get_recording);
+  add("GET", "/api/v1/recordings/{id}/segments", Access::kRead, &Api::get_recording_index);
+  add("GET", "/api/v1/recordings/{id}/segments/{n}", Access::kRead, &Api::get_recording_segment);
   add("DELETE", "/api/v1/recordings/{id}", Access::kWrite, &Api::delete_recording);
   add("POST", "/api/v1/recordings/{id}/shares", Access::kWrite, &Api::create_recording_share);
   add("GET", "/api/v1/recordings/{id}/shares", Access::kRead, &Api::list_recording_shares);
@@ -121,6 +123,8 @@ void Api::routes() {
   // Public: the share code is the credential (in the body, or the X-Rexec-Share header).
   add("POST", "/api/v1/recording-shares/lookup", Access::kPublic, &Api::lookup_recording_share);
   add("GET", "/api/v1/recording-shares/cast", Access::kPublic, &Api::shared_recording_cast);
+  add("GET", "/api/v1/recording-shares/segments", Access::kPublic, &Api::shared_recording_index);
+  add("GET", "/api/v1/recording-shares/segments/{n}", Access::kPublic, &Api::shared_recording_segment);
   add("POST", "/api/v1/terminals/{id}/shares", Access::kWrite, &Api::create_share);
   add("GET", "/api/v1/terminals/{id}/shares", Access::kRead, &Api::list_shares);
   add("DELETE", "/api/v1/shares/{id}", Access::kWrite, &Api::delete_share);

@@ -84,6 +84,7 @@ class Api final : public HttpHandler {
   void set_warm_pool(class WarmPool* pool) { pool_ = pool; }
   void set_events(class Events* events) { events_ = events; }
   void set_recordings(class Recordings* recordings) { recordings_ = recordings; }
+  void set_cast_indexes(class CastIndexes* indexes) { cast_indexes_ = indexes; }
 
  private:
   using Exchange = std::shared_ptr<HttpExchange>;
@@ -241,12 +242,21 @@ class Api final : public HttpHandler {
   Result<RecordingRecord> find_recording(const Principal& p, const std::string& id);
   // The .cast file of `r` on `ex`: streamed, one Range honoured (206), 416 outside it.
   Reply stream_recording(const RecordingRecord& r, Request& req, const Exchange& ex);
+  // The player's segmented source (hub/fanout/cast_index.h): the index, and segment {n} ?to=BYTES.
+  Reply get_recording_index(const Principal&, Request&, const Exchange&);
+  Reply get_recording_segment(const Principal&, Request&, const Exchange&);
+  Reply recording_index(const RecordingRecord& r, const Exchange& ex);
+  Reply recording_segment(const RecordingRecord& r, Request& req, const Exchange& ex);
   // api_recording_shares.cpp
   Reply create_recording_share(const Principal&, Request&);
   Reply list_recording_shares(const Principal&, Request&);
   Reply delete_recording_share(const Principal&, Request&);
   Reply lookup_recording_share(const Principal&, Request&);
   Reply shared_recording_cast(const Principal&, Request&, const Exchange&);
+  Reply shared_recording_index(const Principal&, Request&, const Exchange&);
+  Reply shared_recording_segment(const Principal&, Request&, const Exchange&);
+  // The recording the X-Rexec-Share header's code names, or the refusal (limits, a bad code: 401).
+  std::variant<RecordingRecord, Response> shared_recording(const Principal& anonymous, Request& req);
   // The recording a share code (X-Rexec-Share, or a lookup's body) lets its holder play.
   Result<RecordingRecord> find_recording_share(const std::string& code);
   nlohmann::json recording_json(const RecordingRecord& r);
@@ -269,6 +279,7 @@ class Api final : public HttpHandler {
   class WarmPool* pool_ = nullptr;
   class Events* events_ = nullptr;
   class Recordings* recordings_ = nullptr;
+  class CastIndexes* cast_indexes_ = nullptr;
   Router<Route> router_;
   Router<UpgradeRoute> upgrades_;
   Metrics metrics_;

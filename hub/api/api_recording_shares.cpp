@@ -99,7 +99,7 @@ Reply Api::lookup_recording_share(const Principal& anonymous, Request& req) {
 
 // Same-origin only (the player page /p/CODE is the hub's own): a custom header from another site
 // would need a preflight, which the hub does not answer.
-Reply Api::shared_recording_cast(const Principal& anonymous, Request& req, const Exchange& ex) {
+std::variant<RecordingRecord, Response> Api::shared_recording(const Principal& anonymous, Request& req) {
   if (auto r = limited(ip_requests_, anonymous.ip, "ip")) return std::move(*r);
   if (auto r = auth_throttled(anonymous.ip)) return std::move(*r);
   // A header, not the URL: a code in a path or query would end up in access logs and history.
@@ -107,7 +107,26 @@ Reply Api::shared_recording_cast(const Principal& anonymous, Request& req, const
   if (!code) return auth_failed(req, make_error("unauthorized", "the X-Rexec-Share header must hold a recording share code"));
   auto r = find_recording_share(*code);
   if (!r) return r.error().code == "unauthorized" ? auth_failed(req, r.error()) : error_response(r.error());
-  return stream_recording(*r, req, ex);
+  return *r;
+}
+
+Reply Api::shared_recording_cast(const Principal& anonymous, Request& req, const Exchange& ex) {
+  auto r = shared_recording(anonymous, req);
+  if (auto* refused = std::get_if<Response>(&r)) return std::move(*refused);
+  return stream_recording(std::get<RecordingRecord>(r), req, ex);
+}
+
+// The player's segmented source for a share link: its index and segments, the code in the same header.
+Reply Api::shared_recording_index(const Principal& anonymous, Request& req, const Exchange& ex) {
+  auto r = shared_recording(anonymous, req);
+  if (auto* refused = std::get_if<Response>(&r)) return std::move(*refused);
+  return recording_index(std::get<RecordingRecord>(r), ex);
+}
+
+Reply Api::shared_recording_segment(const Principal& anonymous, Request& req, const Exchange& ex) {
+  auto r = shared_recording(anonymous, req);
+  if (auto* refused = std::get_if<Response>(&r)) return std::move(*refused);
+  return recording_segment(std::get<RecordingRecord>(r), req, ex);
 }
 
 }  // namespace rx::hub

@@ -10,6 +10,7 @@
 #include "hub/api/api.h"
 #include "hub/api/file_stream.h"
 #include "hub/api/json_fields.h"
+#include "hub/fanout/cast_indexes.h"
 #include "hub/fanout/recordings.h"
 
 namespace rx::hub {
@@ -146,6 +147,50 @@ Reply Api::stream_recording(const RecordingRecord& rec, Request& req, const Exch
   return Later{};
 }
 
+Reply Api::get_recording_index(const Principal& p, Request& req, const Exchange& ex) {
+  auto r = find_recording(p, req.params["id"]);
+  if (!r) return r.error();
+  return recording_index(*r, ex);
+}
+
+Reply Api::get_recording_segment(const Principal& p, Request& req, const Exchange& ex) {
+  auto r = find_recording(p, req.params["id"]);
+  if (!r) return r.error();
+  return recording_segment(*r, req, ex);
+}
+
+// The index and segment documents are built on libvterm off the loop (CastIndexes): answered Later.
+namespace {
+Reply segmented_reply(Result<std::string> doc) {
+  if (!doc) return doc.error();
+  Response r;
+  r.body = std::move(*doc);
+  // A segment URL names its end, so its document never changes; an index grows with a live recording.
+  return r;
+}
+}  // namespace
+
+Reply Api::recording_index(const RecordingRecord& r, const Exchange& ex) {
+  if (!cast_indexes_) return make_error("unavailable", "this hub does not index recordings");
+  cast_indexes_->index(r.id, r.path, [ex](Result<std::string> doc) { answer(ex, segmented_reply(std::move(doc))); });
+  return Later{};
+}
+
+Reply Api::recording_segment(const RecordingRecord& r, Request& req, const Exchange& ex) {
+  if (!cast_indexes_) return make_error("unavailable", "this hub does not index recordings");
+  const std::string& n_text = req.params["n"];
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(n_text.data(), n_text.data() + n_text.size(), n);
+  if (n_text.empty() || ec != std::errc() || end != n_text.data() + n_text.size())
+    return make_error("bad_request", "a segment is named by its number (segments/N), not \"" + n_text.substr(0, 64) + "\"");
+  auto to = query_int(req, "to", 0, INT64_MAX);
+  if (!to) return to.error();
+  if (!*to) return make_error("bad_request", "to= is required: the byte a segment ends at, as its index gave it");
+  cast_indexes_->segment(r.id, r.path, n, uint64_t(**to),
+                         [ex](Result<std::string> doc) { answer(ex, segmented_reply(std::move(doc))); });
+  return Later{};
+}
+
 Reply Api::delete_recording(const Principal& p, Request& req) {
   auto r = find_recording(p, req.params["id"]);
   if (!r) return r.error();
@@ -154,6 +199,7 @@ Reply Api::delete_recording(const Principal& p, Request& req) {
   auto deleted = store_.delete_recording(r->id);
   if (!deleted) return deleted.error();
   remove_recording_files(r->path);
+  if (cast_indexes_) cast_indexes_->forget(r->id);
   audit(p, "recording.delete", r->id, "terminal=" + r->terminal_id);
   return json_response(200, {{"id", r->id}, {"deleted", true}});
 }

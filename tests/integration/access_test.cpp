@@ -286,6 +286,14 @@ class AccessMatrix : public testing::Test {
          [] { return std::make_pair("/api/v1/recordings/" + alice_recording + ".cast", std::string()); }},
         {"GET", "/api/v1/recordings/{id}", false, false, {200, 404, 200, 200},
          [] { return std::make_pair("/api/v1/recordings/" + alice_recording, std::string()); }},
+        {"GET", "/api/v1/recordings/{id}/segments", false, false, {200, 404, 200, 200},
+         [] { return std::make_pair("/api/v1/recordings/" + alice_recording + "/segments", std::string()); }},
+        {"GET", "/api/v1/recordings/{id}/segments/{n}", false, false, {200, 404, 200, 200},
+         [] {  // the URL the index gives (relative to it), which names the segment's end
+           json index = call(tokens[kOwner], "GET", "/api/v1/recordings/" + alice_recording + "/segments");
+           return std::make_pair("/api/v1/recordings/" + alice_recording + "/" + index["segments"][0]["url"].get<std::string>(),
+                                 std::string());
+         }},
         {"DELETE", "/api/v1/recordings/{id}", false, false, {200, 404, 200, 403},
          [] { return std::make_pair("/api/v1/recordings/" + ended_recording_of_alice(), std::string()); }},
         {"POST", "/api/v1/recordings/{id}/shares", false, false, {201, 404, 201, 403},
@@ -299,6 +307,9 @@ class AccessMatrix : public testing::Test {
          [] { return std::make_pair(std::string("/api/v1/recording-shares/lookup"), json{{"code", recording_share_of_alice()["code"]}}.dump()); }},
         // Public, and without the header every caller gets the same 401: the header is the credential.
         {"GET", "/api/v1/recording-shares/cast", false, true, {401, 401, 401, 401}, fixed("/api/v1/recording-shares/cast")},
+        {"GET", "/api/v1/recording-shares/segments", false, true, {401, 401, 401, 401}, fixed("/api/v1/recording-shares/segments")},
+        {"GET", "/api/v1/recording-shares/segments/{n}", false, true, {401, 401, 401, 401},
+         fixed("/api/v1/recording-shares/segments/0?to=1")},
         {"POST", "/api/v1/terminals/{id}/shares", false, false, {201, 404, 201, 403},
          [] { return std::make_pair("/api/v1/terminals/" + alice_terminal + "/shares", std::string(R"({"mode":"view"})")); }},
         {"GET", "/api/v1/terminals/{id}/shares", false, false, {200, 404, 200, 200},

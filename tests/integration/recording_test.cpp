@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <thread>
 
@@ -82,6 +83,32 @@ bool has_event(const Cast& c, const std::string& code, const std::string& data) 
 
 std::string cast_body(HubFixture& hub, const std::string& recording) {
   return hub.api("GET", "/api/v1/recordings/" + recording + ".cast").body;
+}
+
+// The player's segmented source over HTTP: an index, then segments by the URLs it gives.
+struct Segmented {
+  json index;
+  std::string text;  // the "o" data of every segment, in order
+  size_t segments = 0;
+};
+
+Segmented fetch_segmented(const std::function<HttpResult(const std::string&)>& get, const std::string& base) {
+  Segmented out;
+  auto r = get(base + "/segments");
+  EXPECT_EQ(r.status, 200) << r.body;
+  if (r.status != 200) return out;
+  out.index = json::parse(r.body);
+  for (const auto& s : out.index["segments"]) {
+    auto seg = get(base + "/" + s["url"].get<std::string>());
+    EXPECT_EQ(seg.status, 200) << seg.body;
+    if (seg.status != 200) break;
+    auto j = json::parse(seg.body);
+    EXPECT_TRUE(j["snapshot"]["init"].is_string());
+    for (const auto& e : j["events"])
+      if (e[1] == "o") out.text += e[2].get<std::string>();
+    ++out.segments;
+  }
+  return out;
 }
 
 TEST(Recording, AColourfulSplitUtf8SessionWithResizesPlaysInAsciinemaWithoutThePassword) {
@@ -291,12 +318,65 @@ TEST(Recording, AShareLinkPlaysWithoutAnAccountUntilItIsDeleted) {
   expect_error(cast(terminal_share), 401, "unauthorized");  // a terminal's link plays no recording
   expect_error(http(hub.port(), "POST", "/api/v1/recording-shares/lookup", "", R"({"code": 5})"), 400, "bad_field");
 
+  // The player's segments, with the code in the same header: the same output as the file.
+  auto shared = [&](const std::string& path) { return http(hub.port(), "GET", path, "", "", {{"X-Rexec-Share", code}}); };
+  Segmented seg = fetch_segmented(shared, "/api/v1/recording-shares");
+  EXPECT_NE(seg.text.find("shared-25"), std::string::npos) << seg.index.dump();
+  expect_error(http(hub.port(), "GET", "/api/v1/recording-shares/segments"), 401, "unauthorized");
+  expect_error(http(hub.port(), "GET", "/api/v1/recording-shares/segments/0?to=1", "", "", {{"X-Rexec-Share", terminal_share.get<std::string>()}}),
+               401, "unauthorized");
+
   // Deleted: refused at once.
   ASSERT_EQ(hub.api("DELETE", "/api/v1/recording-shares/" + share["id"].get<std::string>()).status, 200);
   expect_error(cast(code), 401, "unauthorized");
+  expect_error(shared("/api/v1/recording-shares/segments"), 401, "unauthorized");
+  expect_error(shared("/api/v1/recording-shares/" + seg.index["segments"][0]["url"].get<std::string>()), 401, "unauthorized");
   expect_error(http(hub.port(), "POST", "/api/v1/recording-shares/lookup", "", json{{"code", code}}.dump()), 401,
                "unauthorized");
   expect_error(hub.api("DELETE", "/api/v1/recording-shares/" + share["id"].get<std::string>()), 404, "not_found");
+}
+
+TEST(Recording, ThePlayersSegmentsHoldTheWholeCastAndBadSegmentRequestsAreRefused) {
+  HubFixture hub;
+  AgentProcess agent(hub, "box");
+  ASSERT_TRUE(wait_online(hub, "box", 10s)) << agent.process().log();
+  std::string id = create(hub, {{"kind", "agent"}, {"agent", "box"}});
+  Viewer v;
+  ASSERT_TRUE(v.attach(hub, id));
+  // About 3.4 MB of output: four segments of about 1 MiB of file.
+  v.type("seq -f 'row %.0f' 1 350000; echo seq-$((6*7))\r");
+  ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("seq-42"); }, 60s));
+  json rec = recording_of(hub, id);
+  ASSERT_TRUE(rec.is_object());
+  std::string base = "/api/v1/recordings/" + rec["id"].get<std::string>();
+  ASSERT_TRUE(eventually([&] { return parse_cast(cast_body(hub, rec["id"])).text.find("seq-42") != std::string::npos; }, 15s));
+
+  auto get = [&](const std::string& path) { return hub.api("GET", path); };
+  Segmented seg = fetch_segmented(get, base);
+  EXPECT_GE(seg.segments, 3u) << seg.index.dump();
+  // Every byte of output, once and in order, as the whole file has it up to where the index ended.
+  Cast whole = parse_cast(cast_body(hub, rec["id"]));
+  ASSERT_GE(whole.text.size(), seg.text.size());
+  EXPECT_EQ(whole.text.substr(0, seg.text.size()), seg.text);
+  EXPECT_NE(seg.text.find("row 350000"), std::string::npos);
+  EXPECT_EQ(seg.index["term"]["cols"], whole.header["width"]);
+
+  // Output after the index was made: a new index reaches it; the old URLs still answer.
+  std::string first_last = seg.index["segments"].back()["url"];
+  v.type("echo more-$((7*7))\r");
+  ASSERT_TRUE(v.until([](const Viewer& v) { return v.saw("more-49"); }, 15s));
+  ASSERT_TRUE(eventually([&] { return fetch_segmented(get, base).text.find("more-49") != std::string::npos; }, 15s));
+  EXPECT_GT(json::parse(get(base + "/segments").body)["duration"].get<double>(), seg.index["duration"].get<double>());
+  EXPECT_EQ(get(base + "/" + first_last).status, 200);
+
+  expect_error(get(base + "/segments/first?to=10"), 400, "bad_request");
+  expect_error(get(base + "/segments/0"), 400, "bad_request");            // no to=
+  expect_error(get(base + "/segments/0?to=-1"), 400, "bad_field");
+  expect_error(get(base + "/segments/0?to=999999999999"), 400, "bad_request");
+  expect_error(get(base + "/segments/99999?to=10"), 404, "not_found");
+  expect_error(get(base + "/segments/18446744073709551616?to=10"), 400, "bad_request");
+  expect_error(get("/api/v1/recordings/r_nosuch/segments"), 404, "not_found");
+  expect_error(http(hub.port(), "GET", base + "/segments"), 401, "unauthorized");
 }
 
 TEST(Recording, RetentionDeletesTheOldestEndedOnesAndNeverALiveOne) {

@@ -3,7 +3,7 @@
 // asciinema-player (seek, speed). A recording whose terminal still runs cannot be deleted: the
 // page shows the hub's reason. An unknown recording says so instead of a blank page.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { screenshotDir, setup, skipReason, sleep, typeLine, waitFor, waitForLine, waitForShell } from "./fixture.mjs";
@@ -229,6 +229,72 @@ describe("recordings", { skip: skipReason({ docker: false }) }, () => {
     });
   });
 
+  test("a long recording streams: the player fetches the segments it plays, never the whole file", async () => {
+    await fx.run(async (s) => {
+      const t = await fx.createTerminal({ kind: "agent", agent: "e2e-box", name: "long-shell" });
+      const page = await s.page(await s.signedInContext(), "long recording");
+      await page.goto(`${fx.url}/t/${t.id}`);
+      await waitForShell(page);
+      // About 8 MB of output (eight segments of the hub's ~1 MiB), then a last line.
+      await typeLine(page, "seq -f 'row %06.0f ................................................................................' 1 80000; echo TAIL-$((7*11))");
+      await waitForLine(page, "TAIL-77", { timeout: 90000 });
+      const rec = await waitFor(
+        async () => {
+          const r = (await fx.api("GET", `/api/v1/recordings?terminal=${t.id}`)).body?.recordings?.[0];
+          if (!r) return null;
+          const index = await fx.api("GET", `/api/v1/recordings/${r.id}/segments`);
+          return index.status === 200 && index.body.duration > 0 && r.bytes > 7000000 && { ...r, index: index.body };
+        },
+        { timeout: 20000, what: "the recording to hold the long output" },
+      );
+      // The recording as it is now (it goes on while the shell lives: the page sees at least this).
+      const full = (await fx.api("GET", `/api/v1/recordings/${rec.id}`)).body;
+      assert.ok(rec.index.segments.length >= 7, `${rec.index.segments.length} segments`);
+
+      // What the page fetches from the hub for the recording.
+      const fetched = [];
+      page.on("response", async (res) => {
+        const url = new URL(res.url());
+        if (!url.pathname.startsWith("/api/v1/recordings/")) return;
+        const body = await res.body().catch(() => Buffer.alloc(0));
+        fetched.push({ path: url.pathname + url.search, status: res.status(), bytes: body.length });
+      });
+      const segmentsFetched = () => fetched.filter((f) => /\/segments\/\d+/.test(f.path));
+      await open(page, `${fx.url}/r/${rec.id}`);
+      await waitFor(async () => (await page.getByTestId("player").getAttribute("data-state")) !== "loading", { what: "the player to load" });
+      await page.evaluate(() => window.__player.pause());
+      const duration = await page.evaluate(() => window.__player.getDuration());
+      assert.ok(duration > 0, `duration ${duration}`);
+      assert.ok(fetched.some((f) => f.path === `/api/v1/recordings/${rec.id}/segments` && f.status === 200), JSON.stringify(fetched));
+      assert.ok(segmentsFetched().length <= 2, `at the start, ${segmentsFetched().length} segments fetched: ${JSON.stringify(fetched)}`);
+      const bytesFetched = () => fetched.reduce((n, f) => n + f.bytes, 0);
+      const atLoad = bytesFetched();
+      assert.ok(atLoad < full.bytes * 0.4, `to start playing, the page fetched ${atLoad} bytes of a ${full.bytes}-byte recording`);
+
+      // Seek to the end: the last segment comes, and its screen is the end of the output.
+      await page.evaluate(() => window.__player.seek("100%"));
+      await waitForScreen(page, (l) => l.some((x) => x.includes("TAIL-77")) && l.some((x) => x.startsWith("row 080000")), "the end of the output after a seek");
+      // And to the middle: a row from there, painted from that segment's snapshot and events.
+      // And into the middle of the output (its second segment): rows from there, painted from
+      // that segment's snapshot and events, none of the end.
+      const [, second, third] = rec.index.segments;
+      await page.evaluate((t) => window.__player.seek(t), (second.start + third.start) / 2);
+      await waitForScreen(page, (l) => l.some((x) => /^row 0[0-3]\d{4} /.test(x)) && !l.some((x) => x.includes("TAIL-77")), "the middle of the output after a seek");
+      assert.ok(segmentsFetched().some((f) => f.path.startsWith(`/api/v1/recordings/${rec.id}/segments/1?`)), JSON.stringify(fetched));
+      const seen = segmentsFetched();
+      assert.ok(seen.every((f) => f.status === 200), JSON.stringify(seen));
+      assert.ok(!fetched.some((f) => f.path.endsWith(".cast")), "the page fetched the whole .cast");
+      const total = bytesFetched();
+      assert.ok(seen.length < rec.index.segments.length + 1, JSON.stringify(seen));
+      assert.ok(total < full.bytes * 0.9, `the page fetched ${total} bytes of a ${full.bytes}-byte recording`);
+      console.log(
+        `# streamed player: ${rec.index.segments.length} segments; to play ${atLoad} bytes (${(atLoad / full.bytes).toFixed(2)}x the file), ` +
+          `after two seeks ${seen.length} segment fetches, ${total} bytes (${(total / full.bytes).toFixed(2)}x of ${full.bytes})`,
+      );
+      assert.equal((await fx.api("DELETE", `/api/v1/terminals/${t.id}`)).status, 200);
+    });
+  });
+
   test("a recording share link plays for someone with no account, and not once it is deleted", async () => {
     await fx.run(async (s) => {
       const t = await fx.createTerminal({ kind: "agent", agent: "e2e-box", name: "shared-shell" });
@@ -256,8 +322,12 @@ describe("recordings", { skip: skipReason({ docker: false }) }, () => {
       await waitForScreen(stranger, (lines) => lines.some((l) => l.includes("SHARED-64")), "the shared recording to play");
       assert.equal(new URL(stranger.url()).pathname, `/p/${share.body.code}`, "sent to sign in instead");
       assert.equal(await stranger.getByTestId("back").isHidden(), true);
-      const href = await stranger.getByTestId("download").getAttribute("href");
-      assert.ok(href.startsWith("blob:"), href);
+      // Download .cast: fetched with the code on the click, saved as a file.
+      const [download] = await Promise.all([stranger.waitForEvent("download"), stranger.getByTestId("download").click()]);
+      assert.match(download.suggestedFilename(), /\.cast$/);
+      const saved = readFileSync(await download.path(), "utf8");
+      assert.equal(JSON.parse(saved.split("\n")[0]).version, 2);
+      assert.ok(saved.includes("SHARED-64"), "the downloaded file holds the shared output");
 
       // Deleted: the same link is refused, and the page says so.
       assert.equal((await fx.api("DELETE", `/api/v1/recording-shares/${share.body.id}`)).status, 200);

@@ -1,14 +1,13 @@
 // /r/{id} (yours) and /p/{code} (a recording share link, no account needed): one recording played back by asciinema-player (the asciicast reference player): its own
 // controls (play/pause, seek bar, time, fullscreen, keys), a speed picker, and Download .cast.
 //
-// The player cannot play a .cast file while it is still arriving: its "recording" driver takes the
-// file whole (url: fetch then Response.text(); data: a string or a Response, read the same way) and
-// turns every event into an array before the first frame. Its only piecemeal loading,
-// format: "segmented", needs an index of segments that each start with a terminal snapshot, which
-// the hub does not make. So the page fetches the file once, whole, and hands the text to the
-// player (data); a new speed makes a new player from the same text, at the same moment.
+// The player streams: its "segmented" source takes the hub's index of the recording
+// (GET .../segments: start times and URLs) and then the segments it needs (about 1 MiB of file
+// each, starting with a snapshot of the screen), at most the one playing and its neighbours, so a
+// recording of any length costs the browser a few segments, never the whole file. A seek fetches
+// the segment it lands in; a new speed makes a new player from the same source, at the same moment.
 import type { Player } from "asciinema-player";
-import { api, ApiError, errorMessage, fetchText, Recording } from "./api";
+import { api, ApiError, errorMessage, Recording } from "./api";
 import { ago, bytes, clock, h, localTime } from "./dom";
 import type { Page } from "./main";
 import { castFileName, castUrl } from "./recordings_page";
@@ -42,6 +41,14 @@ async function shareCast(code: string): Promise<string> {
     throw new ApiError(message, res.status, "share");
   }
   return text;
+}
+
+// The player's segmented source: your recording's index with the session cookie, a shared one's
+// with the code in a header (the same-origin hub answers; the URL never holds it).
+function segmentedSource(source: PlayerSource, rec: Recording) {
+  return "code" in source
+    ? { url: "/api/v1/recording-shares/segments", format: "segmented", fetchOpts: { headers: { "X-Rexec-Share": source.code }, credentials: "omit" } }
+    : { url: `/api/v1/recordings/${encodeURIComponent(rec.id)}/segments`, format: "segmented", fetchOpts: { credentials: "same-origin" } };
 }
 
 export function playerPage(root: HTMLElement, source: PlayerSource): Page {
@@ -84,7 +91,7 @@ export function playerPage(root: HTMLElement, source: PlayerSource): Page {
   };
 
   // A player for `cast` at `rate`, from `at` seconds, playing if `play`.
-  const mount = (create: typeof import("asciinema-player").create, cast: string, rate: number, at: number, play: boolean) => {
+  const mount = (create: typeof import("asciinema-player").create, src: object, rate: number, at: number, play: boolean) => {
     // No longer "the player" before it goes: what it says while disposed is not about this page.
     const old = player;
     player = null;
@@ -94,7 +101,8 @@ export function playerPage(root: HTMLElement, source: PlayerSource): Page {
     main.append(host);
     const el = host;
     // Not startAt: the player goes there only once it plays, and a paused one would show 0:00.
-    const p = create({ data: cast }, el, {
+    // The typings know only url and data sources; format "segmented" is the player's too.
+    const p = create(src as Parameters<typeof create>[0], el, {
       speed: rate,
       preload: true,
       controls: true, // always shown: this page is the player
@@ -150,26 +158,31 @@ export function playerPage(root: HTMLElement, source: PlayerSource): Page {
       download.hidden = false;
     }
 
-    const loading = h("p", { class: "muted loading player-loading", text: `Loading the recording (${bytes(rec.bytes)})…` });
-    main.append(loading);
     // The player (and the WebAssembly terminal inside it) is started only on this page.
-    const [cast, { create }] = await Promise.all([
-      shared ? shareCast(source.code) : fetchText(castUrl(rec)),
-      import("asciinema-player"),
-    ]);
+    const { create } = await import("asciinema-player");
     if (disposed) return;
-    loading.remove();
     if (shared) {
-      // The file is here already: downloading it asks the hub for nothing more.
-      download.setAttribute("href", URL.createObjectURL(new Blob([cast], { type: "application/x-asciicast" })));
+      // No cookie to fetch the file with: the first click fetches it with the code, then saves it.
+      download.setAttribute("href", "#");
       download.hidden = false;
+      download.onclick = (ev) => {
+        if (download.getAttribute("href")?.startsWith("blob:")) return;
+        ev.preventDefault();
+        shareCast(source.code)
+          .then((cast) => {
+            download.setAttribute("href", URL.createObjectURL(new Blob([cast], { type: "application/x-asciicast" })));
+            download.click();
+          })
+          .catch((err) => fail("This recording cannot be downloaded", err));
+      };
     }
-    mount(create, cast, 1, 0, true);
+    const src = segmentedSource(source, rec);
+    mount(create, src, 1, 0, true);
     speed.onchange = () => {
       if (!player) return;
       const at = player.getCurrentTime() ?? 0;
       const ended = host?.dataset.state === "ended";
-      mount(create, cast, Number(speed.value), ended ? 0 : at, playing);
+      mount(create, src, Number(speed.value), ended ? 0 : at, playing);
     };
   })().catch((err) => {
     if (disposed) return;
