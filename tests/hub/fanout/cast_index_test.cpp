@@ -53,6 +53,16 @@ std::string joined(const std::vector<std::string>& lines, size_t count) {
 
 void write_file(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary | std::ios::trunc) << text; }
 
+// What a player does with event `e` ([t, code, data]): output and resizes change the screen.
+void play_event(TerminalScreen& s, const nlohmann::json& e) {
+  if (e[1] == "o") s.feed(e[2].get<std::string>());
+  if (e[1] == "r") {
+    int c = 0, r = 0;
+    std::sscanf(e[2].get<std::string>().c_str(), "%dx%d", &c, &r);
+    s.resize(c, r);
+  }
+}
+
 // A screen fed the events of `cast` (its whole text) up to the time `until_us` (inclusive).
 std::string screen_at(const std::string& cast, int64_t until_us, bool whole = false) {
   std::istringstream in(cast);
@@ -67,12 +77,7 @@ std::string screen_at(const std::string& cast, int64_t until_us, bool whole = fa
     int64_t us = std::max(last, int64_t(std::llround(e[0].get<double>() * 1e6)));
     if (!whole && us > until_us) break;
     last = us;
-    if (e[1] == "o") s.feed(e[2].get<std::string>());
-    if (e[1] == "r") {
-      int c = 0, r = 0;
-      std::sscanf(e[2].get<std::string>().c_str(), "%dx%d", &c, &r);
-      s.resize(c, r);
-    }
+    play_event(s, e);
   }
   return s.cells_fingerprint();
 }
@@ -138,14 +143,7 @@ Played play(const CastIndex& idx, int fd) {
 std::string replayed(const nlohmann::json& seg) {
   TerminalScreen s(seg["snapshot"]["cols"], seg["snapshot"]["rows"]);
   s.feed(seg["snapshot"]["init"].get<std::string>());
-  for (const auto& e : seg["events"]) {
-    if (e[1] == "o") s.feed(e[2].get<std::string>());
-    if (e[1] == "r") {
-      int c = 0, r = 0;
-      std::sscanf(e[2].get<std::string>().c_str(), "%dx%d", &c, &r);
-      s.resize(c, r);
-    }
-  }
+  for (const auto& e : seg["events"]) play_event(s, e);
   return s.cells_fingerprint();
 }
 
