@@ -3,6 +3,7 @@
 #include <vterm.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace rx::hub {
 namespace {
@@ -141,11 +142,88 @@ TerminalScreen::TerminalScreen(int cols, int rows) : cols_(clamp_size(cols)), ro
 
 TerminalScreen::~TerminalScreen() { vterm_free(vt_); }
 
+// libvterm 0.1.4 loops for ever on REP (CSI Ps b, "repeat the last character") when nothing was
+// printed before it: its repeat width is still 0 (found by fuzz_cast_index). Any program could
+// hang the indexing thread with printf '\e[b', so REP never reaches libvterm: feed() copies the
+// bytes through, keeping the last printed character, and writes each REP as that character
+// repeated (as far as the row goes, as REP does), or drops it when there is none. A CSI's C0
+// controls run before it, as libvterm runs them in place.
+void TerminalScreen::feed(std::string_view bytes) {
+  Repeat& r = repeat_;
+  std::string out;
+  out.reserve(bytes.size());
+  for (char ch : bytes) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (r.state) {
+      case Repeat::kText:
+        if (c == 0x1b) {
+          r.state = Repeat::kEscape;
+        } else if (c < 0x20 || c == 0x7f) {
+          out += ch;
+        } else {
+          out += ch;
+          if (c < 0x80) {
+            r.last.assign(1, ch);
+            r.partial.clear();
+          } else if (c >= 0xC0) {
+            r.partial.assign(1, ch);
+            r.need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+          } else if (!r.partial.empty()) {
+            r.partial += ch;
+            if (r.partial.size() == r.need) r.last = std::move(r.partial), r.partial.clear();
+          }
+        }
+        break;
+      case Repeat::kEscape:
+        if (c == '[') {
+          r.state = Repeat::kCsi;
+          r.csi.clear();
+        } else if (c == 0x1b) {
+          out += ch;  // a lone ESC, then another escape
+        } else {
+          out += '\x1b';
+          out += ch;
+          r.state = Repeat::kText;
+        }
+        break;
+      case Repeat::kCsi:
+        if (c == 0x1b) {  // cancels the CSI, starts another escape
+          r.state = Repeat::kEscape;
+        } else if (c == 0x18 || c == 0x1a) {  // CAN, SUB: cancel it
+          r.state = Repeat::kText;
+        } else if (c < 0x20) {
+          out += ch;
+        } else if (c < 0x40 && r.csi.size() < 64) {
+          r.csi += ch;
+        } else if (c < 0x40) {  // too long to be one: let libvterm have it as it came
+          out += "\x1b[" + r.csi + ch;
+          r.state = Repeat::kText;
+        } else {
+          r.state = Repeat::kText;
+          if (c != 'b' || r.csi.find_first_not_of("0123456789") != std::string::npos) {
+            out += "\x1b[" + r.csi + ch;
+            break;
+          }
+          if (r.last.empty()) break;
+          write(out);
+          out.clear();
+          VTermPos at;
+          vterm_state_get_cursorpos(state_, &at);
+          long n = r.csi.empty() ? 1 : std::max(1L, std::atol(r.csi.substr(0, 6).c_str()));
+          n = std::min<long>(n, std::max(0, cols_ - at.col));
+          for (long i = 0; i < n; ++i) out += r.last;
+        }
+        break;
+    }
+  }
+  write(out);
+}
+
 // libvterm shows only the screen in use, so the main screen is painted into a snapshot just
 // before a program switches to the alternate one: it does not change until the program leaves.
 // (A switch written in two chunks, or in a combined mode sequence, is not seen: the main screen
 // is then blank in later snapshots.)
-void TerminalScreen::feed(std::string_view bytes) {
+void TerminalScreen::write(std::string_view bytes) {
   while (!bytes.empty()) {
     auto [at, len] = props_.alt_screen ? find_first(bytes, {"\x1b[?1049l", "\x1b[?1047l", "\x1b[?47l"})
                                        : find_first(bytes, {"\x1b[?1049h", "\x1b[?1047h", "\x1b[?47h"});

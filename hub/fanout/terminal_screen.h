@@ -46,13 +46,24 @@ class TerminalScreen {
 
  private:
   std::string paint() const;  // the screen in use: its cells, then the pen and the cursor
+  void write(std::string_view bytes);  // to libvterm, REP taken out (see feed)
+
+  // What feed() carries from one chunk to the next to find REP sequences.
+  struct Repeat {
+    enum { kText, kEscape, kCsi } state = kText;
+    std::string csi;      // a CSI's parameters so far
+    std::string last;     // the last character printed (UTF-8)
+    std::string partial;  // one being read, and how many bytes it needs
+    size_t need = 0;
+  };
 
   VTerm* vt_;
   VTermScreen* screen_;
   VTermState* state_;
   int cols_, rows_;
   Props props_;
-  std::string main_screen_;  // painted as the alternate screen came up (see feed)
+  std::string main_screen_;  // painted as the alternate screen came up (see write)
+  Repeat repeat_;
 };
 
 }  // namespace rx::hub

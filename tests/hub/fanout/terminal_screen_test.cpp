@@ -75,6 +75,23 @@ TEST(TerminalScreen, ResizeKeepsTheTextAndClampsNonsense) {
   EXPECT_EQ(s.rows(), 1000);
 }
 
+// libvterm 0.1.4 hangs on REP before any character was printed; the screen never passes it REP,
+// and writes what REP means instead.
+TEST(TerminalScreen, RepeatIsPlayedAsTheCharacterItRepeatsAndNeverHangs) {
+  TerminalScreen fresh(20, 3);
+  fresh.feed("\x1b[b\x1b[01b\x1b[5b");  // nothing printed yet: nothing to repeat
+  EXPECT_EQ(fresh.row_text(0), "");
+  fresh.feed("ab\x1b[3b-\x1b[");      // a REP split across two chunks
+  fresh.feed("2b|");
+  EXPECT_EQ(fresh.row_text(0), "abbbb---|");
+  fresh.feed("\r\n\xe4\xb8\xad\x1b[2b");  // a wide character, repeated
+  EXPECT_EQ(fresh.row_text(1), "\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad");
+  fresh.feed("\r\nx\x1b[999999999b");     // no further than the row
+  EXPECT_EQ(fresh.row_text(2), std::string(20, 'x'));
+  fresh.feed("\x1b" "c\x1b[3b\x1b[2;5Hz\x1b[2\rb");  // after a reset; a CR inside the CSI runs first
+  EXPECT_EQ(fresh.row_text(1).substr(0, 5), "zz  z");
+}
+
 TEST(TerminalScreen, AnEmptyScreenSnapshotsToACursorHomeOnly) {
   TerminalScreen s(80, 24);
   EXPECT_EQ(s.snapshot(), "\x1b[1;1H");
