@@ -218,6 +218,7 @@ int serve(HubConfig config) {
       Timer tick(&loop, [&] { housekeeping(); });
       housekeeping = [&] {
         api.tick();
+        relay.tick();
         recordings.sweep();
         if (watchdog) sd_notify(0, "WATCHDOG=1");
         tick.start(watchdog && watchdog_usec / 2000 < 1000 ? watchdog_usec / 2000 : 1000);

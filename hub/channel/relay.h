@@ -88,6 +88,10 @@ class Relay final : public LinkHandler {
                                                    const std::map<std::string, std::string>& env,
                                                    const std::string& id = "", RecordChoice record = {});
   Terminal* terminal(const std::string& id);
+  // From the hub's housekeeping (once a second): each terminal looks for viewers that stalled.
+  void tick() {
+    for (const auto& [id, t] : channels_) t->tick();
+  }
   // The terminal on an agent's channel (who runs a process the agent reports), if any.
   std::optional<std::string> terminal_on(const std::string& agent_id, uint32_t channel) const;
   // GPU leases: a terminal's end for good ("exited", "lost", "deleted") or its agent's revocation

@@ -49,6 +49,9 @@ void Terminal::on_data(uint64_t offset, std::span<const uint8_t> bytes) {
     // start the ring afresh where the data begins; viewers behind it get a gap event.
     output_.reset(first);
   }
+  auto now = clock_();
+  for (auto& [v, cursor] : viewers_)
+    if (cursor >= output_.end()) fed_[v] = now;  // it was caught up: output waits for it from now
   output_.append(bytes.subspan(accept.skip));
   for (auto& [v, cursor] : viewers_) v->wake();
   maybe_ack();
@@ -73,6 +76,7 @@ void Terminal::on_exit(int32_t code, const std::string& signal) {
 void Terminal::drop_viewers(const std::string& reason) {
   auto viewers = std::move(viewers_);
   viewers_.clear();
+  fed_.clear();
   for (auto& [v, cursor] : viewers) v->terminal_gone(reason);
 }
 
@@ -82,6 +86,7 @@ void Terminal::drop_share_viewers(const std::string& share_id, const std::string
     if (!share_id.empty() && v->share_id() == share_id) gone.push_back(v);
   for (auto* v : gone) {
     viewers_.erase(v);
+    fed_.erase(v);
     v->terminal_gone(reason);
   }
   if (!gone.empty()) broadcast_viewers();
@@ -107,6 +112,7 @@ void Terminal::broadcast(const nlohmann::json& event) {
 
 void Terminal::add_viewer(OutputSink* v, std::optional<uint64_t> since) {
   viewers_[v] = since.value_or(output_.start());
+  fed_[v] = clock_();
   if (since)
     v->queue_event({{"type", "replay"}, {"since", *since}, {"start", output_.start()}, {"end", output_.end()}});
   v->queue_event({{"type", "status"}, {"status", to_string(status_)}});
@@ -117,6 +123,7 @@ void Terminal::add_viewer(OutputSink* v, std::optional<uint64_t> since) {
 
 void Terminal::remove_viewer(OutputSink* v) {
   bool viewer = v->is_viewer();
+  fed_.erase(v);
   if (viewers_.erase(v) == 0) return;
   if (viewer) broadcast_viewers();
   maybe_ack();  // the slowest viewer may just have left
@@ -137,6 +144,7 @@ Terminal::Chunk Terminal::take_output(OutputSink* v, size_t max_bytes) {
   if (!view.ok() || view->size() == 0) return {};
   Chunk chunk{cursor, view->first, view->second};
   cursor += view->size();
+  fed_[v] = clock_();
   maybe_ack();
   return chunk;
 }
@@ -147,13 +155,23 @@ bool Terminal::has_output_for(OutputSink* v) const {
 }
 
 void Terminal::maybe_ack() {
-  // Consumed = what the slowest sink has taken; with none attached, everything received.
+  // Consumed = what the slowest sink has taken; with none attached, everything received. A
+  // stalled viewer is left out while another keeps up (kStallAfter).
   uint64_t consumed = out_cursor_.received();
-  for (const auto& [v, cursor] : viewers_) consumed = std::min(consumed, std::max(cursor, output_.start()));
+  auto now = clock_();
+  bool keeping_up = false;
+  for (const auto& [v, cursor] : viewers_) keeping_up = keeping_up || (v->is_viewer() && !stalled(v, cursor, now));
+  for (const auto& [v, cursor] : viewers_)
+    if (!(keeping_up && v->is_viewer() && stalled(v, cursor, now))) consumed = std::min(consumed, std::max(cursor, output_.start()));
   out_cursor_.on_consumed(consumed);
   if (!agent_) return;
   // After the exit, everything held is ACKed at once: the agent waits for that to send CLOSE.
   if (auto ack = out_cursor_.take_ack(exit_code_.has_value())) agent_->send(protocol::Ack{channel_, Stream::kOutput, *ack});
+}
+
+bool Terminal::stalled(OutputSink* v, uint64_t cursor, Clock::time_point now) const {
+  auto it = fed_.find(v);
+  return cursor < output_.end() && it != fed_.end() && now - it->second >= kStallAfter;
 }
 
 Status Terminal::send_input(std::span<const uint8_t> bytes) {

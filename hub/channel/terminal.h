@@ -8,6 +8,8 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <chrono>
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -91,6 +93,16 @@ class Terminal {
   // every quarter window.
   static constexpr size_t kInputBuffer = 256 * 1024;
 
+  // A viewer that has taken nothing for kStallAfter while output waited for it stops holding the
+  // terminal back, as long as another viewer keeps up (protocol/SPEC.md 1.7): the others go on
+  // at their pace, and when it reads again what the ring no longer holds is skipped with a gap
+  // event. Alone, a viewer still sets the pace (nothing is lost for one slow reader).
+  static constexpr std::chrono::milliseconds kStallAfter{2000};
+  using Clock = std::chrono::steady_clock;
+  // From the hub's housekeeping: a viewer may have stalled since anything last happened here.
+  void tick() { maybe_ack(); }
+  void set_clock(std::function<Clock::time_point()> clock) { clock_ = std::move(clock); }
+
  private:
   int64_t last_activity_ = 0;
   void pump_input();
@@ -114,6 +126,9 @@ class Terminal {
   protocol::CreditWindow in_window_;
 
   std::map<OutputSink*, uint64_t> viewers_;  // viewer -> offset of the next byte it gets
+  std::map<OutputSink*, Clock::time_point> fed_;  // when each was last caught up or took output
+  std::function<Clock::time_point()> clock_ = [] { return Clock::now(); };
+  bool stalled(OutputSink* v, uint64_t cursor, Clock::time_point now) const;
 };
 
 }  // namespace rx::hub

@@ -74,6 +74,39 @@ TEST(Flow, StalledViewerKeepsMemoryBoundedAndOtherTerminalsLive) {
   std::printf("flow: the flooded terminal paused at offset %llu\n", static_cast<unsigned long long>(*at10s));
 }
 
+// Issue 19: a viewer that stops reading does not slow the others on its terminal. After
+// Terminal::kStallAfter it no longer holds the terminal's credit; when it reads again it is told
+// of what the ring no longer holds (a gap) and goes on live.
+TEST(Flow, AViewerThatStopsReadingDoesNotSlowTheOthers) {
+  HubFixture hub;
+  AgentProcess agent(hub, "flood", {"--shell", "/bin/sh"});
+  ASSERT_TRUE(wait_online(hub, "flood", 5s));
+  auto t = create_terminal(hub, "flood");
+  Viewer stuck, live;
+  stuck.ws.rcvbuf = 4096;  // its window fills at once, then the hub's send buffer
+  ASSERT_TRUE(stuck.attach(hub, t));
+  ASSERT_TRUE(live.attach(hub, t));
+  ASSERT_TRUE(live.wait_prompt());
+  // 16 MB: well past the 2 MiB ring plus what the stuck viewer's socket buffers can take, so
+  // with the stuck viewer setting the pace the flood would stand still until it is dropped as
+  // dead (30 s without a pong).
+  live.type("head -c 16000000 /dev/zero | tr '\\0' x; echo; echo DO''NE-$((6*7))\n");
+  ASSERT_TRUE(live.until([](const Viewer& v) { return v.saw("DONE-42"); }, 25s))
+      << "the live viewer got " << live.output.size() << " bytes";
+  EXPECT_GE(live.output.size(), 16000000u);
+  EXPECT_EQ(live.gaps, 0u) << "the viewer that kept up lost output";
+  auto info = json::parse(hub.api("GET", "/api/v1/terminals/" + t).body);
+  EXPECT_EQ(info["viewers"], 2) << "the stuck viewer was dropped first: this shows nothing";
+
+  // It reads again: a gap event for what it missed, then the end of the output.
+  ASSERT_TRUE(stuck.until([](const Viewer& v) { return v.saw("DONE-42"); }, 20s)) << stuck.output.size();
+  EXPECT_TRUE(stuck.event("gap")) << "skipped without saying so";
+  EXPECT_GT(stuck.gaps, 0u);
+  EXPECT_LT(stuck.output.size(), live.output.size());
+  std::printf("flow: the live viewer got %zu bytes while the stuck one was attached; the stuck one skipped %llu\n",
+              live.output.size(), static_cast<unsigned long long>(stuck.gaps));
+}
+
 TEST(Flow, CtrlCCutsThroughAFlood) {
   HubFixture hub;
   AgentProcess agent(hub, "ctrlc", {"--shell", "/bin/sh"});

@@ -90,6 +90,61 @@ TEST(Terminal, CreditFollowsTheSlowestSinkAndComesBackWhenItLeaves) {
   EXPECT_EQ(acked(link), 26u) << "with no sink attached, everything received is consumed";
 }
 
+// A viewer that stops reading no longer holds the others back once kStallAfter has passed; when
+// it reads again it is told of the gap and goes on from what the ring holds. Alone, or beside
+// sinks that are no viewers (a recorder), it still sets the pace.
+TEST(Terminal, AStalledViewerStopsHoldingTheOthersBackAndSkipsAheadWhenItReadsAgain) {
+  RecordingLink link(agent_record());
+  RecordingSink reader, stuck, recorder;  // before the terminal, which tells them it is gone
+  Terminal t("t_1", "a_1", 7, 64);        // an ACK is due every 16 bytes consumed
+  auto now = Terminal::Clock::time_point{} + std::chrono::hours(1);
+  t.set_clock([&] { return now; });
+  t.attach_agent(&link, 0);
+  recorder.viewer = false;
+  t.add_viewer(&stuck, std::nullopt);
+  t.add_viewer(&recorder, std::nullopt);
+  t.on_data(0, bytes("0123456789abcdef"));
+  recorder.take_all(t);
+  now += Terminal::kStallAfter * 3;
+  t.tick();
+  EXPECT_EQ(acked(link), 0u) << "alone (a recorder is no viewer), a stalled viewer sets the pace";
+
+  t.add_viewer(&reader, std::nullopt);
+  EXPECT_EQ(reader.take_all(t), "0123456789abcdef");
+  t.tick();
+  EXPECT_EQ(acked(link), 16u) << "the reader keeps up: the stuck viewer no longer holds credit";
+
+  // Output goes on past what the ring holds; the stuck one reads again: a gap, then the new bytes.
+  std::string block(64, 'x');
+  uint64_t at = 16;
+  while (at < 16 + protocol::kReplayBytes + 4096) {  // one window at a time, as the agent sends
+    t.on_data(at, bytes(block));
+    reader.offset = recorder.offset = at;
+    at += block.size();
+    ASSERT_EQ(reader.take_all(t), block);
+    recorder.take_all(t);
+    ASSERT_EQ(acked(link), at) << "credit stopped at " << acked(link);
+  }
+  auto chunk = t.take_output(&stuck, size_t(1) << 22);
+  ASSERT_TRUE(stuck.saw("gap"));
+  EXPECT_GT(chunk.offset, 0u);
+  EXPECT_EQ(chunk.offset + chunk.size(), at) << "it goes on from what the ring holds, up to the end";
+
+  // Reading again it is a viewer like the others: it holds credit until it takes what is new.
+  t.on_data(at, bytes("new!"));
+  reader.offset = stuck.offset = recorder.offset = at;
+  EXPECT_EQ(reader.take_all(t), "new!");
+  EXPECT_EQ(recorder.take_all(t), "new!");
+  EXPECT_EQ(stuck.take_all(t), "new!");
+  t.on_data(at + 4, bytes(std::string(12, 'y')));  // 16 bytes since the last ACK: one is due
+  reader.offset = stuck.offset = recorder.offset = at + 4;
+  reader.take_all(t);
+  recorder.take_all(t);
+  EXPECT_EQ(acked(link), at) << "the stuck viewer has not taken these yet";
+  stuck.take_all(t);
+  EXPECT_EQ(acked(link), at + 16);
+}
+
 TEST(Terminal, ASinkThatIsNoViewerIsNotCountedAndHearsSizesAndInput) {
   RecordingLink link(agent_record());
   Terminal t("t_1", "a_1", 7, protocol::kDefaultWindow);
