@@ -6,7 +6,7 @@
 // hub RSS per agent, hub CPU while idle, bytes per second per idle link, and how many the hub
 // lists online. A benchmark, not a test: nothing here asserts a figure.
 //   agents-bench [--agents 1000,5000,10000] [--idle-seconds 60] [--in-flight 128]
-//                [--stats-seconds 5] [--max-seconds 1800]
+//                [--stats-seconds 5] [--reconnects 3] [--max-seconds 1800]
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -87,8 +87,10 @@ std::string reasons(const std::map<std::string, int>& m) {
 
 struct Row {
   int agents = 0;
-  ConnectReport enroll, again;
-  double cpu_enroll = 0, cpu_again = 0;  // hub CPU % of one core while they connected
+  ConnectReport enroll;
+  std::vector<ConnectReport> again;        // one per round of close all + reconnect all
+  double cpu_enroll = 0;                   // hub CPU % of one core while they enrolled
+  std::vector<double> cpu_again;           // ... while they reconnected, per round
   long rss_before = 0, rss_idle = 0;  // KiB
   std::vector<double> cpu;            // % of one core, per slice of the idle window
   double idle_s = 0;
@@ -107,7 +109,7 @@ void progress(const char* fmt, auto... args) {
   std::fflush(stderr);
 }
 
-Row run(int n, const rx::bench::SwarmOptions& base, Clock::duration idle, Clock::time_point deadline) {
+Row run(int n, const rx::bench::SwarmOptions& base, Clock::duration idle, int reconnects, Clock::time_point deadline) {
   Row row;
   row.agents = n;
   HubFixture hub;
@@ -148,17 +150,24 @@ Row run(int n, const rx::bench::SwarmOptions& base, Clock::duration idle, Clock:
   progress("  idle %.0f s: hub RSS %ld KiB (%ld before), %d listed online, %d dropped\n", row.idle_s, row.rss_idle,
            row.rss_before, row.online, row.dropped);
 
-  swarm.close_all(30s);
-  auto until = Clock::now() + 30s;
-  while ((row.offline_left = online_count(hub)) != 0 && Clock::now() < until) std::this_thread::sleep_for(250ms);
-  progress("  closed; %d still listed online; reconnecting with credentials...\n", row.offline_left);
-  c0 = cpu_seconds(pid);
-  row.again = swarm.connect_all("", std::min(deadline, Clock::now() + 600s));
-  row.cpu_again = 100 * (cpu_seconds(pid) - c0) / std::max(row.again.seconds, 1e-3);
-  progress("  %d welcomed in %.1f s, %d failed (%s)\n", row.again.welcomed, row.again.seconds, row.again.failed,
-           reasons(row.again.reasons).c_str());
-  swarm.idle_for(1s);  // WELCOMEs are out before the hub lists the agents again
-  row.online_again = online_count(hub);
+  // Already enrolled: all hang up, the hub lists them offline, all come back. Cheap next to
+  // enrolling, so repeated for min/median/max.
+  row.offline_left = 0;
+  for (int round = 0; round < reconnects && Clock::now() < deadline; ++round) {
+    swarm.close_all(30s);
+    auto until = Clock::now() + 30s;
+    int left = 0;
+    while ((left = online_count(hub)) != 0 && Clock::now() < until) std::this_thread::sleep_for(250ms);
+    row.offline_left = std::max(row.offline_left, left);
+    progress("  closed; %d still listed online; reconnecting with credentials...\n", left);
+    c0 = cpu_seconds(pid);
+    auto& again = row.again.emplace_back(swarm.connect_all("", std::min(deadline, Clock::now() + 600s)));
+    row.cpu_again.push_back(100 * (cpu_seconds(pid) - c0) / std::max(again.seconds, 1e-3));
+    progress("  %d welcomed in %.1f s, %d failed (%s)\n", again.welcomed, again.seconds, again.failed,
+             reasons(again.reasons).c_str());
+    swarm.idle_for(1s);  // WELCOMEs are out before the hub lists the agents again
+    row.online_again = online_count(hub);
+  }
   swarm.close_all(30s);
   return row;
 }
@@ -172,11 +181,26 @@ std::string utc_now() {
 
 double rate(const ConnectReport& r) { return r.seconds > 0 ? r.welcomed / r.seconds : 0; }
 
+// The reconnect rounds of a row together: rates per round, latencies pooled, failures summed.
+struct Rounds {
+  std::vector<double> rates, ms;
+  int failed = 0;
+  std::map<std::string, int> reasons;
+  explicit Rounds(const std::vector<ConnectReport>& v) {
+    for (const auto& r : v) {
+      rates.push_back(rate(r));
+      ms.insert(ms.end(), r.ms.begin(), r.ms.end());
+      failed += r.failed;
+      for (const auto& [why, k] : r.reasons) reasons[why] += k;
+    }
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<int> counts{1000, 5000, 10000};
-  int idle_seconds = 60, max_seconds = 1800;
+  int idle_seconds = 60, max_seconds = 1800, reconnects = 3;
   rx::bench::SwarmOptions options;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i], v = argv[i + 1];
@@ -188,9 +212,10 @@ int main(int argc, char** argv) {
     else if (f == "--in-flight") options.in_flight = std::clamp(std::atoi(v.c_str()), 1, 1024);
     else if (f == "--stats-seconds") options.stats_every = std::chrono::seconds(std::max(0, std::atoi(v.c_str())));
     else if (f == "--max-seconds") max_seconds = std::max(10, std::atoi(v.c_str()));
+    else if (f == "--reconnects") reconnects = std::clamp(std::atoi(v.c_str()), 1, 20);
     else {
       std::fprintf(stderr, "usage: agents-bench [--agents N,N,...] [--idle-seconds S] [--in-flight K] "
-                           "[--stats-seconds S] [--max-seconds S]\n");
+                           "[--stats-seconds S] [--reconnects R] [--max-seconds S]\n");
       return 2;
     }
   }
@@ -218,40 +243,50 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "agents-bench: --max-seconds reached, %d agents not run\n", n);
       break;
     }
-    rows.push_back(run(n, options, std::chrono::seconds(idle_seconds), deadline));
+    rows.push_back(run(n, options, std::chrono::seconds(idle_seconds), reconnects, deadline));
   }
 
   std::printf("\n### agents-bench, %s\n\n", utc_now().c_str());
   std::printf("One hub per N (fresh data dir), N simulated agents from one epoll process on loopback, %d "
-              "handshakes in flight; idle %d s (CPU in slices of <= 10 s: min/median/max); STATS every %lld s, "
+              "handshakes in flight; idle %d s (CPU in slices of <= 10 s: min/median/max); %d rounds of close all + reconnect "
+              "all (rate min/median/max, latencies pooled); STATS every %lld s, "
               "ping after 20 s of silence (-10%% jitter); %d CPUs; RLIMIT_NOFILE %llu. B/s counts WebSocket bytes "
               "both ways as the client's sockets see them (no TCP/IP headers). Goal (#19): >= 10k agents at <= 64 "
               "KiB hub RSS and < 100 B/s each.\n\n",
-              options.in_flight, idle_seconds, (long long)(options.stats_every.count() / 1000),
+              options.in_flight, idle_seconds, reconnects, (long long)(options.stats_every.count() / 1000),
               int(sysconf(_SC_NPROCESSORS_ONLN)), (unsigned long long)r.rlim_cur);
-  std::printf("| agents | enroll /s | enroll ms p50 / p99 / max | reconnect /s | reconnect ms p50 / p99 / max | hub RSS "
+  std::printf("| agents | enroll /s | enroll ms p50 / p99 / max | reconnect /s min / med / max | reconnect ms p50 / p99 / max | hub RSS "
               "KiB before / idle | KiB per agent | hub CPU %% idle min / med / max | B/s per link (in + out) | online "
               "after idle | online after reconnect | dropped idle | failed enroll / reconnect |\n");
   std::printf("|---:|---:|---|---:|---|---|---:|---|---:|---:|---:|---:|---|\n");
   for (const Row& w : rows) {
+    Rounds again(w.again);
     double per_agent = double(w.rss_idle - w.rss_before) / w.agents;
     double bps = double(w.idle.in + w.idle.out) / w.agents / w.idle_s;
-    std::printf("| %d | %.0f | %.1f / %.1f / %.1f | %.0f | %.1f / %.1f / %.1f | %ld / %ld | %.1f | %.2f / %.2f / %.2f | "
-                "%.1f (%.1f + %.1f) | %d | %d | %d | %d / %d |\n",
+    std::printf("| %d | %.0f | %.1f / %.1f / %.1f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %ld / %ld | %.1f | "
+                "%.2f / %.2f / %.2f | %.1f (%.1f + %.1f) | %d | %d | %d | %d / %d |\n",
                 w.agents, rate(w.enroll), percentile(w.enroll.ms, 50), percentile(w.enroll.ms, 99),
-                percentile(w.enroll.ms, 100), rate(w.again), percentile(w.again.ms, 50), percentile(w.again.ms, 99),
-                percentile(w.again.ms, 100), w.rss_before, w.rss_idle, per_agent, percentile(w.cpu, 0),
+                percentile(w.enroll.ms, 100), percentile(again.rates, 0), percentile(again.rates, 50),
+                percentile(again.rates, 100), percentile(again.ms, 50), percentile(again.ms, 99),
+                percentile(again.ms, 100), w.rss_before, w.rss_idle, per_agent, percentile(w.cpu, 0),
                 percentile(w.cpu, 50), percentile(w.cpu, 100), bps, double(w.idle.in) / w.agents / w.idle_s,
                 double(w.idle.out) / w.agents / w.idle_s, w.online, w.online_again, w.dropped, w.enroll.failed,
-                w.again.failed);
+                again.failed);
   }
   std::printf("\n");
   for (const Row& w : rows) {
-    std::printf("- %d agents, idle window: %llu STATS, %llu pings and %llu pongs sent, %llu pings from the hub; "
-                "hub CPU while enrolling %.0f %%, while reconnecting %.0f %% of one core; still listed online after the close: %d; drops: %s; enroll failures: %s; reconnect failures: %s\n",
+    Rounds again(w.again);
+    std::string cpu_again;
+    for (double c : w.cpu_again) cpu_again += (cpu_again.empty() ? "" : ", ") + std::to_string(int(std::lround(c)));
+    std::string rates;
+    for (double r : again.rates) rates += (rates.empty() ? "" : ", ") + std::to_string(int(std::lround(r)));
+    std::printf("- %d agents, idle window: %llu STATS, %llu pings and %llu pongs sent, %llu pings from the hub; hub "
+                "CPU %% of one core while enrolling %.0f, while reconnecting %s (rounds: %s /s); most still listed "
+                "online 30 s after a close: %d; drops: %s; enroll failures: %s; reconnect failures: %s\n",
                 w.agents, (unsigned long long)w.idle.stats_out, (unsigned long long)w.idle.pings_out,
-                (unsigned long long)w.idle.pongs_out, (unsigned long long)w.idle.pings_in, w.cpu_enroll, w.cpu_again, w.offline_left,
-                w.drops.c_str(), reasons(w.enroll.reasons).c_str(), reasons(w.again.reasons).c_str());
+                (unsigned long long)w.idle.pongs_out, (unsigned long long)w.idle.pings_in, w.cpu_enroll,
+                cpu_again.c_str(), rates.c_str(), w.offline_left, w.drops.c_str(), reasons(w.enroll.reasons).c_str(),
+                reasons(again.reasons).c_str());
   }
   return 0;
 }
