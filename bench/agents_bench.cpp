@@ -246,14 +246,17 @@ int main(int argc, char** argv) {
     rows.push_back(run(n, options, std::chrono::seconds(idle_seconds), reconnects, deadline));
   }
 
+  std::string stats = options.stats_every.count() > 0
+                          ? "STATS every " + std::to_string(options.stats_every.count() / 1000) + " s (as the real agent)"
+                          : "no STATS (pings only)";
   std::printf("\n### agents-bench, %s\n\n", utc_now().c_str());
   std::printf("One hub per N (fresh data dir), N simulated agents from one epoll process on loopback, %d "
               "handshakes in flight; idle %d s (CPU in slices of <= 10 s: min/median/max); %d rounds of close all + reconnect "
-              "all (rate min/median/max, latencies pooled); STATS every %lld s, "
+              "all (rate min/median/max, latencies pooled); %s, "
               "ping after 20 s of silence (-10%% jitter); %d CPUs; RLIMIT_NOFILE %llu. B/s counts WebSocket bytes "
               "both ways as the client's sockets see them (no TCP/IP headers). Goal (#19): >= 10k agents at <= 64 "
               "KiB hub RSS and < 100 B/s each.\n\n",
-              options.in_flight, idle_seconds, reconnects, (long long)(options.stats_every.count() / 1000),
+              options.in_flight, idle_seconds, reconnects, stats.c_str(),
               int(sysconf(_SC_NPROCESSORS_ONLN)), (unsigned long long)r.rlim_cur);
   std::printf("| agents | enroll /s | enroll ms p50 / p99 / max | reconnect /s min / med / max | reconnect ms p50 / p99 / max | hub RSS "
               "KiB before / idle | KiB per agent | hub CPU %% idle min / med / max | B/s per link (in + out) | online "
