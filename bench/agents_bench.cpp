@@ -37,25 +37,6 @@ using nlohmann::json;
 
 constexpr int kMaxAgents = 20'000;  // a bound on what one run may open, whatever the flags say
 
-// CPU seconds (user + system) a process has used so far (/proc/PID/stat fields 14 and 15).
-double cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(close + 2));
-  std::string f;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; fields >> f; ++i) {
-    if (i == 14) utime = std::stoull(f);
-    if (i == 15) {
-      stime = std::stoull(f);
-      break;
-    }
-  }
-  return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
-}
-
 double percentile(std::vector<double> v, int p) {
   if (v.empty()) return std::nan("");
   std::sort(v.begin(), v.end());

@@ -47,24 +47,6 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 namespace viewer = rx::protocol::viewer;
 
-// CPU seconds (user + system) a process has used so far.
-double cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto close = stat.rfind(')');
-  std::istringstream fields(stat.substr(close + 2));
-  std::string f;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; fields >> f; ++i) {
-    if (i == 14) utime = std::stoull(f);
-    if (i == 15) {
-      stime = std::stoull(f);
-      break;
-    }
-  }
-  return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
-}
-
 // CPU time of the whole machine, summed over CPUs: every task (the shell's `cat`, the kernel's
 // tty workers, relay, viewer) and interrupts. idle includes iowait; steal (the hypervisor's)
 // counts as neither.

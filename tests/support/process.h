@@ -62,6 +62,8 @@ std::map<std::string, std::string> child_env();
 
 // Resident memory of a process in KiB (VmRSS of /proc/PID/status); -1 when it is gone.
 long rss_kib(pid_t pid);
+// CPU seconds (user + system) a process has used so far (/proc/PID/stat fields 14 and 15; 0 if gone).
+double cpu_seconds(pid_t pid);
 // How many open descriptors of any process here are of files in `dir`: the agent writes an
 // upload to an unnamed O_TMPFILE there (no name to see in the directory), which /proc shows as
 // "DIR/#INODE (deleted)". 0 is what "nothing is left behind" means for an upload under way.
