@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "hub/base/json_text.h"
+
 namespace rx::hub {
 namespace {
 
@@ -32,8 +34,6 @@ std::optional<Event> parse_event(std::string_view line, int64_t floor) {
 }
 
 std::string seconds(int64_t us) { return fmt::format("{}.{:06}", us / 1000000, us % 1000000); }
-
-std::string json_text(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
 int size_field(const nlohmann::json& header, const char* name) {
   auto it = header.find(name);
