@@ -10,6 +10,10 @@ namespace {
 
 int clamp_size(int n) { return std::clamp(n, 1, 1000); }
 
+// A blank printed at home, and the cursor back there: the screen looks as before, and libvterm
+// has a last character (of width 1) for REP to repeat.
+constexpr std::string_view kPrime = " \x1b[H";
+
 void put_utf8(std::string& out, uint32_t c) {
   if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) c = 0xFFFD;
   if (c < 0x80) {
@@ -138,6 +142,7 @@ TerminalScreen::TerminalScreen(int cols, int rows) : cols_(clamp_size(cols)), ro
   vterm_screen_set_callbacks(screen_, &kCallbacks, &props_);
   vterm_screen_enable_altscreen(screen_, 1);
   vterm_screen_reset(screen_, 1);
+  vterm_input_write(vt_, kPrime.data(), kPrime.size());  // see feed: REP's width is never 0
 }
 
 TerminalScreen::~TerminalScreen() { vterm_free(vt_); }
@@ -158,6 +163,7 @@ void TerminalScreen::feed(std::string_view bytes) {
       case Repeat::kText:
         if (c == 0x1b) {
           r.state = Repeat::kEscape;
+          r.lead = "\x1b";
         } else if (c < 0x20 || c == 0x7f) {
           out += ch;
         } else {
@@ -175,20 +181,33 @@ void TerminalScreen::feed(std::string_view bytes) {
         }
         break;
       case Repeat::kEscape:
+        // libvterm takes ESC, intermediates, then '[' as a CSI too (found by fuzz_cast_index).
         if (c == '[') {
+          r.lead += ch;
           r.state = Repeat::kCsi;
           r.csi.clear();
+        } else if (c >= 0x20 && c <= 0x2f && r.lead.size() < 8) {
+          r.lead += ch;
         } else if (c == 0x1b) {
-          out += ch;  // a lone ESC, then another escape
+          out += r.lead;  // the escape so far, then another
+          r.lead = "\x1b";
+        } else if (c == 0x18 || c == 0x1a) {  // CAN, SUB: cancel it
+          r.state = Repeat::kText;
+        } else if (c < 0x20) {
+          out += ch;  // libvterm runs a C0 control inside an escape and goes on with it
         } else {
-          out += '\x1b';
+          out += r.lead;
           out += ch;
+          // After a reset libvterm's repeat width is 0 again: print a blank where the cursor
+          // is (home), so no REP that slips through can loop.
+          if (r.lead == "\x1b" && c == 'c') out += kPrime;
           r.state = Repeat::kText;
         }
         break;
       case Repeat::kCsi:
         if (c == 0x1b) {  // cancels the CSI, starts another escape
           r.state = Repeat::kEscape;
+          r.lead = "\x1b";
         } else if (c == 0x18 || c == 0x1a) {  // CAN, SUB: cancel it
           r.state = Repeat::kText;
         } else if (c < 0x20) {
@@ -196,12 +215,12 @@ void TerminalScreen::feed(std::string_view bytes) {
         } else if (c < 0x40 && r.csi.size() < 64) {
           r.csi += ch;
         } else if (c < 0x40) {  // too long to be one: let libvterm have it as it came
-          out += "\x1b[" + r.csi + ch;
+          out += r.lead + r.csi + ch;
           r.state = Repeat::kText;
         } else {
           r.state = Repeat::kText;
           if (c != 'b' || r.csi.find_first_not_of("0123456789") != std::string::npos) {
-            out += "\x1b[" + r.csi + ch;
+            out += r.lead + r.csi + ch;
             break;
           }
           if (r.last.empty()) break;

@@ -51,6 +51,7 @@ class TerminalScreen {
   // What feed() carries from one chunk to the next to find REP sequences.
   struct Repeat {
     enum { kText, kEscape, kCsi } state = kText;
+    std::string lead;     // what opened the escape: ESC, its intermediates, '['
     std::string csi;      // a CSI's parameters so far
     std::string last;     // the last character printed (UTF-8)
     std::string partial;  // one being read, and how many bytes it needs

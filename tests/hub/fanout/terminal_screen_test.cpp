@@ -90,6 +90,15 @@ TEST(TerminalScreen, RepeatIsPlayedAsTheCharacterItRepeatsAndNeverHangs) {
   EXPECT_EQ(fresh.row_text(2), std::string(20, 'x'));
   fresh.feed("\x1b" "c\x1b[3b\x1b[2;5Hz\x1b[2\rb");  // after a reset; a CR inside the CSI runs first
   EXPECT_EQ(fresh.row_text(1).substr(0, 5), "zz  z");
+
+  // libvterm also takes ESC, an intermediate, then '[' as a CSI; after a reset nothing was
+  // printed again; a C0 control may sit inside the escape. None of these may hang.
+  for (std::string hostile : {"\x1b([b", "\x1b)#[3b", "\x1b" "c\x1b([b", "\x1b\r[b", "\x1b" "c\x1b[b"}) {
+    TerminalScreen s(10, 2);
+    s.feed(hostile);
+    s.feed("ok");
+    EXPECT_EQ(s.row_text(0).substr(s.row_text(0).size() - 2), "ok") << hostile;
+  }
 }
 
 TEST(TerminalScreen, AnEmptyScreenSnapshotsToACursorHomeOnly) {
