@@ -67,7 +67,9 @@ Status CastIndex::line(std::string_view text, uint64_t offset) {
   if (!header_) {
     auto h = nlohmann::json::parse(text, nullptr, false);
     int cols = h.is_object() ? size_field(h, "width") : 0, rows = h.is_object() ? size_field(h, "height") : 0;
-    if (!h.is_object() || h.value("version", 0) != 2 || !cols || !rows)
+    // value() would throw on a "version" that is not a number: an index is built on a pool thread.
+    auto version = h.is_object() ? h.find("version") : h.end();
+    if (!h.is_object() || version == h.end() || !version->is_number_integer() || *version != 2 || !cols || !rows)
       return make_error("bad_recording", "the recording's first line is not an asciicast v2 header");
     header_ = true;
     cols_ = cols;

@@ -238,13 +238,16 @@ TEST_F(CastIndexTest, UnknownSegmentsBadEndsAndANonCastFileAreRefused) {
   ASSERT_FALSE(before);
   EXPECT_EQ(before.error().code, "bad_request");
 
-  write_file(dir_ / "junk.cast", "{\"version\": 3, \"term\": {}}\n[0.1, \"o\", \"x\"]\n");
-  Fd junk(::open((dir_ / "junk.cast").c_str(), O_RDONLY));
-  CastIndex bad;
-  auto s = bad.extend(junk.get());
-  ASSERT_FALSE(s);
-  EXPECT_EQ(s.error().code, "bad_recording");
-  EXPECT_FALSE(bad.index_json());
+  for (std::string header : {R"({"version": 3, "width": 80, "height": 24})", R"({"version": "2", "width": 80, "height": 24})",
+                             R"({"version": 2, "width": "80", "height": 24})", R"([2, 80, 24])", "not json"}) {
+    write_file(dir_ / "junk.cast", header + "\n[0.1, \"o\", \"x\"]\n");
+    Fd junk(::open((dir_ / "junk.cast").c_str(), O_RDONLY));
+    CastIndex bad;
+    auto s = bad.extend(junk.get());
+    ASSERT_FALSE(s) << header;
+    EXPECT_EQ(s.error().code, "bad_recording");
+    EXPECT_FALSE(bad.index_json());
+  }
 }
 
 TEST_F(CastIndexTest, ARecordingWithNoOutputYetHasOneEmptySegment) {
